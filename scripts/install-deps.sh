@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything mlseg's build, tests and benchmarks need, from Debian bookworm.
+# Idempotent: packages already present are skipped; `apt-get update` runs only when
+# something is missing and the package lists are absent or older than a day.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libtorch-dev
+  libinsighttoolkit5-dev
+  nlohmann-json3-dev
+  libcli11-dev
+  libfmt-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  libopenblas0-openmp
+  zlib1g-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}"
+lists=/var/lib/apt/lists
+if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
+  $SUDO apt-get update
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,21 @@
+#pragma once
+// A plain console table: column widths fit the content, text left-aligned.
+#include <string>
+#include <vector>
+
+namespace mlseg {
+
+class TextTable {
+ public:
+  explicit TextTable(std::vector<std::string> header) : header_(std::move(header)) {}
+  void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  bool empty() const { return rows_.empty(); }
+  /// Cells longer than max_cell_width are wrapped onto continuation lines.
+  std::string render(std::size_t max_cell_width = 100) const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+}  // namespace mlseg
