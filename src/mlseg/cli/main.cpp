@@ -1,11 +1,32 @@
+// mlseg: one executable, one subcommand per pipeline stage.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
 #include <iostream>
-#include "mlseg/io/image_io.h"
+
+#include "mlseg/cli/commands.h"
+#include "mlseg/core/error.h"
+
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    try {
-      auto img = mlseg::read_label_image(argv[i]);
-      auto h = mlseg::read_image_header(argv[i]);
-      std::cout << argv[i] << " " << img.data.sizes() << " " << h.component_type << " sp " << mlseg::format_zyx(img.geometry.spacing_zyx_mm) << " org " << mlseg::format_zyx(img.geometry.origin_zyx_mm) << " max " << img.data.max().item<long>() << "\n";
-    } catch (std::exception& e) { std::cout << "ERR " << e.what() << "\n"; }
+  CLI::App app{"mlseg: self-configuring multi-label medical image segmentation (nnU-Net's pipeline, in C++)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mlseg 0.1.0");
+  mlseg::cli::CommandRegistry registry;
+  mlseg::cli::add_synth_command(app, registry);
+  mlseg::cli::add_verify_command(app, registry);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    return registry.run_selected();
+  } catch (const mlseg::Error& error) {
+    std::fprintf(stderr, "mlseg: error: %s\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "mlseg: internal error: %s\n  (please report this, with the command that caused it)\n",
+                 error.what());
+    return 3;
   }
 }

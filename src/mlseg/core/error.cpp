@@ -38,7 +38,15 @@ Error Error::located(const ErrorLocation& outer) const {
   if (merged.file.empty()) merged.file = outer.file;
   if (merged.case_id.empty()) merged.case_id = outer.case_id;
   if (merged.channel.empty()) merged.channel = outer.channel;
-  return Error(problem_, fix_, merged);
+  Error copy(problem_, fix_, merged);
+  copy.code_ = code_;
+  return copy;
+}
+
+Error Error::with_code(std::string code) const {
+  Error copy = *this;
+  copy.code_ = std::move(code);
+  return copy;
 }
 
 }  // namespace mlseg

@@ -24,10 +24,16 @@ class Error : public std::runtime_error {
   /// Returns a copy with `file`/`case_id`/`channel` filled in where they were empty.
   Error located(const ErrorLocation& outer) const;
 
+  /// A stable identifier of the kind of problem (e.g. "label_not_integer"), for reports that
+  /// group problems; empty when the kind needs none.
+  const std::string& code() const { return code_; }
+  Error with_code(std::string code) const;
+
  private:
   std::string problem_;
   std::string fix_;
   ErrorLocation where_;
+  std::string code_;
 };
 
 /// "file (case X, channel Y)" with absent parts left out; empty when nothing is known.

@@ -89,13 +89,13 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
   const ErrorLocation where{path.string(), "", ""};
   std::error_code status_error;
   if (!fs::exists(path, status_error)) {
-    throw Error("file not found", "check the path and the dataset's file_ending", where);
+    throw Error("file not found", "check the path and the dataset's file_ending", where).with_code("file_missing");
   }
   if (!fs::is_regular_file(path, status_error)) {
     throw Error("not a regular file", "point to an image file", where);
   }
   const std::uintmax_t file_size = fs::file_size(path, status_error);
-  if (file_size == 0) throw Error("the file is empty (0 bytes)", kReexportFix, where);
+  if (file_size == 0) throw Error("the file is empty (0 bytes)", kReexportFix, where).with_code("file_empty");
   if (!is_supported_image_file(path)) {
     throw Error("unsupported file ending '" + full_extension(path) + "'",
                 "use .nii.gz, .nii, .nrrd, .mha, .mhd, .png, .tif, .jpg or .bmp", where);
@@ -107,14 +107,14 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
     throw Error("not a valid " + full_extension(path) +
                     " file: its header cannot be read (corrupt, truncated, or another format "
                     "with this extension)",
-                kReexportFix, where);
+                kReexportFix, where).with_code("unreadable_header");
   }
   itk::ImageIOBase& io = *opened.io;
   io.SetFileName(path.string());
   try {
     io.ReadImageInformation();
   } catch (const itk::ExceptionObject& error) {
-    throw Error("cannot read the image header: " + itk_reason(error), kReexportFix, where);
+    throw Error("cannot read the image header: " + itk_reason(error), kReexportFix, where).with_code("unreadable_header");
   }
 
   const unsigned dims = io.GetNumberOfDimensions();
@@ -138,7 +138,7 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
       throw Error("the header declares an impossible size of " +
                       std::to_string(io.GetDimensions(axis)) + " voxels along axis " +
                       std::to_string(axis),
-                  kReexportFix, where);
+                  kReexportFix, where).with_code("implausible_header");
     }
     size[axis] = static_cast<std::int64_t>(io.GetDimensions(axis));
   }
@@ -152,7 +152,7 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
     if (components > 1) text << " x " << components << " components";
     text << " = " << static_cast<double>(elements) << " values, above the limit of "
          << options.max_elements << " (a corrupt or hostile header)";
-    throw Error(text.str(), std::string(kReexportFix) + "; if the image is truly this large, raise ImageReadOptions::max_elements", where);
+    throw Error(text.str(), std::string(kReexportFix) + "; if the image is truly this large, raise ImageReadOptions::max_elements", where).with_code("implausible_header");
   }
   const auto component_size = static_cast<long double>(io.GetComponentSize());
   const long double pixel_bytes = elements * component_size;
@@ -163,13 +163,13 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
       throw Error("the file is truncated: its header promises " +
                       std::to_string(static_cast<long long>(pixel_bytes)) +
                       " bytes of pixel data but the whole file holds " + std::to_string(file_size),
-                  kReexportFix, where);
+                  kReexportFix, where).with_code("file_truncated");
     }
     if (pixel_bytes > options.max_compression_ratio * static_cast<long double>(file_size)) {
       throw Error("the header declares " + std::to_string(static_cast<long long>(pixel_bytes)) +
                       " bytes of pixels in a file of " + std::to_string(file_size) +
                       " bytes, beyond any real compression ratio (corrupt or hostile header)",
-                  kReexportFix, where);
+                  kReexportFix, where).with_code("implausible_header");
     }
   }
 
@@ -222,7 +222,7 @@ torch::Tensor read_raw_bytes(OpenedImage& opened, const fs::path& path) {
   } catch (const itk::ExceptionObject& error) {
     throw Error("cannot decode the pixel data (the file is probably truncated or corrupt): " +
                     itk_reason(error),
-                kReexportFix, {path.string(), "", ""});
+                kReexportFix, {path.string(), "", ""}).with_code("corrupt_pixel_data");
   }
   return raw;
 }
@@ -378,7 +378,8 @@ Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
     throw Error(text.str(),
                 "export the label map with integer values (nearest-neighbour resampling, no "
                 "scaling); is this an image file in the labels folder?",
-                {path.string(), "", ""});
+                {path.string(), "", ""})
+        .with_code("label_not_integer");
   }
   return image;
 }
