@@ -354,6 +354,10 @@ void write_phantom_dataset(const fs::path& output_dir, const PhantomOptions& opt
     Progress progress("synth", static_cast<std::int64_t>(total), "cases", progress_options);
     std::vector<std::string> failures(total);
     parallel_for(total, options.threads, [&](std::size_t job) {
+      struct AdvanceOnExit {
+        Progress& progress;
+        ~AdvanceOnExit() { progress.advance(); }
+      } advance_on_exit{progress};
       try {
         const bool test = static_cast<int>(job) >= options.num_cases;
         const int index = test ? static_cast<int>(job) - options.num_cases : static_cast<int>(job);
@@ -413,7 +417,6 @@ void write_phantom_dataset(const fs::path& output_dir, const PhantomOptions& opt
       } catch (const std::exception& error) {
         failures[job] = error.what();
       }
-      progress.advance();
     });
     progress.finish();
     for (const auto& failure : failures) {

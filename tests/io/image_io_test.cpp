@@ -1,0 +1,256 @@
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "mlseg/core/error.h"
+#include "mlseg/io/image_io.h"
+#include "test_support.h"
+
+namespace mlseg {
+namespace {
+namespace fs = std::filesystem;
+
+// An oblique, anisotropic, off-origin grid: every geometry field non-trivial.
+Geometry oblique_geometry() {
+  Geometry geometry;
+  geometry.spacing_zyx_mm = {2.5, 0.75, 0.625};  // float32-exact, as NIfTI stores them
+  geometry.origin_zyx_mm = {-12.25, 31.5, 7.75};
+  const double angle = 0.3;
+  // A rotation about the index z axis, written in zyx order.
+  geometry.direction_zyx = {{{1, 0, 0}, {0, std::cos(angle), std::sin(angle)}, {0, -std::sin(angle), std::cos(angle)}}};
+  return geometry;
+}
+
+void expect_geometry_near(const Geometry& a, const Geometry& b, double tolerance) {
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(a.spacing_zyx_mm[i], b.spacing_zyx_mm[i], tolerance);
+    EXPECT_NEAR(a.origin_zyx_mm[i], b.origin_zyx_mm[i], tolerance);
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(a.direction_zyx[i][j], b.direction_zyx[i][j], tolerance);
+  }
+}
+
+class ImageRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ImageRoundTrip, GeometryAndValuesSurviveWriteThenRead) {
+  testing::TempDir dir;
+  const fs::path path = dir / ("image" + GetParam());
+  Image image;
+  image.geometry = oblique_geometry();
+  image.data = torch::arange(4 * 5 * 6, torch::kFloat32).reshape({1, 4, 5, 6}) * 0.5f - 3.0f;
+  write_image(image, path);
+  const Image first = read_image(path);
+  // Axis-aligned geometry round-trips exactly in every format.
+  Image aligned = image;
+  aligned.geometry.direction_zyx = Geometry{}.direction_zyx;
+  aligned.geometry.direction_zyx[2][2] = -1;
+  write_image(aligned, dir / ("aligned" + GetParam()));
+  const Image aligned_back = read_image(dir / ("aligned" + GetParam()));
+  EXPECT_EQ(aligned_back.geometry, aligned.geometry);
+  EXPECT_EQ(first.data.sizes(), image.data.sizes());
+  EXPECT_TRUE(torch::allclose(first.data, image.data));
+  expect_geometry_near(first.geometry, image.geometry, 1e-5);
+  // Exact round trip from what the file holds.
+  write_image(first, dir / ("again" + GetParam()));
+  const Image second = read_image(dir / ("again" + GetParam()));
+  // NIfTI keeps an oblique direction as a float32 quaternion: exact up to float32 rounding.
+  // Every other format, and every axis-aligned NIfTI, round-trips bit for bit.
+  const bool nifti = GetParam().rfind(".nii", 0) == 0;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      if (nifti) {
+        EXPECT_NEAR(second.geometry.direction_zyx[i][j], first.geometry.direction_zyx[i][j], 1e-7) << i << j;
+      } else {
+        EXPECT_EQ(second.geometry.direction_zyx[i][j], first.geometry.direction_zyx[i][j]) << i << j;
+      }
+    }
+  }
+  EXPECT_EQ(second.geometry.spacing_zyx_mm, first.geometry.spacing_zyx_mm);
+  EXPECT_EQ(second.geometry.origin_zyx_mm, first.geometry.origin_zyx_mm);
+  EXPECT_TRUE(torch::equal(second.data, first.data));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, ImageRoundTrip, ::testing::Values(".nii.gz", ".nii", ".nrrd", ".mha"),
+                         [](const auto& info) {
+                           std::string name = info.param.substr(1);
+                           for (auto& c : name) if (c == '.') c = '_';
+                           return name;
+                         });
+
+TEST(ImageIo, IntegerLabelsKeepTheirTypeAndValues) {
+  testing::TempDir dir;
+  for (auto dtype : {torch::kUInt8, torch::kInt16, torch::kInt32, torch::kInt64}) {
+    Image label;
+    label.data = torch::tensor({0, 1, 2, 100}, torch::kInt64).reshape({1, 1, 2, 2}).to(dtype);
+    write_image(label, dir / "label.nii.gz");
+    const ImageHeader header = read_image_header(dir / "label.nii.gz");
+    EXPECT_FALSE(header.floating_point);
+    const Image back = read_label_image(dir / "label.nii.gz");
+    EXPECT_EQ(back.data.scalar_type(), torch::kInt64);
+    EXPECT_TRUE(torch::equal(back.data, label.data.to(torch::kInt64)));
+  }
+}
+
+TEST(ImageIo, FourDimensionalNiftiHoldsOneVolumePerChannel) {
+  testing::TempDir dir;
+  Image multihot;
+  multihot.geometry = oblique_geometry();
+  multihot.data = (torch::arange(3 * 2 * 3 * 4).reshape({3, 2, 3, 4}) % 3 == 0).to(torch::kUInt8);
+  write_image(multihot, dir / "multihot.nii.gz");
+  const ImageHeader header = read_image_header(dir / "multihot.nii.gz");
+  EXPECT_EQ(header.num_dimensions, 4);
+  EXPECT_EQ(header.num_channels, 3);
+  const Image back = read_label_image(dir / "multihot.nii.gz");
+  EXPECT_TRUE(torch::equal(back.data, multihot.data.to(torch::kInt64)));
+  expect_geometry_near(back.geometry, multihot.geometry, 1e-5);
+}
+
+TEST(ImageIo, PngRgbBecomesThreeChannelsAndGrayOne) {
+  testing::TempDir dir;
+  Image rgb;
+  rgb.data = torch::randint(0, 256, {3, 1, 7, 9}, torch::kInt64).to(torch::kUInt8);
+  write_image(rgb, dir / "rgb.png");
+  const Image back = read_image(dir / "rgb.png");
+  ASSERT_EQ(back.data.sizes(), (std::vector<std::int64_t>{3, 1, 7, 9}));
+  EXPECT_TRUE(torch::equal(back.data, rgb.data.to(torch::kFloat32)));
+  Image mask;
+  mask.data = (torch::arange(63).reshape({1, 1, 7, 9}) % 2 * 255).to(torch::kUInt8);
+  write_image(mask, dir / "mask.png");
+  EXPECT_TRUE(torch::equal(read_label_image(dir / "mask.png").data, mask.data.to(torch::kInt64)));
+  // 3D data cannot go into a PNG.
+  Image volume;
+  volume.data = torch::zeros({1, 2, 3, 3}, torch::kUInt8);
+  EXPECT_THROW(write_image(volume, dir / "volume.png"), Error);
+  EXPECT_FALSE(fs::exists(dir / "volume.png"));
+}
+
+TEST(ImageIo, FloatLabelsMustBeIntegral) {
+  testing::TempDir dir;
+  Image label;
+  label.data = torch::tensor({0.0f, 0.99999997f, 2.0f, 0.5f}).reshape({1, 1, 2, 2});
+  write_image(label, dir / "bad.nii.gz");
+  try {
+    read_label_image(dir / "bad.nii.gz");
+    FAIL() << "non-integral label accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "label_not_integer");
+    EXPECT_NE(error.problem().find("0.5"), std::string::npos);
+    EXPECT_NE(error.problem().find("z=0, y=1, x=1"), std::string::npos);
+    EXPECT_EQ(error.where().file, (dir / "bad.nii.gz").string());
+  }
+  label.data[0][0][1][1] = 1.0f;
+  write_image(label, dir / "good.nii.gz");
+  EXPECT_TRUE(torch::equal(read_label_image(dir / "good.nii.gz").data.flatten(),
+                           torch::tensor({0, 1, 2, 1}, torch::kInt64)));
+}
+
+// A hand-made NIfTI-1 header claiming `size`^3 uint8 voxels.
+std::string nifti_header(int size) {
+  std::string header(352, '\0');
+  auto put_i32 = [&](int offset, std::int32_t value) { std::memcpy(&header[offset], &value, 4); };
+  auto put_i16 = [&](int offset, std::int16_t value) { std::memcpy(&header[offset], &value, 2); };
+  auto put_f32 = [&](int offset, float value) { std::memcpy(&header[offset], &value, 4); };
+  put_i32(0, 348);
+  const std::int16_t dims[8] = {3, static_cast<std::int16_t>(size), static_cast<std::int16_t>(size),
+                                static_cast<std::int16_t>(size), 1, 1, 1, 1};
+  for (int i = 0; i < 8; ++i) put_i16(40 + 2 * i, dims[i]);
+  put_i16(70, 2);  // datatype uint8
+  put_i16(72, 8);  // bitpix
+  for (int i = 0; i < 8; ++i) put_f32(76 + 4 * i, 1.0f);
+  put_f32(108, 352.0f);  // vox_offset
+  std::memcpy(&header[344], "n+1\0", 4);
+  return header;
+}
+
+TEST(ImageIo, HostileHeaderFailsBeforeAllocating) {
+  testing::TempDir dir;
+  {
+    std::ofstream file(dir / "huge.nii", std::ios::binary);
+    file << nifti_header(30000) << std::string(64, '\1');
+  }
+  try {
+    read_image(dir / "huge.nii");
+    FAIL() << "absurd header accepted";
+  } catch (const Error& error) {
+    EXPECT_TRUE(error.code() == "implausible_header" || error.code() == "file_truncated") << error.what();
+    EXPECT_NE(std::string(error.what()).find("huge.nii"), std::string::npos);
+  }
+  // The same header gzip-compressed: bounded by the compression-ratio check.
+  const std::string payload = nifti_header(20000) + std::string(1 << 16, '\0');
+  gzFile gz = gzopen((dir / "huge.nii.gz").c_str(), "wb");
+  gzwrite(gz, payload.data(), static_cast<unsigned>(payload.size()));
+  gzclose(gz);
+  try {
+    read_image(dir / "huge.nii.gz");
+    FAIL() << "absurd compressed header accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "implausible_header") << error.what();
+  }
+  // A plausible small header whose data is missing: truncated.
+  {
+    std::ofstream file(dir / "short.nii", std::ios::binary);
+    file << nifti_header(64) << std::string(100, '\1');
+  }
+  try {
+    read_image(dir / "short.nii");
+    FAIL() << "truncated file accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "file_truncated") << error.what();
+  }
+}
+
+TEST(ImageIo, MissingEmptyAndForeignFilesGiveSpecificErrors) {
+  testing::TempDir dir;
+  auto code_of = [](const fs::path& path) {
+    try {
+      read_image(path);
+    } catch (const Error& error) {
+      return error.code();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(code_of(dir / "absent.nii.gz"), "file_missing");
+  std::ofstream(dir / "empty.nii.gz").close();
+  EXPECT_EQ(code_of(dir / "empty.nii.gz"), "file_empty");
+  std::ofstream(dir / "text.nii.gz") << "this is not an image";
+  EXPECT_EQ(code_of(dir / "text.nii.gz"), "unreadable_header");
+  std::ofstream(dir / "notes.txt") << "x";
+  EXPECT_THROW(read_image(dir / "notes.txt"), Error);
+}
+
+TEST(ImageIoRealData, SurvivesTheDocumentedQuirks) {
+  MLSEG_REQUIRE_SHARED_DATA();
+  const fs::path data = testing::shared_data_dir();
+  // scl_slope = NaN means "no scaling": values stay as stored.
+  const Image image = read_image(data / "Dataset004_Hippocampus/imagesTr/hippocampus_001_0000.nii.gz");
+  EXPECT_EQ(image.data.sizes(), (std::vector<std::int64_t>{1, 35, 51, 35}));
+  EXPECT_TRUE(torch::isfinite(image.data).all().item<bool>());
+  EXPECT_EQ(image.data.max().item<float>(), 139.0f);
+  // Labels stored as float32.
+  const ImageHeader header = read_image_header(data / "Dataset004_Hippocampus/labelsTr/hippocampus_003.nii.gz");
+  EXPECT_EQ(header.component_type, "float32");
+  const Image label = read_label_image(data / "Dataset004_Hippocampus/labelsTr/hippocampus_003.nii.gz");
+  EXPECT_EQ(label.data.max().item<std::int64_t>(), 2);
+  EXPECT_EQ(label.data.min().item<std::int64_t>(), 0);
+  // A brain mask whose foreground reads 0.99999997 is a valid label.
+  const Image mask = read_label_image(data / "Dataset001_BraTS2015/brainmasks/BRATS_0002.nii.gz");
+  EXPECT_EQ(std::get<0>(torch::_unique(mask.data)).numel(), 2);
+  EXPECT_EQ(mask.data.max().item<std::int64_t>(), 1);
+  // RGB TIFF and JPEG become 3 channels of a 2D image.
+  const Image fundus = read_image(data / "drive_2d/training/images/21_training.tif");
+  EXPECT_EQ(fundus.data.sizes(), (std::vector<std::int64_t>{3, 1, 584, 565}));
+  const Image skin = read_image(data / "isic2018_sample_2d/original/ISIC_0000000.jpg");
+  EXPECT_EQ(skin.data.size(0), 3);
+  // Geometry of a real file round-trips exactly.
+  testing::TempDir dir;
+  const Image ct = read_image(data / "totalsegmentator_ct/example_ct_sm.nii.gz");
+  write_image(ct, dir / "ct.nii.gz");
+  const Image back = read_image(dir / "ct.nii.gz");
+  EXPECT_EQ(back.geometry, ct.geometry);
+  EXPECT_TRUE(torch::equal(back.data, ct.data));
+}
+
+}  // namespace
+}  // namespace mlseg
