@@ -154,8 +154,8 @@ TEST(VerifyCorrupted, LabelRewrittenUnchangedStaysClean) {
 // ---------------------------------------------------------------------------------------------
 // Unreadable files.
 
-// Known bug (see the report): nifti1_io zero-fills whatever a truncated .nii.gz lacks and ITK
-// reports success, so these two truncation tests fail until image_io_itk.cpp checks the gzip stream.
+// ITK's nifti1_io zero-fills whatever a truncated .nii.gz lacks; mlseg's own NIfTI pixel reader
+// (io/nifti_pixels.cpp) counts the bytes and reports the truncation.
 TEST(VerifyCorrupted, TruncatedCompressedImage) {
   MLSEG_REQUIRE_SHARED_DATA();
   HippocampusCopy copy;
@@ -163,7 +163,8 @@ TEST(VerifyCorrupted, TruncatedCompressedImage) {
   const VerifyReport report = copy.verify();
   ASSERT_EQ(report.problems.size(), 1u) << describe(report);
   const VerifyProblem& problem = report.problems[0];
-  EXPECT_TRUE(problem.code == "corrupt_pixel_data" || problem.code == "unreadable_header") << problem.code;
+  EXPECT_EQ(problem.code, "file_truncated");
+  EXPECT_NE(problem.message.find("pixel bytes its header promises"), std::string::npos) << problem.message;
   EXPECT_EQ(problem.severity, Severity::error);
   EXPECT_EQ(problem.case_id, "hippocampus_006");
   EXPECT_EQ(problem.file, "imagesTr/hippocampus_006_0000.nii.gz");
@@ -177,8 +178,7 @@ TEST(VerifyCorrupted, TruncatedCompressedLabel) {
   truncate_to_half(copy.label("hippocampus_001"));
   const VerifyReport report = copy.verify();
   ASSERT_EQ(report.problems.size(), 1u) << describe(report);
-  EXPECT_TRUE(report.problems[0].code == "corrupt_pixel_data" || report.problems[0].code == "unreadable_header")
-      << report.problems[0].code;
+  EXPECT_EQ(report.problems[0].code, "file_truncated");
   EXPECT_EQ(report.problems[0].case_id, "hippocampus_001");
   EXPECT_EQ(report.problems[0].file, "labelsTr/hippocampus_001.nii.gz");
   // An unreadable label does not count towards channel presence.
@@ -345,9 +345,8 @@ TEST(VerifyCorrupted, NonIntegerFloatLabel) {
   EXPECT_TRUE(contains(problem.message, "z=1, y=2, x=3")) << problem.message;
 }
 
-// Known bug (see the report): nifti1_io replaces NaN/Inf float voxels by 0 while reading, so a
-// NIfTI image's NaN never reaches verify. VerifyCorruptedPhantom.NanInMetaImage shows the check
-// itself works.
+// ITK's nifti1_io replaces NaN/Inf float voxels by 0; mlseg reads NIfTI pixels itself so that
+// they reach verify (the same check on MetaImage: VerifyCorruptedPhantom.NanInMetaImage).
 TEST(VerifyCorrupted, NanAndInfInImage) {
   MLSEG_REQUIRE_SHARED_DATA();
   HippocampusCopy copy;

@@ -22,6 +22,7 @@
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
 #include "mlseg/io/image_io.h"
+#include "mlseg/io/nifti_pixels.h"
 
 namespace mlseg {
 namespace fs = std::filesystem;
@@ -215,8 +216,54 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
   return opened;
 }
 
-// Decodes all pixels into a raw byte buffer in ITK's layout: x fastest, components innermost.
-torch::Tensor read_raw_bytes(OpenedImage& opened, const fs::path& path) {
+// Pixels as stored, ready to convert: raw bytes of `type`, and the scaling still to apply.
+struct RawPixels {
+  torch::Tensor bytes;
+  ComponentType type = ComponentType::UNKNOWNCOMPONENTTYPE;
+  bool rescale = false;
+  double slope = 1.0;
+  double intercept = 0.0;
+};
+
+ComponentType nifti_component(int datatype) {
+  switch (datatype) {
+    case 2: return ComponentType::UCHAR;
+    case 256: return ComponentType::CHAR;
+    case 4: return ComponentType::SHORT;
+    case 512: return ComponentType::USHORT;
+    case 8: return ComponentType::INT;
+    case 768: return ComponentType::UINT;
+    case 16: return ComponentType::FLOAT;
+    case 64: return ComponentType::DOUBLE;
+    case 1024: return ComponentType::LONGLONG;
+    case 1280: return ComponentType::ULONGLONG;
+    default: return ComponentType::UNKNOWNCOMPONENTTYPE;
+  }
+}
+
+torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path);
+
+// Decodes all pixels in ITK's layout: x fastest, components innermost. Scalar NIfTI-1 is read
+// by mlseg's own reader (ITK's nifti1_io zeroes NaN/Inf and zero-fills truncated .nii.gz).
+RawPixels read_raw_pixels(OpenedImage& opened, const fs::path& path) {
+  RawPixels raw;
+  const std::string ending = lower(full_extension(path));
+  if ((ending == ".nii" || ending == ".nii.gz") && opened.io->GetNumberOfComponents() == 1) {
+    if (auto nifti = read_nifti1_pixels(path, opened.num_elements)) {
+      raw.bytes = nifti->bytes;
+      raw.type = nifti_component(nifti->datatype);
+      raw.rescale = nifti->rescale;
+      raw.slope = nifti->slope;
+      raw.intercept = nifti->intercept;
+      return raw;
+    }
+  }
+  raw.bytes = read_raw_bytes_itk(opened, path);
+  raw.type = opened.io->GetComponentType();
+  return raw;
+}
+
+torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
   itk::ImageIOBase& io = *opened.io;
   const unsigned dims = io.GetNumberOfDimensions();
   itk::ImageIORegion region(dims);
@@ -323,24 +370,44 @@ ImageHeader read_image_header(const fs::path& path, const ImageReadOptions& opti
 
 Image read_image(const fs::path& path, const ImageReadOptions& options) {
   OpenedImage opened = open_image(path, options);
-  const torch::Tensor raw = read_raw_bytes(opened, path);
+  const RawPixels raw = read_raw_pixels(opened, path);
   const ImageHeader& header = opened.header;
   const bool interleaved = header.num_dimensions < 4;
   Image image;
   image.geometry = header.geometry;
   image.data = torch::empty(tensor_shape(header), torch::kFloat32);
   float* target = image.data.data_ptr<float>();
-  dispatch_component(opened.io->GetComponentType(), [&](auto tag) {
+  dispatch_component(raw.type, [&](auto tag) {
     using Source = decltype(tag);
-    copy_to_channels_first<Source>(raw, header, interleaved, target,
-                                   [](Source value, std::int64_t) { return static_cast<float>(value); });
+    if (raw.rescale) {
+      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [&](Source value, std::int64_t) {
+        return static_cast<float>(static_cast<double>(value) * raw.slope + raw.intercept);
+      });
+    } else {
+      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target,
+                                     [](Source value, std::int64_t) { return static_cast<float>(value); });
+    }
   });
   return image;
 }
 
 Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
   OpenedImage opened = open_image(path, options);
-  const torch::Tensor raw = read_raw_bytes(opened, path);
+  RawPixels raw = read_raw_pixels(opened, path);
+  if (raw.rescale) {
+    // Scaled labels (e.g. a mask stored with slope 0.99999997): apply, then check integrality.
+    torch::Tensor values = torch::empty({opened.num_elements}, torch::kFloat64);
+    double* scaled = values.data_ptr<double>();
+    dispatch_component(raw.type, [&](auto tag) {
+      using Source = decltype(tag);
+      const auto* source = reinterpret_cast<const Source*>(raw.bytes.data_ptr());
+      for (std::int64_t i = 0; i < opened.num_elements; ++i) {
+        scaled[i] = static_cast<double>(source[i]) * raw.slope + raw.intercept;
+      }
+    });
+    raw.bytes = values.view(torch::kUInt8);
+    raw.type = ComponentType::DOUBLE;
+  }
   const ImageHeader& header = opened.header;
   const bool interleaved = header.num_dimensions < 4;
   Image image;
@@ -353,10 +420,10 @@ Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
   double bad = 0;
   std::int64_t bad_index = 0;
   const double tolerance = options.label_integer_tolerance;
-  dispatch_component(opened.io->GetComponentType(), [&](auto tag) {
+  dispatch_component(raw.type, [&](auto tag) {
     using Source = decltype(tag);
     if constexpr (std::is_floating_point_v<Source>) {
-      copy_to_channels_first<Source>(raw, header, interleaved, target, [&](Source value, std::int64_t index) {
+      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [&](Source value, std::int64_t index) {
         const double rounded = std::nearbyint(static_cast<double>(value));
         if (!(std::abs(static_cast<double>(value) - rounded) <= tolerance) ||
             std::abs(rounded) > 9.0e18) {
@@ -372,11 +439,11 @@ Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
     } else if constexpr (std::is_same_v<Source, unsigned long long> ||
                          (std::is_same_v<Source, unsigned long> && sizeof(unsigned long) == 8)) {
       // Bitmask labels may use all 64 bits: keep the bit pattern.
-      copy_to_channels_first<Source>(raw, header, interleaved, target, [](Source value, std::int64_t) {
+      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [](Source value, std::int64_t) {
         return static_cast<std::int64_t>(value);
       });
     } else {
-      copy_to_channels_first<Source>(raw, header, interleaved, target, [](Source value, std::int64_t) {
+      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [](Source value, std::int64_t) {
         return static_cast<std::int64_t>(value);
       });
     }
