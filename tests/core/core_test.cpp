@@ -81,6 +81,14 @@ TEST(CoreTextTable, AlignsColumnsAndWrapsLongCells) {
   EXPECT_NE(text.find("     three"), std::string::npos);
 }
 
+TEST(CoreTextTable, KeepsMarkedColumnsWhole) {
+  TextTable table({"file", "problem"});
+  table.keep_whole(0);
+  table.add_row({"labelsTr/a_very_long_folder_name/structure.nii.gz", "a long problem text here"});
+  const std::string text = table.render(10);
+  EXPECT_NE(text.find("labelsTr/a_very_long_folder_name/structure.nii.gz  a long"), std::string::npos) << text;
+}
+
 TEST(CoreProgress, FormatsDurations) {
   EXPECT_EQ(format_duration(0.84), "0.8 s");
   EXPECT_EQ(format_duration(125), "2 min 05 s");

@@ -19,6 +19,7 @@
 #include "mlseg/synth/phantom.h"
 #include "mlseg/verify/verify.h"
 #include "test_support.h"
+#include "verify/verify_test_support.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -29,21 +30,9 @@ using mlseg::VerifyReport;
 using mlseg::testing::shared_data_dir;
 using mlseg::testing::TempDir;
 
-VerifyOptions quiet_options() {
-  VerifyOptions options;
-  options.threads = 2;
-  options.show_progress = false;
-  return options;
-}
+VerifyOptions quiet_options() { return mlseg::testing::quiet_verify_options(); }
 
-std::string describe(const VerifyReport& report) {
-  std::string text;
-  for (const auto& p : report.problems) {
-    text += std::string(p.severity == Severity::error ? "ERROR " : "warning ") + p.code + " (" + p.case_id + ") " +
-            p.file + ": " + p.message + "\n";
-  }
-  return text;
-}
+using mlseg::testing::describe;
 
 std::vector<std::string> codes(const VerifyReport& report) {
   std::vector<std::string> result;

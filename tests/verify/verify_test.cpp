@@ -16,6 +16,7 @@
 #include "mlseg/synth/phantom.h"
 #include "mlseg/verify/verify.h"
 #include "test_support.h"
+#include "verify/verify_test_support.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -26,27 +27,14 @@ using mlseg::VerifyReport;
 using mlseg::testing::shared_data_dir;
 using mlseg::testing::TempDir;
 
-VerifyOptions quiet_options() {
-  VerifyOptions options;
-  options.threads = 2;
-  options.show_progress = false;
-  return options;
-}
+VerifyOptions quiet_options() { return mlseg::testing::quiet_verify_options(); }
 
 std::int64_t count_code(const VerifyReport& report, const std::string& code) {
   return std::count_if(report.problems.begin(), report.problems.end(),
                        [&](const VerifyProblem& p) { return p.code == code; });
 }
 
-// "code (case) file: message" per problem, for failure messages.
-std::string describe(const VerifyReport& report) {
-  std::string text;
-  for (const auto& p : report.problems) {
-    text += std::string(p.severity == Severity::error ? "ERROR " : "warning ") + p.code + " (" + p.case_id + ") " +
-            p.file + ": " + p.message + "\n";
-  }
-  return text;
-}
+using mlseg::testing::describe;
 
 const mlseg::ChannelPresence* find_channel(const VerifyReport& report, const std::string& name) {
   for (const auto& channel : report.channels) {

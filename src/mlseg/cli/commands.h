@@ -32,7 +32,17 @@ class CommandRegistry {
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
 };
 
-void add_synth_command(CLI::App& app, CommandRegistry& registry);
-void add_verify_command(CLI::App& app, CommandRegistry& registry);
+/// Each command file registers itself (no central list to edit):
+///   static const RegisterCommand registered(kOrderVerify, add_verify_command);
+/// `order` is the subcommand's place in --help: the pipeline's order.
+using CommandFactory = void (*)(CLI::App& app, CommandRegistry& registry);
+struct RegisterCommand {
+  RegisterCommand(int order, CommandFactory factory);
+};
+/// Adds every registered command to `app`, in pipeline order.
+void add_registered_commands(CLI::App& app, CommandRegistry& registry);
+
+inline constexpr int kOrderSynth = 0, kOrderVerify = 1, kOrderAnalyze = 2, kOrderPlan = 3, kOrderPreprocess = 4,
+                     kOrderTrain = 5, kOrderPredict = 6, kOrderEvaluate = 7, kOrderReport = 8, kOrderDemo = 9;
 
 }  // namespace mlseg::cli

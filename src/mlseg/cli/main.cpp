@@ -12,8 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "mlseg 0.1.0");
   mlseg::cli::CommandRegistry registry;
-  mlseg::cli::add_synth_command(app, registry);
-  mlseg::cli::add_verify_command(app, registry);
+  mlseg::cli::add_registered_commands(app, registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -8,6 +8,7 @@
 
 namespace mlseg::cli {
 
+namespace {
 void add_synth_command(CLI::App& app, CommandRegistry& registry) {
   struct State {
     std::string output;
@@ -58,5 +59,8 @@ void add_synth_command(CLI::App& app, CommandRegistry& registry) {
     return 0;
   });
 }
+
+const RegisterCommand registered(kOrderSynth, add_synth_command);
+}  // namespace
 
 }  // namespace mlseg::cli

@@ -7,6 +7,7 @@
 
 namespace mlseg::cli {
 
+namespace {
 void add_verify_command(CLI::App& app, CommandRegistry& registry) {
   struct State {
     std::string dataset;
@@ -36,5 +37,8 @@ void add_verify_command(CLI::App& app, CommandRegistry& registry) {
     return report.exit_code(state->strict);
   });
 }
+
+const RegisterCommand registered(kOrderVerify, add_verify_command);
+}  // namespace
 
 }  // namespace mlseg::cli

@@ -35,7 +35,8 @@ std::string TextTable::render(std::size_t max_cell_width) const {
   auto measure = [&](const std::vector<std::string>& row) {
     std::vector<std::vector<std::string>> cells(columns);
     for (std::size_t c = 0; c < columns; ++c) {
-      cells[c] = wrap(c < row.size() ? row[c] : "", max_cell_width);
+      const bool whole = std::find(keep_whole_.begin(), keep_whole_.end(), c) != keep_whole_.end();
+      cells[c] = wrap(c < row.size() ? row[c] : "", whole ? std::string::npos : max_cell_width);
       for (const auto& line : cells[c]) widths[c] = std::max(widths[c], line.size());
     }
     wrapped.push_back(std::move(cells));

@@ -9,6 +9,8 @@ class TextTable {
  public:
   explicit TextTable(std::vector<std::string> header) : header_(std::move(header)) {}
   void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  /// Never wrap this column (file paths must stay whole to be copied or grepped).
+  void keep_whole(std::size_t column) { keep_whole_.push_back(column); }
   bool empty() const { return rows_.empty(); }
   /// Cells longer than max_cell_width are wrapped onto continuation lines.
   std::string render(std::size_t max_cell_width = 100) const;
@@ -16,6 +18,7 @@ class TextTable {
  private:
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
+  std::vector<std::size_t> keep_whole_;
 };
 
 }  // namespace mlseg

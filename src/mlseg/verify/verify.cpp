@@ -383,7 +383,8 @@ void check_dataset_wide(const Dataset& dataset, const std::vector<CaseResult>& r
     for (const auto& channel : report.channels) {
       if (channel.cases_present == 0) {
         add(Severity::warning, "channel_never_present", "", json_file,
-            "channel \"" + channel.name + "\" is empty in all " + std::to_string(labels_read) + " readable labels",
+            "channel \"" + channel.name + "\" is empty in " +
+                (labels_read == 1 ? std::string("the only readable label") : "all " + std::to_string(labels_read) + " readable labels"),
             "check the label definition; a channel with no voxels cannot be learned or validated");
       }
     }
@@ -541,6 +542,8 @@ std::string format_verify_report(const VerifyReport& report, std::size_t max_pro
   out << "\n";
   if (!report.problems.empty()) {
     TextTable table({"severity", "case", "file", "problem", "fix"});
+    table.keep_whole(1);
+    table.keep_whole(2);
     std::size_t shown = 0;
     for (const auto& problem : report.problems) {
       if (shown++ >= max_problem_rows) break;
