@@ -1,0 +1,159 @@
+#include "mlseg/metrics/confusion_counts.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "mlseg/metrics/code_words.h"
+
+namespace mlseg {
+
+namespace detail {
+void require_code_volume(const CodeVolume& code, const char* what) {
+  if (!code.words.defined() || code.words.dim() != 4 || !code.words.is_contiguous() ||
+      !code.words.device().is_cpu() || code.words.size(0) != code_layout(code.num_channels).num_words) {
+    throw std::invalid_argument(std::string(what) + ": expected a contiguous CPU [W, Z, Y, X] code volume");
+  }
+}
+}  // namespace detail
+
+ConfusionCounts& ConfusionCounts::operator+=(const ConfusionCounts& other) {
+  tp += other.tp;
+  fp += other.fp;
+  fn += other.fn;
+  tn += other.tn;
+  return *this;
+}
+
+bool ConfusionCounts::operator==(const ConfusionCounts& other) const {
+  return tp == other.tp && fp == other.fp && fn == other.fn && tn == other.tn;
+}
+
+void add_counts(std::vector<ConfusionCounts>& total, const std::vector<ConfusionCounts>& part) {
+  if (total.empty()) total.resize(part.size());
+  if (total.size() != part.size()) throw std::invalid_argument("add_counts: channel counts differ");
+  for (std::size_t c = 0; c < part.size(); ++c) total[c] += part[c];
+}
+
+namespace {
+
+// [Z, Y, X] or [1, Z, Y, X] nonzero -> contiguous uint8 of `voxels` entries (undefined stays undefined).
+torch::Tensor ignore_flags(const torch::Tensor& ignore_mask, std::int64_t voxels, const char* what) {
+  if (!ignore_mask.defined()) return {};
+  if (ignore_mask.numel() != voxels || (ignore_mask.dim() == 4 && ignore_mask.size(0) != 1)) {
+    throw std::invalid_argument(std::string(what) + ": ignore mask shape differs from the volumes");
+  }
+  return ignore_mask.ne(0).to(torch::kUInt8).contiguous().reshape({voxels});
+}
+
+// TN from the other three and the number of counted voxels.
+void finish_true_negatives(std::vector<ConfusionCounts>& counts, std::int64_t counted_voxels) {
+  for (auto& c : counts) c.tn = counted_voxels - c.tp - c.fp - c.fn;
+}
+
+}  // namespace
+
+std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeVolume& ref,
+                                             const torch::Tensor& ignore_mask) {
+  detail::require_code_volume(pred, "count_confusion (prediction)");
+  detail::require_code_volume(ref, "count_confusion (reference)");
+  if (pred.num_channels != ref.num_channels || pred.words.sizes() != ref.words.sizes()) {
+    throw std::invalid_argument("count_confusion: prediction and reference differ in channels or shape");
+  }
+  const int num_channels = ref.num_channels;
+  const CodeLayout layout = code_layout(num_channels);
+  const std::int64_t voxels = ref.words.size(1) * ref.words.size(2) * ref.words.size(3);
+  const torch::Tensor extra = ignore_flags(ignore_mask, voxels, "count_confusion");
+  const std::uint8_t* extra_flags = extra.defined() ? extra.data_ptr<std::uint8_t>() : nullptr;
+
+  std::vector<std::int64_t> tp(num_channels, 0), fp(num_channels, 0), fn(num_channels, 0);
+  std::int64_t counted = voxels;
+  detail::with_code_word_type(ref, [&](auto tag) {
+    using Word = decltype(tag);
+    const int ignore_word = num_channels / layout.bits_per_word;
+    const Word ignore_bit = static_cast<Word>(Word{1} << (num_channels % layout.bits_per_word));
+    const Word* ref_ignore = detail::code_word_plane<Word>(ref, ignore_word);
+    // Excluded voxels: the reference's ignore flag or the extra mask.
+    std::vector<std::uint8_t> excluded;
+    const std::uint8_t* excluded_flags = extra_flags;
+    if (layout.num_words > 1) {
+      excluded.assign(static_cast<std::size_t>(voxels), 0);
+      for (std::int64_t v = 0; v < voxels; ++v) {
+        excluded[v] = static_cast<std::uint8_t>(((ref_ignore[v] & ignore_bit) != 0) || (extra_flags && extra_flags[v]));
+      }
+      excluded_flags = excluded.data();
+    }
+    for (int w = 0; w < layout.num_words; ++w) {
+      const Word* p_words = detail::code_word_plane<Word>(pred, w);
+      const Word* r_words = detail::code_word_plane<Word>(ref, w);
+      const int first_channel = w * layout.bits_per_word;
+      const int channels_here = std::min(layout.bits_per_word, num_channels - first_channel);
+      if (channels_here <= 0) continue;
+      const Word channel_bits =
+          channels_here >= static_cast<int>(8 * sizeof(Word)) ? static_cast<Word>(~Word{0})
+                                                               : static_cast<Word>((Word{1} << channels_here) - 1);
+      std::int64_t* tp_w = tp.data() + first_channel;
+      std::int64_t* fp_w = fp.data() + first_channel;
+      std::int64_t* fn_w = fn.data() + first_channel;
+      std::int64_t skipped = 0;
+      const bool single_word_ignore = layout.num_words == 1;
+      for (std::int64_t v = 0; v < voxels; ++v) {
+        const Word r_raw = r_words[v];
+        if (single_word_ignore ? ((r_raw & ignore_bit) != 0 || (excluded_flags && excluded_flags[v]))
+                               : excluded_flags[v] != 0) {
+          ++skipped;
+          continue;
+        }
+        const Word p = static_cast<Word>(p_words[v] & channel_bits);
+        const Word r = static_cast<Word>(r_raw & channel_bits);
+        if ((p | r) == 0) continue;
+        std::uint64_t both = static_cast<std::uint64_t>(p & r);
+        std::uint64_t only_pred = static_cast<std::uint64_t>(p & static_cast<Word>(~r));
+        std::uint64_t only_ref = static_cast<std::uint64_t>(r & static_cast<Word>(~p));
+        for (; both; both &= both - 1) ++tp_w[detail::count_trailing_zeros(both)];
+        for (; only_pred; only_pred &= only_pred - 1) ++fp_w[detail::count_trailing_zeros(only_pred)];
+        for (; only_ref; only_ref &= only_ref - 1) ++fn_w[detail::count_trailing_zeros(only_ref)];
+      }
+      if (w == 0) counted = voxels - skipped;
+    }
+  });
+  std::vector<ConfusionCounts> counts(num_channels);
+  for (int c = 0; c < num_channels; ++c) counts[c] = {tp[c], fp[c], fn[c], 0};
+  finish_true_negatives(counts, counted);
+  return counts;
+}
+
+std::vector<ConfusionCounts> count_confusion_masks(const torch::Tensor& pred, const torch::Tensor& ref,
+                                                   const torch::Tensor& ignore_mask) {
+  if (!pred.defined() || !ref.defined() || pred.dim() != 4 || pred.sizes() != ref.sizes()) {
+    throw std::invalid_argument("count_confusion_masks: expected two [C, Z, Y, X] masks of one shape");
+  }
+  const std::int64_t channels = ref.size(0);
+  const std::int64_t voxels = ref.size(1) * ref.size(2) * ref.size(3);
+  const torch::Tensor p_flags = pred.ne(0).to(torch::kUInt8).contiguous().cpu();
+  const torch::Tensor r_flags = ref.ne(0).to(torch::kUInt8).contiguous().cpu();
+  const torch::Tensor extra = ignore_flags(ignore_mask.defined() ? ignore_mask.cpu() : ignore_mask, voxels,
+                                           "count_confusion_masks");
+  const std::uint8_t* excluded = extra.defined() ? extra.data_ptr<std::uint8_t>() : nullptr;
+  std::int64_t counted = voxels;
+  if (excluded) {
+    counted = 0;
+    for (std::int64_t v = 0; v < voxels; ++v) counted += excluded[v] == 0;
+  }
+  std::vector<ConfusionCounts> counts(static_cast<std::size_t>(channels));
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const std::uint8_t* p = p_flags.data_ptr<std::uint8_t>() + c * voxels;
+    const std::uint8_t* r = r_flags.data_ptr<std::uint8_t>() + c * voxels;
+    std::int64_t tp = 0, fp = 0, fn = 0;
+    for (std::int64_t v = 0; v < voxels; ++v) {
+      if (excluded && excluded[v]) continue;
+      tp += p[v] & r[v];
+      fp += p[v] & (r[v] ^ 1);
+      fn += (p[v] ^ 1) & r[v];
+    }
+    counts[c] = {tp, fp, fn, 0};
+  }
+  finish_true_negatives(counts, counted);
+  return counts;
+}
+
+}  // namespace mlseg
