@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "mlseg/core/error.h"
@@ -195,6 +196,12 @@ TEST(EvaluateRealData, BratsToolkitAlgorithmsAgainstEachOther) {
   options.metrics = "dice,iou,precision,recall";
   int et_both_empty = 0, et_one_empty = 0;
   const std::string reference = "hnfnetv1-20";
+  std::map<std::string, torch::Tensor> labels;  // each file read once
+  const auto label_of = [&](const std::string& algorithm, const std::string& c) {
+    const std::string key = algorithm + "/" + c;
+    if (!labels.count(key)) labels[key] = read_label_image(temp / algorithm / (c + ".nii.gz")).data;
+    return labels[key];
+  };
   for (const auto& algorithm : algorithms) {
     if (algorithm == reference) continue;
     const EvaluationResult result = evaluate_folders(temp / reference, temp / algorithm, options);
@@ -202,8 +209,8 @@ TEST(EvaluateRealData, BratsToolkitAlgorithmsAgainstEachOther) {
     EXPECT_EQ(*result.channels[0].nnunet_key, "(1, 2, 4)");
     EXPECT_EQ(*result.channels[2].nnunet_key, "4");
     for (std::size_t i = 0; i < cases.size(); ++i) {
-      const torch::Tensor ref = read_label_image(temp / reference / (cases[i] + ".nii.gz")).data;
-      const torch::Tensor pred = read_label_image(temp / algorithm / (cases[i] + ".nii.gz")).data;
+      const torch::Tensor ref = label_of(reference, cases[i]);
+      const torch::Tensor pred = label_of(algorithm, cases[i]);
       for (std::size_t k = 0; k < regions.size(); ++k) {
         const RegionCounts expected = region_counts(ref, pred, regions[k]);
         const ChannelCaseMetrics& m = result.cases[i].channels[k];
