@@ -42,10 +42,12 @@ TEST(MetricsConfusion, ExtraIgnoreMaskAndMaskPathAgree) {
   EXPECT_EQ(from_codes[0], (ConfusionCounts{2, 1, 0, 3}));  // voxels 0,2 TP; 5 FP; 1,7 ignored
 }
 
-TEST(MetricsConfusion, CountsSumOverPatchesAndMultiWordCodes) {
-  // 70 channels -> two int64 words per voxel.
+class MetricsConfusionWidths : public ::testing::TestWithParam<int> {};
+
+// 3 channels: pair-histogram path; 6: single-word bit loop; 70: two int64 words per voxel.
+TEST_P(MetricsConfusionWidths, CountsSumOverPatchesAndMatchMasks) {
   torch::manual_seed(7);
-  const int channels = 70;
+  const int channels = GetParam();
   const torch::Tensor ref_masks = torch::rand({channels, 3, 4, 5}) < 0.3;
   const torch::Tensor pred_masks = torch::rand({channels, 3, 4, 5}) < 0.3;
   LabelSpec spec;
@@ -63,9 +65,18 @@ TEST(MetricsConfusion, CountsSumOverPatchesAndMultiWordCodes) {
   add_counts(summed, count_confusion_masks(pred_masks.slice(1, 0, 1), ref_masks.slice(1, 0, 1)));
   add_counts(summed, count_confusion_masks(pred_masks.slice(1, 1, 3), ref_masks.slice(1, 1, 3)));
   EXPECT_EQ(summed, whole);
-  const std::int64_t tp_69 = (pred_masks[69] & ref_masks[69]).sum().item<std::int64_t>();
-  EXPECT_EQ(whole[69].tp, tp_69);
+  const std::int64_t tp_last = (pred_masks[channels - 1] & ref_masks[channels - 1]).sum().item<std::int64_t>();
+  EXPECT_EQ(whole[channels - 1].tp, tp_last);
+  // An ignore flag on voxel 0 removes it from every channel's counts.
+  CodeVolume flagged{ref.words.clone(), channels};
+  torch::Tensor ignore = torch::zeros({1, 3, 4, 5}, torch::kUInt8);
+  ignore.view({-1})[0] = 1;
+  add_channel_mask(flagged, channels, ignore);
+  const auto with_flag = count_confusion(pred, flagged);
+  EXPECT_EQ(with_flag, count_confusion_masks(pred_masks, ref_masks, ignore));
+  EXPECT_EQ(with_flag[0].tp + with_flag[0].fp + with_flag[0].fn + with_flag[0].tn, 59);
 }
+INSTANTIATE_TEST_SUITE_P(MetricsWidths, MetricsConfusionWidths, ::testing::Values(3, 6, 70));
 
 }  // namespace
 }  // namespace mlseg

@@ -50,6 +50,51 @@ void finish_true_negatives(std::vector<ConfusionCounts>& counts, std::int64_t co
   for (auto& c : counts) c.tn = counted_voxels - c.tp - c.fp - c.fn;
 }
 
+constexpr int kPairHistogramMaxChannels = 4;
+
+std::vector<ConfusionCounts> count_confusion_pair_histogram(const CodeVolume& pred, const CodeVolume& ref,
+                                                            const std::uint8_t* extra_flags, std::int64_t voxels) {
+  const int num_channels = ref.num_channels;
+  const std::uint8_t* p = pred.words.data_ptr<std::uint8_t>();
+  const std::uint8_t* r = ref.words.data_ptr<std::uint8_t>();
+  const std::uint8_t channel_bits = static_cast<std::uint8_t>((1u << num_channels) - 1);
+  const std::uint8_t ignore_bit = static_cast<std::uint8_t>(1u << num_channels);
+  // Bin 256 counts ignored voxels; bins 0..255 are (pred code << 4) | ref code.
+  constexpr int kBins = 257;
+  std::vector<std::int64_t> histogram(4 * kBins, 0);
+  const auto bin = [&](std::int64_t v) -> int {
+    if ((r[v] & ignore_bit) || (extra_flags && extra_flags[v])) return 256;
+    return ((p[v] & channel_bits) << 4) | (r[v] & channel_bits);
+  };
+  std::int64_t v = 0;
+  for (; v + 4 <= voxels; v += 4) {
+    ++histogram[bin(v)];
+    ++histogram[kBins + bin(v + 1)];
+    ++histogram[2 * kBins + bin(v + 2)];
+    ++histogram[3 * kBins + bin(v + 3)];
+  }
+  for (; v < voxels; ++v) ++histogram[bin(v)];
+  std::vector<ConfusionCounts> counts(static_cast<std::size_t>(num_channels));
+  std::int64_t ignored = 0;
+  for (int copy = 0; copy < 4; ++copy) {
+    const std::int64_t* h = histogram.data() + copy * kBins;
+    ignored += h[256];
+    for (int pair = 1; pair < 256; ++pair) {
+      if (!h[pair]) continue;
+      const int pred_code = pair >> 4, ref_code = pair & 15;
+      for (int c = 0; c < num_channels; ++c) {
+        const bool in_pred = (pred_code >> c) & 1, in_ref = (ref_code >> c) & 1;
+        if (in_pred && in_ref) counts[c].tp += h[pair];
+        else if (in_pred) counts[c].fp += h[pair];
+        else if (in_ref) counts[c].fn += h[pair];
+      }
+    }
+  }
+  finish_true_negatives(counts, voxels - ignored);
+  return counts;
+}
+
+
 }  // namespace
 
 std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeVolume& ref,
@@ -65,6 +110,11 @@ std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeV
   const torch::Tensor extra = ignore_flags(ignore_mask, voxels, "count_confusion");
   const std::uint8_t* extra_flags = extra.defined() ? extra.data_ptr<std::uint8_t>() : nullptr;
 
+  // Few channels (the common case: BraTS's 3 regions): a histogram of (pred, ref) code pairs,
+  // four interleaved copies so that long runs of one code do not serialise on one counter.
+  if (layout.num_words == 1 && num_channels <= kPairHistogramMaxChannels) {
+    return count_confusion_pair_histogram(pred, ref, extra_flags, voxels);
+  }
   std::vector<std::int64_t> tp(num_channels, 0), fp(num_channels, 0), fn(num_channels, 0);
   std::int64_t counted = voxels;
   detail::with_code_word_type(ref, [&](auto tag) {
