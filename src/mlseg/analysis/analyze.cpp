@@ -328,9 +328,9 @@ void recommend(AnalysisResult& result, const AnalyzeOptions& options) {
     if (ch.cases_present == 0) {
       result.warnings.push_back("channel \"" + ch.name +
                                 "\" is empty in every case: it cannot be learned or validated; drop it or check the labels");
-    } else if (ch.cases_present < folds) {
+    } else if (ch.cases_present < folds && static_cast<std::int64_t>(result.cases.size()) >= folds) {
       result.warnings.push_back("channel \"" + ch.name + "\" is present in only " + std::to_string(ch.cases_present) +
-                                " cases, fewer than the " + std::to_string(folds) +
+                                (ch.cases_present == 1 ? " case" : " cases") + ", fewer than the " + std::to_string(folds) +
                                 " folds: some validation folds cannot contain it");
     }
   }

@@ -2,6 +2,10 @@
 
 #include <unordered_map>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mlseg {
 
 void CombinationHistogram::merge(const CombinationHistogram& other) {
@@ -17,10 +21,33 @@ std::int64_t CombinationHistogram::total_voxels() const {
 
 void count_codes_dense16(const std::uint16_t* codes, std::int64_t count, std::int64_t* table) {
   if (count == 0) return;
-  // Run-length accumulation: one table update per run instead of per voxel.
+  // Run-length accumulation: one table update per run instead of per voxel. Label volumes are
+  // made of long runs, so whole 32-voxel blocks equal to the current code are skipped with SIMD.
   std::uint16_t current = codes[0];
   std::int64_t run_start = 0;
-  for (std::int64_t i = 1; i < count; ++i) {
+  std::int64_t i = 1;
+#if defined(__SSE2__)
+  constexpr std::int64_t kBlock = 32;
+  while (i + kBlock <= count) {
+    const __m128i same = _mm_set1_epi16(static_cast<short>(current));
+    const auto* block = reinterpret_cast<const __m128i*>(codes + i);
+    const __m128i equal = _mm_and_si128(
+        _mm_and_si128(_mm_cmpeq_epi16(_mm_loadu_si128(block), same), _mm_cmpeq_epi16(_mm_loadu_si128(block + 1), same)),
+        _mm_and_si128(_mm_cmpeq_epi16(_mm_loadu_si128(block + 2), same), _mm_cmpeq_epi16(_mm_loadu_si128(block + 3), same)));
+    if (_mm_movemask_epi8(equal) == 0xFFFF) {
+      i += kBlock;
+      continue;
+    }
+    for (const std::int64_t end = i + kBlock; i < end; ++i) {
+      if (codes[i] != current) {
+        table[current] += i - run_start;
+        current = codes[i];
+        run_start = i;
+      }
+    }
+  }
+#endif
+  for (; i < count; ++i) {
     if (codes[i] != current) {
       table[current] += i - run_start;
       current = codes[i];
@@ -75,7 +102,7 @@ CombinationHistogram count_combinations(const CodeVolume& code) {
     if (layout.dtype == torch::kUInt8) {
       count_dense(words.data_ptr<std::uint8_t>(), voxels, table);
     } else {
-      count_dense(reinterpret_cast<const std::uint16_t*>(words.data_ptr()), voxels, table);
+      count_codes_dense16(reinterpret_cast<const std::uint16_t*>(words.data_ptr()), voxels, table.data());
     }
     for (std::size_t value = 0; value < table.size(); ++value) {
       if (table[value]) histogram.voxels[{value}] = table[value];
