@@ -141,7 +141,7 @@ TEST(CliVerify, MissingFolderExitsTwoWithClearMessage) {
 
 TEST(CliVerify, MissingArgumentIsAUsageError) {
   const CommandResult result = run_mlseg("verify");
-  EXPECT_NE(result.exit_code, 0);
+  EXPECT_EQ(result.exit_code, 2);  // usage errors are bad input
   EXPECT_TRUE(contains(result.output, "dataset")) << result.output;
 }
 

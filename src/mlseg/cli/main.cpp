@@ -16,7 +16,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help and --version exit 0; any usage error is bad input: exit 2, like every other.
+    const int code = app.exit(error);
+    return code == 0 ? 0 : 2;
   }
   try {
     return registry.run_selected();
