@@ -15,6 +15,7 @@ PACKAGES=(
   libbenchmark-dev
   libopenblas0-openmp
   zlib1g-dev
+  libdeflate-dev
 )
 
 missing=()

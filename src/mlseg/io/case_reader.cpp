@@ -54,7 +54,7 @@ CaseLabels read_case_labels(const Dataset& dataset, const CaseFiles& files, cons
         if (path.empty()) {
           throw Error("no mask file for channel " + spec.channels[c].name, "add it to the case's entry", {});
         }
-        return read_label_image(path, options);
+        return read_label_image_compact(path, options);
       });
       if (c == 0) {
         first = mask;
@@ -68,7 +68,7 @@ CaseLabels read_case_labels(const Dataset& dataset, const CaseFiles& files, cons
     }
     return result;
   }
-  Image label = located(files.case_id, files.label, [&] { return read_label_image(files.label, options); });
+  Image label = located(files.case_id, files.label, [&] { return read_label_image_compact(files.label, options); });
   result.geometry = label.geometry;
   located(files.case_id, files.label, [&] {
     if (spec.format == LabelFormat::multihot4d) {

@@ -461,6 +461,25 @@ Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
   return image;
 }
 
+Image read_label_image_compact(const fs::path& path, const ImageReadOptions& options) {
+  OpenedImage opened = open_image(path, options);
+  RawPixels raw = read_raw_pixels(opened, path);
+  const ImageHeader& header = opened.header;
+  const bool planar = header.num_channels == 1 || header.num_dimensions == 4;
+  torch::ScalarType dtype = torch::kInt64;
+  if (raw.type == ComponentType::UCHAR) dtype = torch::kUInt8;
+  if (raw.type == ComponentType::CHAR) dtype = torch::kInt8;
+  if (raw.type == ComponentType::SHORT) dtype = torch::kInt16;
+  if (raw.rescale || !planar || dtype == torch::kInt64) return read_label_image(path, options);
+  Image image;
+  image.geometry = header.geometry;
+  // The decoded bytes already are the label map, in [C, Z, Y, X] order: view them, no copy.
+  torch::Tensor bytes = raw.bytes;
+  if (bytes.storage_offset() % torch::elementSize(dtype) != 0) bytes = bytes.clone();  // odd vox_offset
+  image.data = bytes.view(dtype).reshape(tensor_shape(header));
+  return image;
+}
+
 void write_image(const Image& image, const fs::path& path, const ImageWriteOptions& options) {
   register_itk_factories();
   const ErrorLocation where{path.string(), "", ""};

@@ -18,6 +18,7 @@ bool image_io_available() { return false; }
 ImageHeader read_image_header(const std::filesystem::path& path, const ImageReadOptions&) { no_itk(path); }
 Image read_image(const std::filesystem::path& path, const ImageReadOptions&) { no_itk(path); }
 Image read_label_image(const std::filesystem::path& path, const ImageReadOptions&) { no_itk(path); }
+Image read_label_image_compact(const std::filesystem::path& path, const ImageReadOptions&) { no_itk(path); }
 void write_image(const Image&, const std::filesystem::path& path, const ImageWriteOptions&) { no_itk(path); }
 
 }  // namespace mlseg

@@ -29,9 +29,26 @@ std::int64_t voxel_count(const std::array<std::int64_t, 3>& shape) { return shap
 
 void require_map(const torch::Tensor& label_map, const char* what) {
   if (!label_map.defined() || label_map.dim() != 4 || label_map.size(0) != 1 ||
-      label_map.scalar_type() != torch::kInt64 || !label_map.is_contiguous()) {
-    throw std::invalid_argument(std::string(what) + ": expected a contiguous [1, Z, Y, X] int64 label map");
+      !c10::isIntegralType(label_map.scalar_type(), /*includeBool=*/false)) {
+    throw std::invalid_argument(std::string(what) + ": expected a [1, Z, Y, X] integer label map");
   }
+}
+
+torch::Tensor as_int64(const torch::Tensor& label_map) {
+  return label_map.scalar_type() == torch::kInt64 ? label_map.contiguous() : label_map.to(torch::kInt64).contiguous();
+}
+
+[[noreturn]] void throw_unexpected(const std::vector<UnexpectedValue>& unexpected, const LabelSpec& spec) {
+  std::string listing;
+  for (std::size_t i = 0; i < unexpected.size() && i < 8; ++i) {
+    if (i) listing += ", ";
+    listing += std::to_string(unexpected[i].value) + " (" + std::to_string(unexpected[i].voxels) + " voxels)";
+  }
+  if (unexpected.size() > 8) listing += ", ... (" + std::to_string(unexpected.size()) + " values)";
+  throw Error("label values not declared in dataset.json: " + listing,
+              spec.format == LabelFormat::bitmask ? "declare a channel for every bit used, or clear the stray bits"
+                                                   : "add these values to \"labels\" (or a region), or fix the label file",
+              {});
 }
 
 // Dense lookup table raw value -> single-word code for label_map datasets (values are bounded by
@@ -100,8 +117,9 @@ CodeVolume empty_code_volume(const std::array<std::int64_t, 3>& shape_zyx, int n
   return code;
 }
 
-std::vector<UnexpectedValue> find_unexpected_values(const torch::Tensor& label_map, const LabelSpec& spec) {
-  require_map(label_map, "find_unexpected_values");
+std::vector<UnexpectedValue> find_unexpected_values(const torch::Tensor& label_map_in, const LabelSpec& spec) {
+  require_map(label_map_in, "find_unexpected_values");
+  const torch::Tensor label_map = as_int64(label_map_in);
   std::map<std::int64_t, std::int64_t> unexpected;
   const auto* values = label_map.data_ptr<std::int64_t>();
   const std::int64_t count = label_map.numel();
@@ -123,25 +141,68 @@ std::vector<UnexpectedValue> find_unexpected_values(const torch::Tensor& label_m
   return result;
 }
 
-CodeVolume encode_label_map(const torch::Tensor& label_map, const LabelSpec& spec) {
-  require_map(label_map, "encode_label_map");
+namespace {
+
+// uint8 / int8 / int16 label maps: one table over every possible stored value (256 or 65536
+// entries) maps straight to the code, validating in the same pass.
+template <typename Stored, typename Word>
+CodeVolume encode_small_labels(const torch::Tensor& label_map, const LabelSpec& spec) {
+  using Pattern = std::make_unsigned_t<Stored>;
+  constexpr std::size_t kPatterns = std::size_t{1} << (8 * sizeof(Stored));
+  std::vector<std::uint64_t> table(kPatterns, kInvalid);
+  const std::vector<std::uint64_t> label_table =
+      spec.format == LabelFormat::label_map ? label_lookup_table(spec) : std::vector<std::uint64_t>{};
+  const BitTranslation translation = spec.format == LabelFormat::bitmask ? bit_translation(spec) : BitTranslation{};
+  for (std::size_t pattern = 0; pattern < kPatterns; ++pattern) {
+    const auto value = static_cast<std::int64_t>(static_cast<Stored>(static_cast<Pattern>(pattern)));
+    if (value < 0) continue;
+    if (spec.format == LabelFormat::label_map) {
+      if (value < static_cast<std::int64_t>(label_table.size())) table[pattern] = label_table[value];
+    } else if ((static_cast<std::uint64_t>(value) & ~translation.declared) == 0) {
+      std::uint64_t code = 0;
+      for (std::uint64_t raw = static_cast<std::uint64_t>(value); raw; raw &= raw - 1) {
+        const int channel = translation.channel_of_bit[__builtin_ctzll(raw)];
+        code |= std::uint64_t{1} << (channel == -2 ? spec.ignore_bit() : channel);
+      }
+      table[pattern] = code;
+    }
+  }
+  CodeVolume code = empty_code_volume({label_map.size(1), label_map.size(2), label_map.size(3)}, spec.num_channels());
+  const torch::Tensor values = label_map.contiguous();
+  const auto* stored = reinterpret_cast<const Pattern*>(values.data_ptr());
+  auto* words = word_pointer<Word>(code);
+  const std::int64_t voxels = values.numel();
+  bool any_invalid = false;
+  for (std::int64_t i = 0; i < voxels; ++i) {
+    const std::uint64_t entry = table[stored[i]];
+    any_invalid |= entry == kInvalid;
+    words[i] = static_cast<Word>(entry);
+  }
+  if (any_invalid) throw_unexpected(find_unexpected_values(label_map, spec), spec);
+  return code;
+}
+
+}  // namespace
+
+CodeVolume encode_label_map(const torch::Tensor& label_map_in, const LabelSpec& spec) {
+  require_map(label_map_in, "encode_label_map");
   if (spec.format != LabelFormat::label_map && spec.format != LabelFormat::bitmask) {
     throw std::invalid_argument("encode_label_map: the spec's format is " + to_string(spec.format));
   }
-  const auto unexpected = find_unexpected_values(label_map, spec);
-  if (!unexpected.empty()) {
-    std::string listing;
-    for (std::size_t i = 0; i < unexpected.size() && i < 8; ++i) {
-      if (i) listing += ", ";
-      listing += std::to_string(unexpected[i].value) + " (" + std::to_string(unexpected[i].voxels) + " voxels)";
-    }
-    if (unexpected.size() > 8) listing += ", ... (" + std::to_string(unexpected.size()) + " values)";
-    throw Error("label values not declared in dataset.json: " + listing,
-                spec.format == LabelFormat::bitmask
-                    ? "declare a channel for every bit used, or clear the stray bits"
-                    : "add these values to \"labels\" (or a region), or fix the label file",
-                {});
+  const CodeLayout small_layout = code_layout(spec.num_channels());
+  const auto stored_type = label_map_in.scalar_type();
+  if (small_layout.num_words == 1 &&
+      (stored_type == torch::kUInt8 || stored_type == torch::kInt8 || stored_type == torch::kInt16)) {
+    return with_word_type(small_layout.dtype, [&](auto tag) {
+      using Word = decltype(tag);
+      if (stored_type == torch::kUInt8) return encode_small_labels<std::uint8_t, Word>(label_map_in, spec);
+      if (stored_type == torch::kInt8) return encode_small_labels<std::int8_t, Word>(label_map_in, spec);
+      return encode_small_labels<std::int16_t, Word>(label_map_in, spec);
+    });
   }
+  const torch::Tensor label_map = as_int64(label_map_in);
+  const auto unexpected = find_unexpected_values(label_map, spec);
+  if (!unexpected.empty()) throw_unexpected(unexpected, spec);
   CodeVolume code = empty_code_volume({label_map.size(1), label_map.size(2), label_map.size(3)},
                                       spec.num_channels());
   const CodeLayout layout = code_layout(spec.num_channels());
