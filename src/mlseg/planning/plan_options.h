@@ -1,0 +1,70 @@
+#pragma once
+// PlanOptions: every default of `mlseg plan`, named once. The numbers are nnU-Net v2's default
+// planner's (experiment_planners/default_experiment_planner.py, "P:" lines in ANCHOR_FACTS.md §7).
+#include <string>
+
+namespace mlseg {
+
+/// `--preset`: nnU-Net's GPU-memory budget, or a small budget for training on a 2-core CPU.
+enum class PlanPreset { gpu, cpu };
+
+struct PlanOptions {
+  std::string work_dir;  ///< empty: $MLSEG_WORK, else ./mlseg_work
+  /// --gpu-memory-gb: scales the feature-map budget (nnU-Net's gpu_memory_target_in_gb, 8).
+  double gpu_memory_gb = 8.0;
+  PlanPreset preset = PlanPreset::gpu;
+  /// --encoding: auto (labels.json's recommendation; powerset falls back to sigmoid) | sigmoid | softmax.
+  std::string encoding = "auto";
+  bool show_progress = true;  ///< progress of the analyze run when the analysis files are missing
+  int threads = 0;            ///< analyze's threads when it has to run; 0 = all cores
+  bool write_files = true;    ///< false: compute only (tests)
+
+  // --- target spacing (P:171-196) ---
+  /// An axis is anisotropic when its spacing is more than this times the others' (ANISO_THRESHOLD).
+  double anisotropy_threshold = 3.0;
+  /// The anisotropic axis's target spacing is this percentile of its spacings.
+  double anisotropic_spacing_percentile = 10.0;
+
+  // --- network (P:50-65, network_topology.py) ---
+  int base_features = 32;        ///< features of stage 0; doubled per stage
+  int max_features_3d = 320;
+  int max_features_2d = 512;
+  int min_feature_map_edge = 4;  ///< bottleneck edge >= this (UNet_featuremap_min_edge_length)
+  int convs_per_stage = 2;       ///< encoder and decoder
+
+  // --- patch and batch (P:228-378) ---
+  double initial_patch_edge_3d = 256;   ///< initial patch volume 256^3 ...
+  double initial_patch_edge_2d = 2048;  ///< ... or 2048^2
+  /// compute_conv_feature_map_size budget at reference_gpu_memory_gb and the reference batch size.
+  double reference_feature_map_3d = 560e6;
+  double reference_feature_map_2d = 85e6;
+  double reference_gpu_memory_gb = 8.0;
+  int reference_batch_size_3d = 2;
+  int reference_batch_size_2d = 12;
+  int min_batch_size = 2;
+  double max_dataset_fraction_per_batch = 0.05;  ///< one batch covers at most 5% of the dataset's voxels
+  /// --preset cpu: the feature-map budget is this fraction of the 8 GB reference (35e6 in 3D, so
+  /// one batch holds about 2 x 35e6 = 7e7 feature-map voxels). An estimate, not measured: a 2-core
+  /// CPU is assumed to run PlainConvUNet's forward and backward at about 3.5e7 feature-map voxels
+  /// per second, i.e. about one iteration per 2 s.
+  double cpu_budget_fraction = 1.0 / 16.0;
+
+  // --- configurations (P:445-482) ---
+  /// 3d_lowres is planned when the 3d_fullres patch covers less than this fraction of the median image.
+  double lowres_creation_threshold = 0.25;
+  /// Lowres spacing grows by this factor per step (nnU-Net v2 today: 1.03; it used to be 1.01).
+  double lowres_spacing_step = 1.03;
+  /// 3d_lowres is dropped when the fullres median image is less than this many times larger.
+  double lowres_min_size_ratio = 2.0;
+
+  // --- normalisation (P:198-210) ---
+  /// zscore uses the nonzero mask when cropping left less than this of the median image.
+  double mask_for_norm_threshold = 0.75;
+
+  // --- validation coverage ---
+  double foreground_oversample = 0.33;  ///< nnU-Net's oversample_foreground_percent
+  double val_coverage_probability = 0.99;  ///< each channel seen with at least this probability
+  int min_val_iterations = 50;             ///< nnU-Net's num_val_iterations_per_epoch
+};
+
+}  // namespace mlseg

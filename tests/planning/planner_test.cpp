@@ -1,0 +1,249 @@
+// Planner outputs for synthetic fingerprints, with the expected numbers worked out by hand from
+// nnU-Net v2's rules (README "mlseg plan").
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "mlseg/core/error.h"
+
+#include "mlseg/planning/network_topology.h"
+#include "mlseg/planning/planner.h"
+#include "mlseg/planning/plans_json.h"
+#include "mlseg/planning/validation_coverage.h"
+
+namespace mlseg {
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+PlanningInput synthetic(int cases, std::array<double, 3> spacing, std::array<std::int64_t, 3> shape,
+                        std::vector<std::string> image_channels, int data_channels, int label_channels,
+                        const std::string& encoding) {
+  PlanningInput input;
+  input.dataset_name = "Dataset999_Synthetic";
+  for (int i = 0; i < cases; ++i) {
+    input.spacings_zyx.push_back(spacing);
+    input.shapes_after_crop_zyx.push_back(shape);
+  }
+  input.image_channel_names = std::move(image_channels);
+  for (int m = 0; m < data_channels; ++m) {
+    input.foreground_intensity_properties[std::to_string(m)] = {{"max", 255.0}, {"mean", 100.0}, {"median", 90.0}, {"min", 0.0},
+                                                                {"percentile_00_5", 1.0}, {"percentile_99_5", 250.0}, {"std", 30.0}};
+  }
+  for (int c = 0; c < label_channels; ++c) {
+    const std::string name = "label" + std::to_string(c);
+    input.channel_names.push_back(name);
+    input.channels.push_back({name, 1.0 / label_channels, 1.0, 0.01});
+    input.bce_pos_weight.push_back(99.0);
+    input.sampling_weights.push_back(1.0);
+  }
+  input.recommended_encoding = encoding;
+  return input;
+}
+
+TEST(PlanSynthetic, Isotropic1mm128CubedIsOnePatchOfSixStages) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  EXPECT_EQ(plans.target_spacing_zyx, (std::array<double, 3>{1, 1, 1}));
+  EXPECT_EQ(plans.transpose.forward, (std::array<int, 3>{0, 1, 2}));
+  ASSERT_EQ(plans.configurations.size(), 2u);  // 2d and 3d_fullres; the patch covers the image: no lowres
+  EXPECT_EQ(plans.find("3d_lowres"), nullptr);
+  const auto* full = plans.find("3d_fullres");
+  ASSERT_NE(full, nullptr);
+  EXPECT_EQ(full->patch.topology.patch_size, (Shape{128, 128, 128}));
+  EXPECT_EQ(full->patch.topology.num_stages(), 6);  // 128 -> 4 in five halvings
+  EXPECT_EQ(full->patch.features, (std::vector<int>{32, 64, 128, 256, 320, 320}));
+  // Encoder 2*89,313,280 + decoder 3*89,292,800 + head 2*128^3 (softmax: 1 channel + background).
+  EXPECT_DOUBLE_EQ(full->patch.feature_map_size, 450'699'264.0);
+  EXPECT_EQ(full->patch.batch_size, 2);  // round(560e6 / 450.7e6 * 2) = 2
+  EXPECT_FALSE(full->batch_dice);
+  const auto* flat = plans.find("2d");
+  ASSERT_NE(flat, nullptr);
+  EXPECT_EQ(flat->patch.topology.patch_size, (Shape{128, 128}));
+  EXPECT_EQ(flat->patch.features, (std::vector<int>{32, 64, 128, 256, 512, 512}));
+  EXPECT_DOUBLE_EQ(flat->patch.feature_map_size, 5'128'192.0);
+  // round(85e6 / 5,128,192 * 12) = 199, capped to 5% of 10 x 128^3 voxels: 1,048,576 / 16,384 = 64.
+  EXPECT_EQ(flat->patch.batch_size, 64);
+  EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"CT"}));
+  EXPECT_EQ(plans.normalization.use_mask_for_norm, (std::vector<bool>{false}));
+  EXPECT_EQ(plans.label_encoding, "softmax");
+}
+
+TEST(PlanSynthetic, Anisotropic5To1UsesTenthPercentileAndPutsTheCoarseAxisFirst) {
+  // x is the coarse axis (5 mm, 20 voxels); two cases are finer (3 and 4 mm).
+  PlanningInput input = synthetic(10, {1, 1, 5}, {256, 256, 20}, {"T2"}, 1, 1, "softmax");
+  input.spacings_zyx[0][2] = 3.0;
+  input.spacings_zyx[1][2] = 4.0;
+  input.median_relative_size_after_cropping = 0.5;
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  // 10th percentile of {3, 4, 5 x 8}: 3 + 0.9 * (4 - 3) = 3.9 (median 5 > 3 x 1 and 20 x 3 < 256).
+  EXPECT_NEAR(plans.target_spacing_zyx[2], 3.9, 1e-12);
+  EXPECT_EQ(plans.transpose.forward, (std::array<int, 3>{2, 0, 1}));
+  EXPECT_EQ(plans.transpose.backward, (std::array<int, 3>{1, 2, 0}));
+  const auto* full = plans.find("3d_fullres");
+  ASSERT_NE(full, nullptr);
+  // Resampled x extents round(5/3.9*20) = 26 (x8), 15, 21: median 26.
+  EXPECT_EQ(full->patch.median_shape, (std::vector<double>{26, 256, 256}));
+  EXPECT_NEAR(full->patch.spacing[0], 3.9, 1e-12);
+  // z is pooled only once within 2x of the in-plane spacing (rounds 2 and 3): 2 pools; y, x: 6.
+  EXPECT_EQ(full->patch.topology.pools_per_axis, (std::vector<int>{2, 6, 6}));
+  EXPECT_EQ(full->patch.topology.patch_size, (Shape{28, 256, 256}));
+  EXPECT_EQ(full->patch.topology.kernel_sizes.front(), (std::vector<int>{1, 3, 3}));
+  EXPECT_EQ(full->patch.topology.kernel_sizes[1], (std::vector<int>{3, 3, 3}));
+  EXPECT_EQ(full->patch.topology.strides[1], (std::vector<int>{1, 2, 2}));
+  EXPECT_EQ(full->patch.topology.strides[2], (std::vector<int>{2, 2, 2}));
+  EXPECT_EQ(full->patch.topology.strides[4], (std::vector<int>{1, 2, 2}));
+  EXPECT_DOUBLE_EQ(full->patch.feature_map_size, 493'602'816.0);
+  EXPECT_EQ(full->patch.batch_size, 2);
+  const auto* flat = plans.find("2d");
+  ASSERT_NE(flat, nullptr);
+  EXPECT_EQ(flat->patch.topology.patch_size, (Shape{256, 256}));
+  EXPECT_DOUBLE_EQ(flat->patch.feature_map_size, 20'627'456.0);
+  EXPECT_EQ(flat->patch.batch_size, 13);  // min(round(49.4), 5% of 26*256*256*10 / 256^2 = 13)
+  EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"zscore"}));
+  EXPECT_EQ(plans.normalization.use_mask_for_norm, (std::vector<bool>{true}));  // cropping left 50% < 3/4
+}
+
+TEST(PlanSynthetic, TwoDimensionalRgbDatasetHasOnlyThe2dConfiguration) {
+  const PlanningInput input = synthetic(200, {1, 0.5, 0.5}, {1, 512, 512}, {"fundus"}, 3, 2, "sigmoid");
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  ASSERT_EQ(plans.configurations.size(), 1u);
+  const auto& flat = plans.configurations.front();
+  EXPECT_EQ(flat.name, "2d");
+  EXPECT_EQ(flat.patch.spacing, (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(flat.patch.topology.patch_size, (Shape{512, 512}));
+  EXPECT_EQ(flat.patch.topology.num_stages(), 8);
+  // Encoder 2*16,424,960 + decoder 3*16,416,768 + head 2 sigmoid channels * 512^2.
+  EXPECT_DOUBLE_EQ(flat.patch.feature_map_size, 82'624'512.0);
+  EXPECT_EQ(flat.patch.batch_size, 10);  // min(round(12.3), 5% of 200 images = 10)
+  EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"rgb_to_0_1", "rgb_to_0_1", "rgb_to_0_1"}));
+  EXPECT_EQ(plans.label_encoding, "sigmoid");
+}
+
+TEST(PlanSynthetic, LargeImagesGetA3dLowresConfigurationCoveringAQuarter) {
+  const PlanningInput input = synthetic(20, {1, 1, 1}, {400, 400, 400}, {"MR"}, 1, 1, "softmax");
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  const auto* full = plans.find("3d_fullres");
+  const auto* low = plans.find("3d_lowres");
+  ASSERT_NE(full, nullptr);
+  ASSERT_NE(low, nullptr);
+  EXPECT_TRUE(full->batch_dice);
+  EXPECT_FALSE(low->batch_dice);
+  EXPECT_GT(low->patch.spacing[0], 1.0);
+  double patch = 1, image = 1;
+  for (int i = 0; i < 3; ++i) {
+    patch *= static_cast<double>(low->patch.topology.patch_size[i]);
+    image *= low->patch.median_shape[i];
+  }
+  EXPECT_GE(patch / image, 0.25 * 0.9);  // the loop stops once the patch covers >= 25% (rounded median)
+  EXPECT_LE(full->patch.feature_map_size, 560e6);
+  EXPECT_GT(full->patch.shrink_steps, 0);
+}
+
+TEST(PlanSynthetic, CpuPresetAndSmallerGpuShrinkThePatch) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
+  PlanOptions cpu;
+  cpu.preset = PlanPreset::cpu;
+  const Plans cpu_plans = plan_experiment(input, cpu);
+  const auto* cpu_full = cpu_plans.find("3d_fullres");
+  ASSERT_NE(cpu_full, nullptr);
+  EXPECT_DOUBLE_EQ(cpu_full->patch.budget, 35e6);
+  EXPECT_LE(cpu_full->patch.feature_map_size, 35e6);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(cpu_full->patch.topology.patch_size[i] % cpu_full->patch.topology.divisible_by[i], 0);
+  }
+  PlanOptions four_gb;
+  four_gb.gpu_memory_gb = 4;
+  const Plans four_gb_plans = plan_experiment(input, four_gb);
+  const auto* small = four_gb_plans.find("3d_fullres");
+  ASSERT_NE(small, nullptr);
+  EXPECT_DOUBLE_EQ(small->patch.budget, 280e6);
+  EXPECT_LE(small->patch.feature_map_size, 280e6);
+}
+
+TEST(PlanSynthetic, PowersetFallsBackToSigmoidAndOverlapForbidsSoftmax) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 2, "powerset");
+  Plans plans = plan_experiment(input, PlanOptions{});
+  EXPECT_EQ(plans.label_encoding, "sigmoid");
+  EXPECT_NE(plans.encoding_note.find("powerset"), std::string::npos);
+  input.channels_overlap = true;
+  PlanOptions softmax;
+  softmax.encoding = "softmax";
+  EXPECT_THROW(plan_experiment(input, softmax), Error);
+}
+
+TEST(PlanValidationCoverage, FormulaMatchesHandComputedValues) {
+  PlanOptions options;
+  // p = 0.33*0.5 + 0.67*1*(0.1 + 0.1)^3 = 0.17036: 25 patches, raised to nnU-Net's 50.
+  EXPECT_NEAR(patch_hit_probability({"a", 0.5, 1.0, 0.001}, 0.001, options), 0.17036, 1e-12);
+  // A rare channel: p = 0.33*0.01 + 0.67*0.1*1e-6 = 0.003300067: ceil(ln 0.01 / ln(1-p)) = 1394.
+  EXPECT_EQ(validation_iterations_for_coverage({{"a", 0.5, 1.0, 0.001}}, 0.001, options), 50);
+  EXPECT_EQ(validation_iterations_for_coverage({{"a", 0.5, 1.0, 0.001}, {"rare", 0.01, 0.1, 1e-6}}, 0.0, options), 1394);
+  // Absent channels cannot be covered and are left out.
+  EXPECT_EQ(validation_iterations_for_coverage({{"absent", 0.0, 0.0, 0.0}}, 0.1, options), 50);
+}
+
+TEST(PlanJson, HasNnUNetKeysAndNoNan) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
+  const PlanOptions options;
+  const Plans plans = plan_experiment(input, options);
+  const auto json = plans_to_json(plans, input, options);
+  EXPECT_EQ(json["plans_name"], "mlsegPlans");
+  const auto& full = json["configurations"]["3d_fullres"];
+  EXPECT_EQ(full["patch_size"].get<std::vector<int>>(), (std::vector<int>{128, 128, 128}));
+  EXPECT_EQ(full["architecture"]["arch_kwargs"]["n_stages"], 6);
+  EXPECT_EQ(full["architecture"]["arch_kwargs"]["norm_op_kwargs"]["eps"], 1e-5);
+  EXPECT_EQ(full["resampling_fn_data_kwargs"]["order"], 3);
+  EXPECT_EQ(full["resampling_fn_seg_kwargs"]["order"], 1);
+  EXPECT_EQ(json["bce_pos_weight"]["label0"], 99.0);
+  EXPECT_EQ(json["val_iterations_auto"]["3d_fullres"], full["val_iterations_auto"]);
+  EXPECT_EQ(json.dump().find("nan"), std::string::npos);
+  EXPECT_TRUE(check_plans(json).empty());
+}
+
+TEST(PlanCheck, BadPatchNamesTheKeyAndTheFix) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
+  const PlanOptions options;
+  auto json = plans_to_json(plan_experiment(input, options), input, options);
+  json["configurations"]["3d_fullres"]["patch_size"] = {128, 100, 128};
+  json["configurations"]["2d"]["batch_size"] = 0;
+  json["configurations"]["2d"]["normalization_schemes"] = {"zscorex"};
+  json["label_encoding"] = "powerset";
+  const auto problems = check_plans(json);
+  auto find = [&](const std::string& key) -> const PlansProblem* {
+    for (const auto& p : problems) {
+      if (p.key == key) return &p;
+    }
+    return nullptr;
+  };
+  const auto* patch = find("configurations.3d_fullres.patch_size");
+  ASSERT_NE(patch, nullptr);
+  EXPECT_NE(patch->problem.find("axis 1 is 100, not divisible by 32"), std::string::npos) << patch->problem;
+  EXPECT_NE(patch->fix.find("96 or 128"), std::string::npos) << patch->fix;
+  EXPECT_NE(find("configurations.2d.batch_size"), nullptr);
+  EXPECT_NE(find("configurations.2d.normalization_schemes"), nullptr);
+  EXPECT_NE(find("label_encoding"), nullptr);
+  EXPECT_EQ(problems.size(), 4u);
+}
+
+TEST(PlanCheck, InconsistentStridesAndKernels) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
+  const PlanOptions options;
+  auto json = plans_to_json(plan_experiment(input, options), input, options);
+  auto& arch = json["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"];
+  arch["kernel_sizes"].erase(arch["kernel_sizes"].size() - 1);
+  arch["strides"][1] = {2, 2};
+  json["configurations"]["3d_fullres"]["spacing"] = {1.0, -1.0, 1.0};
+  json["transpose_backward"] = {2, 0, 1};
+  const auto problems = check_plans(json);
+  std::set<std::string> keys;
+  for (const auto& p : problems) keys.insert(p.key);
+  EXPECT_TRUE(keys.count("configurations.3d_fullres.architecture.arch_kwargs.kernel_sizes"));
+  EXPECT_TRUE(keys.count("configurations.3d_fullres.architecture.arch_kwargs.strides"));
+  EXPECT_TRUE(keys.count("configurations.3d_fullres.spacing"));
+  EXPECT_TRUE(keys.count("transpose_backward"));
+}
+
+}  // namespace
+}  // namespace mlseg
