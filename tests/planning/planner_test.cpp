@@ -8,6 +8,7 @@
 #include "mlseg/core/error.h"
 
 #include "mlseg/planning/network_topology.h"
+#include "mlseg/planning/normalization_choice.h"
 #include "mlseg/planning/planner.h"
 #include "mlseg/planning/plans_json.h"
 #include "mlseg/planning/validation_coverage.h"
@@ -200,6 +201,22 @@ TEST(PlanJson, HasNnUNetKeysAndNoNan) {
   EXPECT_EQ(json["val_iterations_auto"]["3d_fullres"], full["val_iterations_auto"]);
   EXPECT_EQ(json.dump().find("nan"), std::string::npos);
   EXPECT_TRUE(check_plans(json).empty());
+}
+
+TEST(PlanSynthetic, CtWithoutForegroundStatisticsSaysWhatIsMissing) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"ct"}, 1, 1, "softmax");
+  input.foreground_intensity_properties["0"] = {{"mean", nullptr}, {"reason", "no_foreground"}};
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"CT"}));
+  ASSERT_EQ(plans.notes.size(), 1u);
+  EXPECT_NE(plans.notes.front().find("CT normalisation needs them"), std::string::npos);
+}
+
+TEST(PlanCheck, AcceptsNnUNetSchemeClassNames) {
+  EXPECT_EQ(canonical_normalization_scheme("ZScoreNormalization"), "zscore");
+  EXPECT_EQ(canonical_normalization_scheme("CTNormalization"), "CT");
+  EXPECT_EQ(canonical_normalization_scheme("nonorm"), "noNorm");
+  EXPECT_EQ(canonical_normalization_scheme("zscorex"), "");
 }
 
 TEST(PlanCheck, BadPatchNamesTheKeyAndTheFix) {

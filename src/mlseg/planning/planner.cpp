@@ -160,7 +160,8 @@ Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
   for (std::size_t m = 0; m < plans.normalization.schemes.size(); ++m) {
     if (plans.normalization.schemes[m] != "CT") continue;
     const auto key = std::to_string(m);
-    if (!input.foreground_intensity_properties.contains(key) || !input.foreground_intensity_properties[key]["mean"].is_number()) {
+    const auto& props = input.foreground_intensity_properties;
+    if (!props.contains(key) || !props[key].contains("mean") || !props[key]["mean"].is_number()) {
       plans.notes.push_back("image channel " + key + " is CT but the fingerprint has no foreground intensities for it: "
                             "CT normalisation needs them (label some foreground, then rerun mlseg analyze)");
     }

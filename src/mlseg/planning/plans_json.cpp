@@ -143,6 +143,7 @@ std::vector<PlansProblem> check_plans(const nlohmann::ordered_json& plans) {
   if (encoding != "sigmoid" && encoding != "softmax") {
     problem(problems, "label_encoding", "is '" + encoding + "', not a known encoding", "set it to \"sigmoid\" or \"softmax\"");
   }
+  bool transpose_valid = true;
   for (const char* key : {"transpose_forward", "transpose_backward"}) {
     std::vector<int> t;
     if (plans.contains(key) && is_int_list(plans[key])) t = plans[key].get<std::vector<int>>();
@@ -150,17 +151,15 @@ std::vector<PlansProblem> check_plans(const nlohmann::ordered_json& plans) {
     std::sort(sorted.begin(), sorted.end());
     if (sorted != std::vector<int>{0, 1, 2}) {
       problem(problems, key, "must be a permutation of [0, 1, 2]", "set it to e.g. [0, 1, 2] (no transpose)");
+      transpose_valid = false;
     }
   }
-  if (problems.empty() || problems.back().key != "transpose_backward") {
-    if (plans.contains("transpose_forward") && plans.contains("transpose_backward") && is_int_list(plans["transpose_forward"]) &&
-        is_int_list(plans["transpose_backward"]) && plans["transpose_forward"].size() == 3 && plans["transpose_backward"].size() == 3) {
-      const auto f = plans["transpose_forward"].get<std::vector<int>>();
-      const auto b = plans["transpose_backward"].get<std::vector<int>>();
-      bool inverse = true;
-      for (int i = 0; i < 3; ++i) inverse &= f[i] >= 0 && f[i] < 3 && b[f[i]] == i;
-      if (!inverse) problem(problems, "transpose_backward", "is not the inverse of transpose_forward", "set transpose_backward[transpose_forward[i]] = i");
-    }
+  if (transpose_valid) {
+    const auto f = plans["transpose_forward"].get<std::vector<int>>();
+    const auto b = plans["transpose_backward"].get<std::vector<int>>();
+    bool inverse = true;
+    for (int i = 0; i < 3; ++i) inverse &= b[f[i]] == i;
+    if (!inverse) problem(problems, "transpose_backward", "is not the inverse of transpose_forward", "set transpose_backward[transpose_forward[i]] = i");
   }
   if (!plans.contains("configurations") || !plans["configurations"].is_object() || plans["configurations"].empty()) {
     problem(problems, "configurations", "missing or empty", "rerun mlseg plan to rewrite plans.json");
