@@ -90,20 +90,21 @@ class CaseChecker {
   }
 
   // The first readable file of the case is the reference grid; every other file must match it.
-  void compare_grid(const Image& image, const fs::path& file, const char* what) {
+  // Returns false when the shape differs (the file's voxels cannot be compared with the others).
+  bool compare_grid(const Image& image, const fs::path& file, const char* what) {
     if (!have_reference_) {
       have_reference_ = true;
       reference_ = image.geometry;
       reference_shape_ = image.shape_zyx();
       reference_file_ = file;
-      return;
+      return true;
     }
     if (image.shape_zyx() != reference_shape_) {
       add(Severity::error, std::string(what) + "_shape_mismatch", file,
           "shape " + format_shape(image.shape_zyx()) + " (z x y x x) differs from " + format_shape(reference_shape_) +
               " of " + relative(reference_file_),
           "all files of a case must share one voxel grid: resample or crop them to match");
-      return;
+      return false;
     }
     if (!spacing_matches(image.geometry, reference_, options_.tolerance)) {
       add(Severity::error, "spacing_mismatch", file,
@@ -122,6 +123,7 @@ class CaseChecker {
           "direction matrix differs from that of " + relative(reference_file_),
           "copy the image's direction into the label header (check the label is not flipped)");
     }
+    return true;
   }
 
   void check_labels() {
@@ -188,7 +190,7 @@ class CaseChecker {
   void check_label_map() {
     Image label;
     if (!read_label(files_.label, label)) return;
-    compare_grid(label, files_.label, "label");
+    if (!compare_grid(label, files_.label, "label")) return;  // presence of a mismatched label would mislead
     if (!require_single_volume(label, files_.label)) return;
     const LabelSpec& spec = dataset_.labels;
     // One pass: histogram over the declared range, stray values counted aside.
@@ -226,7 +228,7 @@ class CaseChecker {
   void check_bitmask() {
     Image label;
     if (!read_label(files_.label, label)) return;
-    compare_grid(label, files_.label, "label");
+    if (!compare_grid(label, files_.label, "label")) return;  // presence of a mismatched label would mislead
     if (!require_single_volume(label, files_.label)) return;
     const auto unexpected = find_unexpected_values(label.data, dataset_.labels);
     if (!unexpected.empty()) {
@@ -268,7 +270,7 @@ class CaseChecker {
   void check_multihot() {
     Image label;
     if (!read_label(files_.label, label)) return;
-    compare_grid(label, files_.label, "label");
+    if (!compare_grid(label, files_.label, "label")) return;
     const LabelSpec& spec = dataset_.labels;
     std::int64_t needed = 0;
     for (const auto& channel : spec.channels) needed = std::max(needed, channel.raw_values[0]);
@@ -315,7 +317,10 @@ class CaseChecker {
         all_read = false;
         continue;
       }
-      compare_grid(mask, file, "label");
+      if (!compare_grid(mask, file, "label")) {
+        all_read = false;
+        continue;
+      }
       torch::Tensor data = mask.data;
       if (mask.num_channels() > 1) data = std::get<0>(data.max(0, true)).contiguous();  // RGB-saved mask
       check_binary(data, file, "the mask");
