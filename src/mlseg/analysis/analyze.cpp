@@ -10,6 +10,7 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/core/random.h"
 #include "mlseg/core/text_table.h"
 #include "mlseg/core/work_dir.h"
 #include "mlseg/io/case_reader.h"
@@ -24,16 +25,6 @@ double CaseFingerprint::voxel_volume_ml() const {
 }
 
 namespace {
-
-struct SplitMix {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-};
 
 // A foreground intensity drawn `weight` times by the sampler.
 struct WeightedSample {
@@ -97,7 +88,7 @@ void analyse_case(const Dataset& dataset, const CaseFiles& files, std::size_t in
   const torch::Tensor positions = foreground.nonzero().flatten().contiguous();
   const auto* position = positions.data_ptr<std::int64_t>();
   const auto count = static_cast<std::uint64_t>(positions.numel());
-  SplitMix random{seed * 0x100000001b3ULL + index};
+  SplitMix64 random(seed * 0x100000001b3ULL + index);
   std::vector<std::pair<std::int64_t, std::uint32_t>> drawn;  // (voxel, times drawn)
   if (count <= static_cast<std::uint64_t>(samples_per_case)) {
     std::vector<std::uint32_t> times(count, 0);

@@ -6,22 +6,11 @@
 #include <set>
 
 #include "mlseg/core/error.h"
+#include "mlseg/core/random.h"
 
 namespace mlseg {
 
 namespace {
-
-// splitmix64, for seeded tie-breaking that is identical on every platform.
-struct TieBreaker {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
-};
 
 void validate(std::size_t num_cases, int num_folds) {
   if (num_folds < 2 || static_cast<std::size_t>(num_folds) > num_cases) {
@@ -37,7 +26,7 @@ std::vector<Fold> stratified_folds(const std::vector<std::string>& case_ids,
                                    std::uint64_t seed) {
   validate(case_ids.size(), num_folds);
   const std::size_t num_cases = case_ids.size();
-  TieBreaker random{seed};
+  SplitMix64 random(seed);  // seeded tie-breaking, identical on every platform
   // Desired number of cases per fold, and per label per fold.
   std::vector<double> fold_need(num_folds, static_cast<double>(num_cases) / num_folds);
   std::map<int, std::vector<double>> label_need;

@@ -8,6 +8,7 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/core/random.h"
 #include "mlseg/io/image_io.h"
 #include "mlseg/io/json_file.h"
 
@@ -16,26 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// splitmix64: tiny, fast, and identical on every platform (std distributions are not).
-class Random {
- public:
-  explicit Random(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  double uniform(double low, double high) { return low + (high - low) * uniform(); }
-  double normal() {
-    const double u1 = std::max(uniform(), 1e-300), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
- private:
-  std::uint64_t state_;
-};
+using Random = SplitMix64;
 
 enum class Shape { ellipsoid, tube_along_x };
 
