@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, command 1: install what is missing, build, and run the main job on synthetic data.
-# Until `mlseg demo` exists this runs every stage that exists: synth -> verify -> analyze.
+# Until `mlseg demo` exists this runs every stage that exists: synth -> verify -> analyze -> plan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -16,3 +16,6 @@ echo "== mlseg verify: integrity checks of the phantom dataset"
 echo
 echo "== mlseg analyze: fingerprint, label statistics, combinations, nesting, recommendations, stratified folds"
 ./build/mlseg analyze "$DATASET" --work-dir "$WORK" --overwrite-splits
+echo
+echo "== mlseg plan: nnU-Net's planning rules -> plans.json"
+./build/mlseg plan "$DATASET" --work-dir "$WORK"
