@@ -435,6 +435,7 @@ AnalysisResult analyze_dataset(const fs::path& dataset_dir, const AnalyzeOptions
   AnalysisResult result;
   result.dataset_name = dataset.name;
   result.label_format = to_string(dataset.labels.format);
+  result.region_based = dataset.labels.is_region_based();
   result.image_channels = dataset.image_channel_names;
   for (const auto& channel : dataset.labels.channels) result.channel_names.push_back(channel.name);
 
@@ -576,6 +577,7 @@ nlohmann::ordered_json labels_to_json(const AnalysisResult& result, const Analyz
   nlohmann::ordered_json json;
   json["dataset"] = result.dataset_name;
   json["label_format"] = result.label_format;
+  json["region_based"] = result.region_based;
   json["num_cases"] = result.cases.size();
   json["channel_names"] = names;
   nlohmann::ordered_json channels = nlohmann::ordered_json::array();
@@ -659,7 +661,7 @@ std::string format_analysis_report(const AnalysisResult& result, bool verbose) {
   };
   auto percent = [&](double fraction) { return fixed(100.0 * fraction, fraction < 0.001 && fraction > 0 ? 4 : 2) + "%"; };
   out << "mlseg analyze: " << result.dataset_name << " (" << result.cases.size() << " cases, " << names.size()
-      << " channels, " << result.label_format << ")\n\n";
+      << " channels, " << result.label_format << (result.region_based ? ", regions" : "") << ")\n\n";
 
   TextTable intensity({"image channel", "mean", "std", "min", "p0.5", "median", "p99.5", "max"});
   for (std::size_t m = 0; m < result.intensity.size(); ++m) {

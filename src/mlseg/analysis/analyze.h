@@ -94,6 +94,7 @@ struct ChannelRelation {
 struct AnalysisResult {
   std::string dataset_name;
   std::string label_format;
+  bool region_based = false;  ///< nnU-Net regions (label_map whose channels join several labels)
   std::vector<std::string> image_channels;
   std::vector<std::string> channel_names;
   std::vector<CaseFingerprint> cases;

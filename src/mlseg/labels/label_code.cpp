@@ -16,7 +16,10 @@ decltype(auto) with_word_type(torch::ScalarType dtype, Function&& fn) {
     case torch::kUInt8: return fn(std::uint8_t{});
     case torch::kInt16: return fn(std::uint16_t{});
     case torch::kInt32: return fn(std::uint32_t{});
-    default: return fn(std::uint64_t{});
+    case torch::kInt64: return fn(std::uint64_t{});
+    default:
+      throw std::invalid_argument(std::string("code volume of unexpected dtype ") + c10::toString(dtype) +
+                                  "; codes are uint8, int16, int32 or int64");
   }
 }
 
