@@ -98,6 +98,7 @@ struct AnalysisResult {
   std::vector<std::string> image_channels;
   std::vector<std::string> channel_names;
   std::vector<CaseFingerprint> cases;
+  double median_relative_size_after_cropping = 0;  ///< median of crop volume / image volume
   std::vector<IntensityStatistics> intensity;  ///< per image channel
   std::vector<ChannelStatistics> channels;
   std::int64_t background_voxels = 0;

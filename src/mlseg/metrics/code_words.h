@@ -29,6 +29,13 @@ const Word* code_word_plane(const CodeVolume& code, int w) {
 /// Throws std::invalid_argument unless `code` is a contiguous CPU [W, Z, Y, X] code volume.
 void require_code_volume(const CodeVolume& code, const char* what);
 
+/// Mask of the low `channels_here` bits of a code word (all bits when the word is full).
+template <typename Word>
+Word low_bits_mask(int channels_here) {
+  return channels_here >= static_cast<int>(8 * sizeof(Word)) ? static_cast<Word>(~Word{0})
+                                                             : static_cast<Word>((Word{1} << channels_here) - 1);
+}
+
 inline int count_trailing_zeros(std::uint64_t bits) { return __builtin_ctzll(bits); }
 
 }  // namespace mlseg::detail

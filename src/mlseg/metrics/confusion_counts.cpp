@@ -206,9 +206,7 @@ std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeV
       const int first_channel = w * layout.bits_per_word;
       const int channels_here = std::min(layout.bits_per_word, num_channels - first_channel);
       if (channels_here <= 0) continue;
-      const Word channel_bits =
-          channels_here >= static_cast<int>(8 * sizeof(Word)) ? static_cast<Word>(~Word{0})
-                                                               : static_cast<Word>((Word{1} << channels_here) - 1);
+      const Word channel_bits = detail::low_bits_mask<Word>(channels_here);
       std::int64_t* tp_w = tp.data() + first_channel;
       std::int64_t* fp_w = fp.data() + first_channel;
       std::int64_t* fn_w = fn.data() + first_channel;

@@ -228,9 +228,7 @@ std::vector<SurfaceMetrics> surface_metrics_codes(const CodeVolume& pred, const 
       const int first_channel = w * layout.bits_per_word;
       const int channels_here = std::min(layout.bits_per_word, num_channels - first_channel);
       if (channels_here <= 0) continue;
-      const Word channel_bits =
-          channels_here >= static_cast<int>(8 * sizeof(Word)) ? static_cast<Word>(~Word{0})
-                                                               : static_cast<Word>((Word{1} << channels_here) - 1);
+      const Word channel_bits = detail::low_bits_mask<Word>(channels_here);
       const auto bits_at = [&](std::int64_t v) -> Word {
         if (ignore_plane[v] & ignore_bit) return 0;
         return static_cast<Word>((p_words[v] | r_words[v]) & channel_bits);
