@@ -124,7 +124,7 @@ Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
   std::array<double, 3> fullres_spacing{}, median_shape{};
   std::array<std::vector<double>, 3> new_shapes, spacings, shapes;
   for (std::size_t k = 0; k < input.spacings_zyx.size(); ++k) {
-    const auto shape = resampled_shape(input.shapes_after_crop_zyx[k], input.spacings_zyx[k], plans.target_spacing_zyx);
+    const auto shape = fractional_resampled_shape(input.shapes_after_crop_zyx[k], input.spacings_zyx[k], plans.target_spacing_zyx);
     for (int a = 0; a < 3; ++a) {
       new_shapes[a].push_back(shape[a]);
       spacings[a].push_back(input.spacings_zyx[k][a]);

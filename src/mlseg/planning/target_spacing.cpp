@@ -53,7 +53,7 @@ Transpose determine_transpose(const std::array<double, 3>& target_spacing_zyx) {
   return transpose;
 }
 
-std::array<double, 3> resampled_shape(const std::array<std::int64_t, 3>& shape, const std::array<double, 3>& spacing,
+std::array<double, 3> fractional_resampled_shape(const std::array<std::int64_t, 3>& shape, const std::array<double, 3>& spacing,
                                       const std::array<double, 3>& new_spacing) {
   std::array<double, 3> result{};
   for (int axis = 0; axis < 3; ++axis) {

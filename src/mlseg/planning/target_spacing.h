@@ -23,7 +23,7 @@ struct Transpose {
 Transpose determine_transpose(const std::array<double, 3>& target_spacing_zyx);
 
 /// compute_new_shape: round(old_spacing / new_spacing * old_shape) per axis.
-std::array<double, 3> resampled_shape(const std::array<std::int64_t, 3>& shape, const std::array<double, 3>& spacing,
+std::array<double, 3> fractional_resampled_shape(const std::array<std::int64_t, 3>& shape, const std::array<double, 3>& spacing,
                                       const std::array<double, 3>& new_spacing);
 
 }  // namespace mlseg
