@@ -277,7 +277,7 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
     const int outer = std::max(1, std::min<int>(threads, static_cast<int>(todo.size())));
     plan.resample.threads = std::max(1, threads / outer);
     Progress progress("preprocess " + configuration, static_cast<std::int64_t>(todo.size()), "cases",
-                      ProgressOptions{options.show_progress});
+                      ProgressOptions{options.show_progress && !todo.empty()});
     std::mutex mutex;
     std::vector<CaseProperties> results(cases.size());
     std::vector<bool> succeeded(cases.size(), false);
