@@ -140,6 +140,14 @@ TEST(PlanSynthetic, LargeImagesGetA3dLowresConfigurationCoveringAQuarter) {
   EXPECT_GE(patch / image, 0.25 * 0.9);  // the loop stops once the patch covers >= 25% (rounded median)
   EXPECT_LE(full->patch.feature_map_size, 560e6);
   EXPECT_GT(full->patch.shrink_steps, 0);
+  // plans.json gets nnU-Net's cascade entry, which --check accepts.
+  const auto json = plans_to_json(plans, input, PlanOptions{});
+  const auto& configurations = json["configurations"];
+  ASSERT_TRUE(configurations.contains("3d_cascade_fullres"));
+  EXPECT_EQ(configurations["3d_cascade_fullres"]["inherits_from"], "3d_fullres");
+  EXPECT_EQ(configurations["3d_cascade_fullres"]["previous_stage"], "3d_lowres");
+  EXPECT_EQ(configurations["3d_lowres"]["next_stage"], "3d_cascade_fullres");
+  EXPECT_TRUE(check_plans(json).empty());
 }
 
 TEST(PlanSynthetic, CpuPresetAndSmallerGpuShrinkThePatch) {

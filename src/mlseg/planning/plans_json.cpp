@@ -104,6 +104,12 @@ nlohmann::ordered_json plans_to_json(const Plans& plans, const PlanningInput& in
   json["transpose_backward"] = array_of(plans.transpose.backward);
   Json configurations = Json::object();
   for (const auto& c : plans.configurations) configurations[c.name] = configuration_json(c, plans, options);
+  if (configurations.contains("3d_lowres")) {
+    // nnU-Net's cascade: full resolution with the low-resolution prediction as extra input; it
+    // uses 3d_fullres's data (P:497-503).
+    configurations["3d_lowres"]["next_stage"] = "3d_cascade_fullres";
+    configurations["3d_cascade_fullres"] = Json{{"inherits_from", "3d_fullres"}, {"previous_stage", "3d_lowres"}};
+  }
   json["configurations"] = configurations;
   json["experiment_planner_used"] = "mlseg ExperimentPlanner (nnU-Net v2 default rules)";
   json["label_manager"] = "LabelManager";

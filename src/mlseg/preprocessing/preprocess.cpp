@@ -229,6 +229,22 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
     const auto& available = plans.value("configurations", Json::object());
     configurations.push_back(available.contains("3d_fullres") ? "3d_fullres" : "2d");
   }
+  // A configuration that only inherits (nnU-Net's 3d_cascade_fullres) uses its parent's data.
+  {
+    std::vector<std::string> resolved;
+    const auto& available = plans.value("configurations", Json::object());
+    for (auto name : configurations) {
+      for (int depth = 0; depth < 4 && available.contains(name) && available[name].contains("inherits_from") &&
+                          !available[name].contains("spacing");
+           ++depth) {
+        const std::string parent = available[name]["inherits_from"].get<std::string>();
+        if (options.show_progress) std::cerr << "mlseg preprocess: " << name << " uses " << parent << "'s preprocessed data\n";
+        name = parent;
+      }
+      if (std::find(resolved.begin(), resolved.end(), name) == resolved.end()) resolved.push_back(name);
+    }
+    configurations = resolved;
+  }
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
 
   for (const auto& configuration : configurations) {
