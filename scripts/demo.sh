@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, command 1: install what is missing, build, and run the main job on synthetic data.
-# Until `mlseg demo` exists this runs every stage that exists: synth -> verify -> analyze -> plan.
+# Until `mlseg demo` exists this runs every stage that exists: synth -> verify -> analyze -> plan -> preprocess.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -19,3 +19,6 @@ echo "== mlseg analyze: fingerprint, label statistics, combinations, nesting, re
 echo
 echo "== mlseg plan: nnU-Net's planning rules -> plans.json"
 ./build/mlseg plan "$DATASET" --work-dir "$WORK"
+echo
+echo "== mlseg preprocess: crop, normalise, resample, sampling locations -> the .npy store"
+./build/mlseg preprocess "$DATASET" --work-dir "$WORK" -c 3d_fullres
