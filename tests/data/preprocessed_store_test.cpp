@@ -113,6 +113,21 @@ std::string message_of(const std::function<void()>& action) {
   return "(no mlseg::Error thrown)";
 }
 
+/// A store of `ids`, every case the same ramp (2 image channels in store.json).
+void write_ramp_store(const fs::path& dir, const std::vector<std::string>& ids, const RampCase& ramp) {
+  write_test_store_json(dir, 3, 2, ids, false);
+  for (const auto& id : ids) write_test_store_case(dir, id, ramp.image, ramp.codes, {});
+}
+
+/// The error of the first use of case `id` after `corrupt` damaged its files.
+std::string first_use_error(const fs::path& dir, const std::string& id, const RampCase& ramp,
+                            const std::function<void()>& corrupt) {
+  write_ramp_store(dir, {id}, ramp);
+  corrupt();
+  const PreprocessedStore store(dir);
+  return message_of([&] { store.stored_case(0); });
+}
+
 TEST(PreprocessedStore, MissingStoreJsonNamesTheFolderAndTheCommand) {
   TempDir dir;
   const std::string message = message_of([&] { PreprocessedStore store(dir / "preprocessed/3d_fullres"); });
@@ -123,9 +138,7 @@ TEST(PreprocessedStore, MissingStoreJsonNamesTheFolderAndTheCommand) {
 TEST(PreprocessedStore, OpensCasesAndReadsPropertiesAndLocations) {
   TempDir dir;
   RampCase ramp(4, 5, 6);
-  write_test_store_json(dir.path(), 3, 2, {"a", "b"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
-  write_test_store_case(dir.path(), "b", ramp.image, ramp.codes, {});
+  write_ramp_store(dir.path(), {"a", "b"}, ramp);
   const PreprocessedStore store(dir.path());
   EXPECT_EQ(store.num_cases(), 2u);
   EXPECT_EQ(store.num_channels(), 3);
@@ -148,12 +161,9 @@ TEST(PreprocessedStore, OpensCasesAndReadsPropertiesAndLocations) {
 
 TEST(PreprocessedStore, ShapeMismatchNamesTheFileAndTheCase) {
   TempDir dir;
-  RampCase ramp(4, 5, 6);
-  write_test_store_json(dir.path(), 3, 2, {"case_7"}, false);
-  write_test_store_case(dir.path(), "case_7", ramp.image, ramp.codes, {});
-  write_npy(store_codes_file(dir.path(), "case_7"), torch::zeros({1, 4, 5, 7}, torch::kUInt8), true);
-  const PreprocessedStore store(dir.path());
-  const std::string message = message_of([&] { store.stored_case(0); });
+  const std::string message = first_use_error(dir.path(), "case_7", RampCase(4, 5, 6), [&] {
+    write_npy(store_codes_file(dir.path(), "case_7"), torch::zeros({1, 4, 5, 7}, torch::kUInt8), true);
+  });
   EXPECT_NE(message.find("case_7_seg.npy"), std::string::npos) << message;
   EXPECT_NE(message.find("case case_7"), std::string::npos) << message;
   EXPECT_NE(message.find("[1, 4, 5, 7]"), std::string::npos) << message;
@@ -161,36 +171,28 @@ TEST(PreprocessedStore, ShapeMismatchNamesTheFileAndTheCase) {
 
 TEST(PreprocessedStore, ImageChannelsDisagreeingWithStoreJsonAreAnError) {
   TempDir dir;
-  RampCase ramp(4, 5, 6, /*image_channels=*/1);
-  write_test_store_json(dir.path(), 3, 2, {"a"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
-  const PreprocessedStore store(dir.path());
-  const std::string message = message_of([&] { store.stored_case(0); });
+  // store.json says 2 image channels, the image holds 1.
+  const std::string message = first_use_error(dir.path(), "a", RampCase(4, 5, 6, /*image_channels=*/1), [] {});
   EXPECT_NE(message.find("a_img.npy"), std::string::npos) << message;
   EXPECT_NE(message.find("[2, 4, 5, 6]"), std::string::npos) << message;
 }
 
 TEST(PreprocessedStore, CodeTypeDisagreeingWithStoreJsonIsAnError) {
   TempDir dir;
-  RampCase ramp(4, 5, 6);
-  write_test_store_json(dir.path(), 3, 2, {"a"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
-  write_npy(store_codes_file(dir.path(), "a"), ramp.codes.words.to(torch::kInt16), true);
-  const PreprocessedStore store(dir.path());
-  const std::string message = message_of([&] { store.stored_case(0); });
+  const RampCase ramp(4, 5, 6);
+  const std::string message = first_use_error(dir.path(), "a", ramp, [&] {
+    write_npy(store_codes_file(dir.path(), "a"), ramp.codes.words.to(torch::kInt16), true);
+  });
   EXPECT_NE(message.find("<u2"), std::string::npos) << message;
   EXPECT_NE(message.find("|u1"), std::string::npos) << message;
 }
 
 TEST(PreprocessedStore, TruncatedNpyNamesTheFileAndTheCase) {
   TempDir dir;
-  RampCase ramp(4, 5, 6);
-  write_test_store_json(dir.path(), 3, 2, {"a"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
-  const fs::path image = store_image_file(dir.path(), "a");
-  fs::resize_file(image, fs::file_size(image) - 100);
-  const PreprocessedStore store(dir.path());
-  const std::string message = message_of([&] { store.stored_case(0); });
+  const std::string message = first_use_error(dir.path(), "a", RampCase(4, 5, 6), [&] {
+    const fs::path image = store_image_file(dir.path(), "a");
+    fs::resize_file(image, fs::file_size(image) - 100);
+  });
   EXPECT_NE(message.find("a_img.npy"), std::string::npos) << message;
   EXPECT_NE(message.find("case a"), std::string::npos) << message;
   EXPECT_NE(message.find("truncated"), std::string::npos) << message;
@@ -199,9 +201,7 @@ TEST(PreprocessedStore, TruncatedNpyNamesTheFileAndTheCase) {
 TEST(PreprocessedStore, MissingCaseFileAndBadLocationGroupAreErrors) {
   TempDir dir;
   RampCase ramp(4, 5, 6);
-  write_test_store_json(dir.path(), 3, 2, {"a", "b"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
-  write_test_store_case(dir.path(), "b", ramp.image, ramp.codes, {});
+  write_ramp_store(dir.path(), {"a", "b"}, ramp);
   fs::remove(store_locations_file(dir.path(), "a"));
   auto json = read_json_file(store_properties_file(dir.path(), "b"));
   json["locations"][2]["count"] = 100000;
@@ -217,8 +217,7 @@ TEST(PreprocessedStore, MissingCaseFileAndBadLocationGroupAreErrors) {
 TEST(PreprocessedStore, CutPatchInsideCopiesExactValues) {
   TempDir dir;
   RampCase ramp(6, 7, 8);
-  write_test_store_json(dir.path(), 3, 2, {"a"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
+  write_ramp_store(dir.path(), {"a"}, ramp);
   const PreprocessedStore store(dir.path());
   const CutPatch patch = store.cut_patch(0, {1, 2, 3}, {3, 4, 5});
   EXPECT_EQ(patch.image.sizes(), (std::vector<std::int64_t>{2, 3, 4, 5}));
@@ -232,8 +231,7 @@ TEST(PreprocessedStore, CutPatchInsideCopiesExactValues) {
 TEST(PreprocessedStore, CutPatchAtBordersPadsWithZeroImageAndBackground) {
   TempDir dir;
   RampCase ramp(6, 7, 8);
-  write_test_store_json(dir.path(), 3, 2, {"a"}, false);
-  write_test_store_case(dir.path(), "a", ramp.image, ramp.codes, {});
+  write_ramp_store(dir.path(), {"a"}, ramp);
   const PreprocessedStore store(dir.path());
   // Overhangs: z before the start, x past the end, y fully inside.
   const CutPatch patch = store.cut_patch(0, {-2, 1, 5}, {4, 3, 6});
@@ -275,8 +273,7 @@ TEST(PreprocessedStore, ConcurrentFirstUseOpensEachCaseOnce) {
   RampCase ramp(4, 5, 6);
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) ids.push_back("case_" + std::to_string(i));
-  write_test_store_json(dir.path(), 3, 2, ids, false);
-  for (const auto& id : ids) write_test_store_case(dir.path(), id, ramp.image, ramp.codes, {});
+  write_ramp_store(dir.path(), ids, ramp);
   const PreprocessedStore store(dir.path());
   std::vector<std::vector<const StoredCase*>> seen(4);
   std::vector<std::thread> threads;
