@@ -162,6 +162,12 @@ TEST(BatchLoader, CutPatchBatchesFromAStoreAreTheSameWithAnyWorkerCount) {
     EXPECT_TRUE(torch::equal(one[b].tensors[0], three[b].tensors[0]));
     EXPECT_TRUE(torch::equal(one[b].tensors[1], three[b].tensors[1]));
     EXPECT_EQ(one[b].case_ids, three[b].case_ids);
+    const auto draws = sampler.sample_batch(static_cast<std::int64_t>(b));
+    for (std::size_t j = 0; j < draws.size(); ++j) {  // the same as cutting each patch alone
+      const CutPatch alone = store.cut_patch(draws[j].case_index, draws[j].begin_zyx, {8, 8, 8});
+      EXPECT_TRUE(torch::equal(one[b].tensors[0][j], alone.image));
+      EXPECT_TRUE(torch::equal(one[b].tensors[1][j], alone.codes.words));
+    }
     // The last sample of every batch is forced (round(3 x 0.67) = 2): its patch has foreground.
     EXPECT_GT(one[b].tensors[1][2].count_nonzero().item<std::int64_t>(), 0);
   }

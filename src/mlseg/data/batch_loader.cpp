@@ -13,6 +13,7 @@
 #include "mlseg/core/parallel.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
+#include "mlseg/labels/label_code.h"
 
 namespace mlseg {
 namespace {
@@ -187,15 +188,19 @@ Batch cut_patch_batch(const PreprocessedStore& store, const PatchSampler& sample
   std::vector<std::string> case_ids;
   for (const auto& draw : draws) case_ids.push_back(store.case_ids()[draw.case_index]);
   note_batch_cases(case_ids);
+  // Cut straight into the batch tensors: no per-sample tensors, no stacking copy.
   const auto& size = sampler.options().patch_size_zyx();
-  std::vector<std::vector<torch::Tensor>> samples;
-  samples.reserve(draws.size());
-  for (const auto& draw : draws) {
-    CutPatch patch = store.cut_patch(draw.case_index, draw.begin_zyx, size);
-    if (report != nullptr) report->add(patch.codes, draw);
-    samples.push_back({std::move(patch.image), std::move(patch.codes.words)});
+  const CodeLayout layout = code_layout(store.num_channels());
+  const auto batch_size = static_cast<std::int64_t>(draws.size());
+  torch::Tensor images = torch::empty({batch_size, store.info().num_image_channels, size[0], size[1], size[2]}, torch::kFloat);
+  torch::Tensor codes = torch::empty({batch_size, layout.num_words, size[0], size[1], size[2]}, layout.dtype);
+  for (std::int64_t b = 0; b < batch_size; ++b) {
+    torch::Tensor image = images[b];
+    CodeVolume patch_codes{codes[b], store.num_channels()};
+    store.cut_patch_into(draws[b].case_index, draws[b].begin_zyx, image, patch_codes.words);
+    if (report != nullptr) report->add(patch_codes, draws[b]);
   }
-  return assemble_batch(batch_index, samples, std::move(case_ids));
+  return Batch{batch_index, {std::move(images), std::move(codes)}, std::move(case_ids)};
 }
 
 }  // namespace mlseg

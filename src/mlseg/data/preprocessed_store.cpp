@@ -37,19 +37,25 @@ std::shared_ptr<NpyMapping> map_case_file(const std::filesystem::path& file, con
 }
 
 /// Copies the part of a [N, Z, Y, X] array (item_size bytes per element) inside the box
-/// [begin, begin + size) into a zero-filled [N, size] buffer.
+/// [begin, begin + size) into a [N, size] buffer; the rest of the buffer is zeroed.
 void copy_box(const char* source, const std::array<std::int64_t, 3>& shape, std::int64_t planes,
               std::size_t item_size, const std::array<std::int64_t, 3>& begin,
               const std::array<std::int64_t, 3>& size, char* target) {
+  const std::int64_t target_plane = size[0] * size[1] * size[2];
   std::array<std::int64_t, 3> from{}, to{};
+  bool inside = true;
   for (int d = 0; d < 3; ++d) {
     from[d] = std::clamp<std::int64_t>(begin[d], 0, shape[d]);
     to[d] = std::clamp<std::int64_t>(begin[d] + size[d], 0, shape[d]);
+    inside = inside && from[d] == begin[d] && to[d] == begin[d] + size[d];
+  }
+  // Padding is zero (image 0, code 0 = background); a box fully inside needs no fill.
+  if (!inside) std::memset(target, 0, static_cast<std::size_t>(planes * target_plane) * item_size);
+  for (int d = 0; d < 3; ++d) {
     if (to[d] <= from[d]) return;  // no overlap: all padding
   }
   const std::size_t row_bytes = static_cast<std::size_t>(to[2] - from[2]) * item_size;
   const std::int64_t source_plane = shape[0] * shape[1] * shape[2];
-  const std::int64_t target_plane = size[0] * size[1] * size[2];
   for (std::int64_t n = 0; n < planes; ++n) {
     for (std::int64_t z = from[0]; z < to[0]; ++z) {
       for (std::int64_t y = from[1]; y < to[1]; ++y) {
@@ -225,20 +231,39 @@ std::unique_ptr<StoredCase> PreprocessedStore::open_case(std::size_t index) cons
 
 CutPatch PreprocessedStore::cut_patch(std::size_t index, const std::array<std::int64_t, 3>& begin_zyx,
                                       const std::array<std::int64_t, 3>& size_zyx) const {
-  const StoredCase& c = stored_case(index);
   for (int d = 0; d < 3; ++d) {
     if (size_zyx[d] <= 0) {
       throw Error("patch size " + zyx_text(size_zyx) + " has an empty axis", "pass a patch size of at least 1 per axis");
     }
   }
+  const CodeLayout layout = code_layout(num_channels());
   CutPatch patch;
-  patch.image = torch::zeros({c.num_image_channels_, size_zyx[0], size_zyx[1], size_zyx[2]}, torch::kFloat);
-  copy_box(static_cast<const char*>(c.image_->data()), c.shape_zyx_, c.num_image_channels_, sizeof(float), begin_zyx,
-           size_zyx, static_cast<char*>(patch.image.data_ptr()));
-  patch.codes = empty_code_volume(size_zyx, c.num_channels_);
-  copy_box(static_cast<const char*>(c.codes_->data()), c.shape_zyx_, c.num_code_words_, c.code_item_size_, begin_zyx,
-           size_zyx, static_cast<char*>(patch.codes.words.data_ptr()));
+  patch.image = torch::empty({info_.num_image_channels, size_zyx[0], size_zyx[1], size_zyx[2]}, torch::kFloat);
+  patch.codes.num_channels = num_channels();
+  patch.codes.words = torch::empty({layout.num_words, size_zyx[0], size_zyx[1], size_zyx[2]}, layout.dtype);
+  cut_patch_into(index, begin_zyx, patch.image, patch.codes.words);
   return patch;
+}
+
+void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::int64_t, 3>& begin_zyx,
+                                       torch::Tensor& image, torch::Tensor& codes) const {
+  const StoredCase& c = stored_case(index);
+  const CodeLayout layout = code_layout(num_channels());
+  const bool image_ok = image.dim() == 4 && image.size(0) == c.num_image_channels_ && image.scalar_type() == torch::kFloat &&
+                        image.is_contiguous() && image.device().is_cpu();
+  const bool codes_ok = codes.dim() == 4 && codes.size(0) == c.num_code_words_ && codes.scalar_type() == layout.dtype &&
+                        codes.is_contiguous() && codes.device().is_cpu() && codes.sizes().slice(1) == image.sizes().slice(1);
+  if (!image_ok || !codes_ok) {
+    throw Error("cut_patch_into needs contiguous CPU tensors: image [" + std::to_string(c.num_image_channels_) +
+                    ", z, y, x] float32 and codes [" + std::to_string(c.num_code_words_) + ", z, y, x] of " +
+                    c10::toString(layout.dtype) + " with the same spatial size",
+                "allocate the outputs as cut_patch does");
+  }
+  const std::array<std::int64_t, 3> size_zyx{image.size(1), image.size(2), image.size(3)};
+  copy_box(static_cast<const char*>(c.image_->data()), c.shape_zyx_, c.num_image_channels_, sizeof(float), begin_zyx,
+           size_zyx, static_cast<char*>(image.data_ptr()));
+  copy_box(static_cast<const char*>(c.codes_->data()), c.shape_zyx_, c.num_code_words_, c.code_item_size_, begin_zyx,
+           size_zyx, static_cast<char*>(codes.data_ptr()));
 }
 
 }  // namespace mlseg

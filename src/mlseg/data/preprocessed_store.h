@@ -87,6 +87,10 @@ class PreprocessedStore {
   /// side (padded with image 0 / code 0).
   CutPatch cut_patch(std::size_t case_index, const std::array<std::int64_t, 3>& begin_zyx,
                      const std::array<std::int64_t, 3>& size_zyx) const;
+  /// The same into caller-owned contiguous tensors (e.g. slices of a batch, saving a copy):
+  /// `image` [C, z, y, x] float32 and `codes` [W, z, y, x] of the store's code type.
+  void cut_patch_into(std::size_t case_index, const std::array<std::int64_t, 3>& begin_zyx, torch::Tensor& image,
+                      torch::Tensor& codes) const;
 
  private:
   struct Slot {
