@@ -1,0 +1,52 @@
+#include "mlseg/data/augmentation.h"
+
+#include "mlseg/data/mirror.h"
+
+namespace mlseg {
+
+AugmentationOptions AugmentationOptions::none() {
+  AugmentationOptions options;
+  options.spatial().rotation_probability(0.0).scaling_probability(0.0);
+  options.intensity()
+      .noise_probability(0.0)
+      .blur_probability(0.0)
+      .brightness_probability(0.0)
+      .contrast_probability(0.0)
+      .low_resolution_probability(0.0)
+      .inverted_gamma_probability(0.0)
+      .gamma_probability(0.0);
+  options.mirror_probability_per_axis(0.0);
+  return options;
+}
+
+AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& codes,
+                               const std::array<std::int64_t, 3>& patch_size_zyx, const AugmentationOptions& options,
+                               SplitMix64& rng) {
+  AugmentedSample sample;
+  const AugmentationGeometry geometry = augmentation_geometry(patch_size_zyx, options.spatial());
+  sample.record.mode = geometry.mode;
+  sample.record.spatial = sample_spatial_parameters(geometry, options.spatial(), rng);
+  SpatialOutput spatial =
+      apply_spatial_transform(image, codes, patch_size_zyx, geometry, sample.record.spatial, options.spatial());
+  sample.image = std::move(spatial.image);
+  sample.codes = std::move(spatial.codes);
+
+  apply_intensity_transforms(sample.image, options.intensity(), geometry.mode, rng, &sample.record.intensity);
+
+  // MirrorTransform: one draw per allowed axis.
+  for (const int axis : geometry.mirror_axes) {
+    sample.record.mirrored_zyx[static_cast<std::size_t>(axis)] = rng.uniform() < options.mirror_probability_per_axis();
+  }
+  mirror_in_place(sample.image, sample.record.mirrored_zyx);
+  mirror_in_place(sample.codes, sample.record.mirrored_zyx);
+  return sample;
+}
+
+AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& codes,
+                               const std::array<std::int64_t, 3>& patch_size_zyx, const AugmentationOptions& options,
+                               std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  return augment_sample(image, codes, patch_size_zyx, options, rng);
+}
+
+}  // namespace mlseg

@@ -1,0 +1,427 @@
+#include "mlseg/data/intensity_transforms.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "mlseg/core/error.h"
+
+namespace mlseg {
+namespace {
+
+using Shape = std::array<std::int64_t, 3>;
+
+struct ChannelView {
+  float* data = nullptr;
+  Shape shape{};
+  std::int64_t voxels = 0;
+};
+
+ChannelView channel_view(torch::Tensor& image, std::int64_t channel) {
+  if (!image.defined() || image.dim() != 4 || image.scalar_type() != torch::kFloat32 || !image.is_contiguous() ||
+      !image.device().is_cpu()) {
+    throw Error("intensity transforms need a contiguous float32 CPU image [C, Z, Y, X]",
+                "convert the patch with .to(torch::kFloat32).contiguous()");
+  }
+  if (channel < 0 || channel >= image.size(0)) {
+    throw Error("intensity transform channel " + std::to_string(channel) + " is outside the image's " +
+                    std::to_string(image.size(0)) + " channels",
+                "pass a channel index below the channel count");
+  }
+  ChannelView view;
+  view.shape = {image.size(1), image.size(2), image.size(3)};
+  view.voxels = view.shape[0] * view.shape[1] * view.shape[2];
+  view.data = image.data_ptr<float>() + channel * view.voxels;
+  return view;
+}
+
+struct Moments {
+  double mean = 0.0;
+  double std = 0.0;  // unbiased, like torch.std
+  float min = 0.0f;
+  float max = 0.0f;
+};
+
+Moments moments(const float* data, std::int64_t n) {
+  // Eight independent accumulators: one running double sum would be latency-bound.
+  constexpr int kLanes = 8;
+  double sum[kLanes] = {}, sum_squares[kLanes] = {};
+  float lo[kLanes], hi[kLanes];
+  std::fill_n(lo, kLanes, std::numeric_limits<float>::infinity());
+  std::fill_n(hi, kLanes, -std::numeric_limits<float>::infinity());
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      const float v = data[i + k];
+      sum[k] += v;
+      sum_squares[k] += static_cast<double>(v) * v;
+      lo[k] = v < lo[k] ? v : lo[k];
+      hi[k] = v > hi[k] ? v : hi[k];
+    }
+  }
+  for (int k = 0; i < n; ++i, ++k) {
+    const float v = data[i];
+    sum[k] += v;
+    sum_squares[k] += static_cast<double>(v) * v;
+    lo[k] = v < lo[k] ? v : lo[k];
+    hi[k] = v > hi[k] ? v : hi[k];
+  }
+  double total = 0.0, total_squares = 0.0;
+  Moments m;
+  m.min = lo[0];
+  m.max = hi[0];
+  for (int k = 0; k < kLanes; ++k) {
+    total += sum[k];
+    total_squares += sum_squares[k];
+    m.min = std::min(m.min, lo[k]);
+    m.max = std::max(m.max, hi[k]);
+  }
+  m.mean = n > 0 ? total / static_cast<double>(n) : 0.0;
+  m.std = n > 1 ? std::sqrt(std::max(0.0, (total_squares - total * m.mean) / static_cast<double>(n - 1))) : 0.0;
+  return m;
+}
+
+// Float approximations the compiler can vectorise (no libm calls), written without
+// platform-dependent intrinsics so that results are the same everywhere.
+inline float bits_to_float(std::uint32_t bits) {
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+inline std::uint32_t float_to_bits(float value) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+
+// log2(x) for x > 0, absolute error below 3e-7: exponent plus 2/ln2 atanh((m-1)/(m+1)).
+inline float fast_log2(float x) {
+  const std::uint32_t bits = float_to_bits(x);
+  float exponent = static_cast<float>(static_cast<int>((bits >> 23) & 0xffu) - 127);
+  float mantissa = bits_to_float((bits & 0x7fffffu) | 0x3f800000u);  // [1, 2)
+  // 1 when mantissa >= sqrt(2), by truncation: a float comparison here stops GCC vectorising.
+  const float high = static_cast<float>(static_cast<int>(mantissa * 0.707106781f));
+  mantissa *= 1.0f - 0.5f * high;
+  exponent += high;
+  const float t = (mantissa - 1.0f) / (mantissa + 1.0f), t2 = t * t;
+  const float series =
+      t * (2.88539008f + t2 * (0.961796694f + t2 * (0.577078016f + t2 * (0.412198583f + t2 * 0.320598898f))));
+  return exponent + series;
+}
+
+// 2^y, relative error below 1e-7 (y below -126 gives 2^-126).
+inline float fast_exp2(float y) {
+  y += static_cast<float>(y < -126.0f) * (-126.0f - y);  // arithmetic, not std::max: vectorises
+  const int n = static_cast<int>(y + 126.5f) - 126;  // round half up (the operand is positive)
+  const float f = y - static_cast<float>(n);          // [-0.5, 0.5]
+  const float p =
+      1.0f + f * (0.693147181f + f * (0.240226507f + f * (0.0555041087f + f * (0.00961812911f +
+                                                       f * (0.00133335581f + f * (0.000154035304f + f * 0.0000152527339f))))));
+  return p * bits_to_float(static_cast<std::uint32_t>(n + 127) << 23);
+}
+
+// torch 'reflect' padding index (edge not repeated), for any overshoot.
+std::int64_t reflect_index(std::int64_t i, std::int64_t n) {
+  if (n == 1) return 0;
+  const std::int64_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+// batchgeneratorsv2 _compute_kernel_size: Python round (half to even), then the nearest odd.
+int gaussian_kernel_size(double sigma, double truncate) {
+  const double n = sigma * truncate + 0.5;
+  const auto rounded = static_cast<int>(std::nearbyint(n));
+  if (rounded % 2 == 1) return rounded;
+  return n - rounded >= 0 ? rounded + 1 : rounded - 1;
+}
+
+std::vector<float> gaussian_kernel(double sigma, double truncate) {
+  const int size = std::max(1, gaussian_kernel_size(sigma, truncate));
+  const double half = (size - 1) * 0.5;
+  std::vector<double> pdf(static_cast<std::size_t>(size));
+  double sum = 0.0;
+  for (int i = 0; i < size; ++i) {
+    const double x = (-half + i) / sigma;
+    pdf[static_cast<std::size_t>(i)] = std::exp(-0.5 * x * x);
+    sum += pdf[static_cast<std::size_t>(i)];
+  }
+  std::vector<float> kernel(pdf.size());
+  for (std::size_t i = 0; i < pdf.size(); ++i) kernel[i] = static_cast<float>(pdf[i] / sum);
+  return kernel;
+}
+
+// Convolves the lines of a [outer, n, inner] block along n (inner > 1: whole rows at a time).
+void convolve_lines(float* data, std::int64_t outer, std::int64_t n, std::int64_t inner,
+                    const std::vector<float>& kernel, std::vector<float>& scratch) {
+  const auto radius = static_cast<std::int64_t>(kernel.size() / 2);
+  const auto taps = static_cast<std::int64_t>(kernel.size());
+  if (inner == 1) {
+    scratch.resize(static_cast<std::size_t>(n + 2 * radius));
+    for (std::int64_t o = 0; o < outer; ++o) {
+      float* line = data + o * n;
+      for (std::int64_t i = -radius; i < n + radius; ++i) scratch[static_cast<std::size_t>(i + radius)] = line[reflect_index(i, n)];
+      for (std::int64_t i = 0; i < n; ++i) {
+        float sum = 0.0f;
+        for (std::int64_t k = 0; k < taps; ++k) sum += kernel[static_cast<std::size_t>(k)] * scratch[static_cast<std::size_t>(i + k)];
+        line[i] = sum;
+      }
+    }
+    return;
+  }
+  scratch.resize(static_cast<std::size_t>(n * inner));
+  for (std::int64_t o = 0; o < outer; ++o) {
+    float* block = data + o * n * inner;
+    std::memcpy(scratch.data(), block, static_cast<std::size_t>(n * inner) * sizeof(float));
+    for (std::int64_t i = 0; i < n; ++i) {
+      float* out = block + i * inner;
+      std::fill_n(out, inner, 0.0f);
+      for (std::int64_t k = 0; k < taps; ++k) {
+        const float w = kernel[static_cast<std::size_t>(k)];
+        const float* in = scratch.data() + reflect_index(i + k - radius, n) * inner;
+        for (std::int64_t x = 0; x < inner; ++x) out[x] += w * in[x];
+      }
+    }
+  }
+}
+
+// Linear resize along one axis of a [outer, n_in, inner] block into [outer, n_out, inner],
+// PyTorch's align_corners=False source indices.
+void linear_resize_axis(const float* in, std::int64_t outer, std::int64_t n_in, std::int64_t inner, float* out,
+                        std::int64_t n_out) {
+  const double scale = static_cast<double>(n_in) / static_cast<double>(n_out);
+  for (std::int64_t j = 0; j < n_out; ++j) {
+    const double source = std::max(0.0, (j + 0.5) * scale - 0.5);
+    const auto i0 = static_cast<std::int64_t>(source);
+    const std::int64_t i1 = i0 < n_in - 1 ? i0 + 1 : i0;
+    const auto l1 = static_cast<float>(source - static_cast<double>(i0));
+    const float l0 = 1.0f - l1;
+    for (std::int64_t o = 0; o < outer; ++o) {
+      const float* a = in + (o * n_in + i0) * inner;
+      const float* b = in + (o * n_in + i1) * inner;
+      float* r = out + (o * n_out + j) * inner;
+      for (std::int64_t x = 0; x < inner; ++x) r[x] = l0 * a[x] + l1 * b[x];
+    }
+  }
+}
+
+// PyTorch 'nearest-exact' source indices for resizing n_in to n_out.
+std::vector<std::int64_t> nearest_exact_indices(std::int64_t n_in, std::int64_t n_out) {
+  std::vector<std::int64_t> index(static_cast<std::size_t>(n_out));
+  const double scale = static_cast<double>(n_in) / static_cast<double>(n_out);
+  for (std::int64_t j = 0; j < n_out; ++j) {
+    index[static_cast<std::size_t>(j)] = std::min(static_cast<std::int64_t>(std::floor((j + 0.5) * scale)), n_in - 1);
+  }
+  return index;
+}
+
+// x^gamma for x in [0, 1]; x = 0 gives 2^-126 (fast_log2(0) = -127), which is 0 for our purposes.
+inline float unit_power(float x, float gamma) { return fast_exp2(gamma * fast_log2(x)); }
+
+// Standard normal pairs by Box-Muller from one 64-bit draw (two 24-bit uniforms).
+inline void normal_pair(std::uint64_t bits, float& first, float& second) {
+  constexpr float kUnit = 1.0f / 16777216.0f;  // 2^-24
+  constexpr float kLn2 = 0.693147181f, kHalfPi = 1.57079633f;
+  const float u1 = static_cast<float>(static_cast<int>((static_cast<std::uint32_t>(bits >> 32) >> 8) + 1u)) * kUnit;  // (0, 1]
+  const float u2 = static_cast<float>(static_cast<int>(static_cast<std::uint32_t>(bits) >> 8)) * kUnit;  // [0, 1)
+  // sqrt(-2 ln u1) as 2^(log2(.) / 2): std::sqrt's errno branch would stop vectorisation.
+  const float radius = fast_exp2(0.5f * fast_log2(-2.0f * kLn2 * fast_log2(u1)));
+  // Angle 2 pi u2 = quadrant * pi/2 + a with |a| <= pi/4.
+  const float w = 4.0f * u2;
+  const int quadrant = static_cast<int>(w + 0.5f);
+  const float a = (w - static_cast<float>(quadrant)) * kHalfPi, a2 = a * a;
+  const float sin_a = a * (1.0f + a2 * (-1.66666667e-1f + a2 * (8.33333333e-3f + a2 * -1.98412698e-4f)));
+  const float cos_a = 1.0f + a2 * (-0.5f + a2 * (4.16666667e-2f + a2 * (-1.38888889e-3f + a2 * 2.48015873e-5f)));
+  const float odd = static_cast<float>(quadrant & 1), even = 1.0f - odd;
+  const float sign = 1.0f - 2.0f * static_cast<float>((quadrant >> 1) & 1);
+  first = radius * sign * (even * cos_a - odd * sin_a);
+  second = radius * sign * (even * sin_a + odd * cos_a);
+}
+
+}  // namespace
+
+double sample_below_or_above_one(double min_factor, double max_factor, SplitMix64& rng) {
+  if (rng.uniform() < 0.5 && min_factor < 1.0) return rng.uniform(min_factor, 1.0);
+  return rng.uniform(std::max(min_factor, 1.0), max_factor);
+}
+
+void add_gaussian_noise(torch::Tensor& image, double sigma, SplitMix64& rng) {
+  ChannelView first = channel_view(image, 0);
+  const std::int64_t channels = image.size(0), n = first.voxels;
+  const auto s = static_cast<float>(sigma);
+  constexpr std::int64_t kBlock = 4096;  // voxels per block; one 64-bit draw per pair
+  std::vector<std::uint64_t> bits(kBlock / 2);
+  std::vector<float> noise(kBlock);
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const std::int64_t count = std::min(kBlock, n - start), pairs = (count + 1) / 2;
+    for (std::int64_t p = 0; p < pairs; ++p) bits[static_cast<std::size_t>(p)] = rng.next();
+    for (std::int64_t p = 0; p < pairs; ++p) {
+      normal_pair(bits[static_cast<std::size_t>(p)], noise[static_cast<std::size_t>(2 * p)],
+                  noise[static_cast<std::size_t>(2 * p + 1)]);
+    }
+    for (std::int64_t c = 0; c < channels; ++c) {
+      float* data = first.data + c * n + start;
+      for (std::int64_t i = 0; i < count; ++i) data[i] += s * noise[static_cast<std::size_t>(i)];
+    }
+  }
+}
+
+void gaussian_blur_channel(torch::Tensor& image, std::int64_t channel, const std::array<double, 3>& sigma_zyx,
+                           double truncate) {
+  ChannelView view = channel_view(image, channel);
+  const auto [Z, Y, X] = view.shape;
+  std::vector<float> scratch;
+  if (sigma_zyx[0] > 0.0) convolve_lines(view.data, 1, Z, Y * X, gaussian_kernel(sigma_zyx[0], truncate), scratch);
+  if (sigma_zyx[1] > 0.0) convolve_lines(view.data, Z, Y, X, gaussian_kernel(sigma_zyx[1], truncate), scratch);
+  if (sigma_zyx[2] > 0.0) convolve_lines(view.data, Z * Y, X, 1, gaussian_kernel(sigma_zyx[2], truncate), scratch);
+}
+
+void multiply_channel(torch::Tensor& image, std::int64_t channel, double factor) {
+  ChannelView view = channel_view(image, channel);
+  const auto f = static_cast<float>(factor);
+  for (std::int64_t i = 0; i < view.voxels; ++i) view.data[i] *= f;
+}
+
+void adjust_channel_contrast(torch::Tensor& image, std::int64_t channel, double factor, bool preserve_range) {
+  ChannelView view = channel_view(image, channel);
+  const Moments m = moments(view.data, view.voxels);
+  const auto mean = static_cast<float>(m.mean), f = static_cast<float>(factor);
+  const float lo = preserve_range ? m.min : -std::numeric_limits<float>::infinity();
+  const float hi = preserve_range ? m.max : std::numeric_limits<float>::infinity();
+  for (std::int64_t i = 0; i < view.voxels; ++i) view.data[i] = std::clamp((view.data[i] - mean) * f + mean, lo, hi);
+}
+
+void simulate_low_resolution_channel(torch::Tensor& image, std::int64_t channel, double zoom,
+                                     const std::array<bool, 3>& keep_axis) {
+  ChannelView view = channel_view(image, channel);
+  const Shape& full = view.shape;
+  Shape low{};
+  for (int a = 0; a < 3; ++a) {
+    low[a] = keep_axis[a] ? full[a]
+                          : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::nearbyint(static_cast<double>(full[a]) * zoom)));
+  }
+  if (low == full) return;  // nearest-exact then linear at the same size is the identity
+  const auto iz = nearest_exact_indices(full[0], low[0]);
+  const auto iy = nearest_exact_indices(full[1], low[1]);
+  const auto ix = nearest_exact_indices(full[2], low[2]);
+  std::vector<float> small(static_cast<std::size_t>(low[0] * low[1] * low[2]));
+  std::size_t at = 0;
+  for (std::int64_t z = 0; z < low[0]; ++z) {
+    for (std::int64_t y = 0; y < low[1]; ++y) {
+      const float* row = view.data + (iz[static_cast<std::size_t>(z)] * full[1] + iy[static_cast<std::size_t>(y)]) * full[2];
+      for (std::int64_t x = 0; x < low[2]; ++x) small[at++] = row[ix[static_cast<std::size_t>(x)]];
+    }
+  }
+  // Trilinear up = linear along x, then y, then z.
+  std::vector<float> up_x(static_cast<std::size_t>(low[0] * low[1] * full[2]));
+  linear_resize_axis(small.data(), low[0] * low[1], low[2], 1, up_x.data(), full[2]);
+  std::vector<float> up_y(static_cast<std::size_t>(low[0] * full[1] * full[2]));
+  linear_resize_axis(up_x.data(), low[0], low[1], full[2], up_y.data(), full[1]);
+  linear_resize_axis(up_y.data(), 1, low[0], full[1] * full[2], view.data, full[0]);
+}
+
+void gamma_channel(torch::Tensor& image, std::int64_t channel, double gamma, bool invert, bool retain_stats) {
+  ChannelView view = channel_view(image, channel);
+  float* data = view.data;
+  const std::int64_t n = view.voxels;
+  const float sign = invert ? -1.0f : 1.0f;
+  Moments before = moments(data, n);
+  if (invert) {
+    before.mean = -before.mean;
+    std::swap(before.min, before.max);
+    before.min = -before.min;
+    before.max = -before.max;
+  }
+  const float minimum = before.min, range = before.max - before.min;
+  const float inverse_range = 1.0f / std::max(range, 1e-7f);
+  const auto g = static_cast<float>(gamma);
+  for (std::int64_t i = 0; i < n; ++i) {
+    data[i] = unit_power((sign * data[i] - minimum) * inverse_range, g) * range + minimum;
+  }
+  float shift = 0.0f, factor = 1.0f;
+  if (retain_stats) {
+    const Moments after = moments(data, n);
+    const double mean_here = after.mean, std_here = after.std;
+    factor = static_cast<float>(before.std / std::max(std_here, 1e-7));
+    shift = static_cast<float>(before.mean - mean_here * factor);
+  }
+  // Undo the inversion together with the stats restoration.
+  const float a = sign * factor, b = sign * shift;
+  for (std::int64_t i = 0; i < n; ++i) data[i] = a * data[i] + b;
+}
+
+void apply_intensity_transforms(torch::Tensor& image, const IntensityTransformOptions& options, AugmentationMode mode,
+                                SplitMix64& rng, IntensityRecord* record) {
+  IntensityRecord local;
+  IntensityRecord& r = record != nullptr ? *record : local;
+  r = IntensityRecord{};
+  const std::int64_t channels = image.size(0);
+
+  if (rng.uniform() < options.noise_probability()) {
+    r.noise = true;
+    r.noise_sigma = rng.uniform(options.noise_min_sigma(), options.noise_max_sigma());
+    add_gaussian_noise(image, r.noise_sigma, rng);
+  }
+
+  if (rng.uniform() < options.blur_probability()) {
+    r.blur = true;
+    // batchgeneratorsv2 draws the channel flags first, then one sigma per channel and axis.
+    for (std::int64_t c = 0; c < channels; ++c) {
+      if (rng.uniform() < options.blur_probability_per_channel()) r.blurred_channels.push_back(c);
+    }
+    for (const std::int64_t c : r.blurred_channels) {
+      std::array<double, 3> sigma{};
+      for (int axis = 0; axis < 3; ++axis) {
+        if (axis == 0 && mode == AugmentationMode::planar_2d) continue;
+        sigma[axis] = rng.uniform(options.blur_min_sigma(), options.blur_max_sigma());
+      }
+      r.blur_sigmas_zyx.push_back(sigma);
+      gaussian_blur_channel(image, c, sigma, options.blur_truncate());
+    }
+  }
+
+  if (rng.uniform() < options.brightness_probability()) {
+    r.brightness = true;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      r.brightness_factors.push_back(
+          sample_below_or_above_one(options.brightness_min_factor(), options.brightness_max_factor(), rng));
+      multiply_channel(image, c, r.brightness_factors.back());
+    }
+  }
+
+  if (rng.uniform() < options.contrast_probability()) {
+    r.contrast = true;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      r.contrast_factors.push_back(
+          sample_below_or_above_one(options.contrast_min_factor(), options.contrast_max_factor(), rng));
+      adjust_channel_contrast(image, c, r.contrast_factors.back(), options.contrast_preserve_range());
+    }
+  }
+
+  if (rng.uniform() < options.low_resolution_probability()) {
+    r.low_resolution = true;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      if (rng.uniform() < options.low_resolution_probability_per_channel()) r.low_resolution_channels.push_back(c);
+    }
+    const std::array<bool, 3> keep{mode != AugmentationMode::volume_3d, false, false};
+    for (const std::int64_t c : r.low_resolution_channels) {
+      r.low_resolution_zooms.push_back(rng.uniform(options.low_resolution_min_zoom(), options.low_resolution_max_zoom()));
+      simulate_low_resolution_channel(image, c, r.low_resolution_zooms.back(), keep);
+    }
+  }
+
+  const auto gamma_stage = [&](double probability, bool invert, bool& fired, std::vector<double>& gammas) {
+    if (!(rng.uniform() < probability)) return;
+    fired = true;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      gammas.push_back(sample_below_or_above_one(options.gamma_min(), options.gamma_max(), rng));
+      gamma_channel(image, c, gammas.back(), invert, options.gamma_retain_stats());
+    }
+  };
+  gamma_stage(options.inverted_gamma_probability(), true, r.inverted_gamma, r.inverted_gammas);
+  gamma_stage(options.gamma_probability(), false, r.gamma, r.gammas);
+}
+
+}  // namespace mlseg

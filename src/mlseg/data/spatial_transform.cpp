@@ -1,0 +1,465 @@
+#include "mlseg/data/spatial_transform.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "mlseg/core/error.h"
+#include "mlseg/metrics/code_words.h"
+
+namespace mlseg {
+namespace {
+
+using Shape = std::array<std::int64_t, 3>;
+using Matrix = std::array<std::array<double, 3>, 3>;
+
+constexpr double kPi = 3.14159265358979323846;
+
+double degrees_to_radians(double degrees) { return degrees / 180.0 * kPi; }
+
+Matrix multiply(const Matrix& a, const Matrix& b) {
+  Matrix r{};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 3; ++k) r[i][j] += a[i][k] * b[k][j];
+  return r;
+}
+
+// batchgenerators' create_matrix_rotation_{x,y,z}_3d, axis 0..2.
+Matrix rotation_about(int axis, double angle) {
+  const double c = std::cos(angle), s = std::sin(angle);
+  if (axis == 0) return Matrix{{{1, 0, 0}, {0, c, -s}, {0, s, c}}};
+  if (axis == 1) return Matrix{{{c, 0, s}, {0, 1, 0}, {-s, 0, c}}};
+  return Matrix{{{c, -s, 0}, {s, c, 0}, {0, 0, 1}}};
+}
+
+// Row vector times matrix, as batchgenerators' rotate_coords_3d (np.dot(coords, rot)).
+std::array<double, 3> row_times(const std::array<double, 3>& v, const Matrix& m) {
+  std::array<double, 3> r{};
+  for (int j = 0; j < 3; ++j)
+    for (int i = 0; i < 3; ++i) r[j] += v[i] * m[i][j];
+  return r;
+}
+
+std::int64_t floor_to_int(double value) {
+  const auto truncated = static_cast<std::int64_t>(value);
+  return truncated - (value < static_cast<double>(truncated) ? 1 : 0);
+}
+
+// Integer crop origin nnU-Net's crop_tensor uses for a centred patch: floor(S/2) - floor(P/2).
+std::int64_t centre_crop_offset(std::int64_t input_size, std::int64_t patch_size) {
+  return input_size / 2 - patch_size / 2;
+}
+
+void require_sample(const torch::Tensor& image, const CodeVolume& codes, const Shape& patch_size_zyx) {
+  if (!image.defined() || image.dim() != 4 || image.scalar_type() != torch::kFloat32 || !image.is_contiguous() ||
+      !image.device().is_cpu()) {
+    throw Error("augmentation input image must be a contiguous float32 CPU tensor [C, Z, Y, X]",
+                "convert the patch with .to(torch::kFloat32).contiguous() before augmenting");
+  }
+  detail::require_code_volume(codes, "augmentation labels");
+  for (int axis = 0; axis < 3; ++axis) {
+    if (codes.words.size(axis + 1) != image.size(axis + 1)) {
+      throw Error("augmentation image and label code volume differ in spatial shape",
+                  "cut image and labels with the same box (both [.., Z, Y, X])");
+    }
+    if (patch_size_zyx[axis] < 1) {
+      throw Error("augmentation patch size must be at least 1 on every axis", "check the plan's patch_size");
+    }
+  }
+}
+
+// Source voxel coordinate of output voxel o: origin + o_z * step[0] + o_y * step[1] + o_x * step[2].
+struct SourceGrid {
+  std::array<double, 3> origin{};
+  Matrix step{};  // step[j][i]: change of source coordinate i per output step along axis j
+};
+
+struct ResampleJob {
+  const float* image = nullptr;
+  std::int64_t channels = 0;
+  const void* codes = nullptr;
+  std::int64_t words = 1;
+  Shape in{}, out{};
+  float* image_out = nullptr;
+  void* codes_out = nullptr;
+  SourceGrid grid;
+  std::int64_t plane_offset_z = 0;  // planar modes: source slice = output slice + this
+  float label_threshold = 0.5f;
+  bool nearest_labels = false;
+  float outside = 0.0f;
+};
+
+// Per-bit vote of N corner codes with weights w: a bit is set where its weight sum reaches
+// `threshold`. Bits all corners share are kept, bits none has stay clear; only the others vote,
+// so the cost depends on the bits that change here, never on how many label values exist.
+template <typename Word, int N>
+inline Word vote_bits(const Word* n, const float* w, float threshold) {
+  Word all_and = n[0], all_or = n[0];
+  for (int k = 1; k < N; ++k) {
+    all_and = static_cast<Word>(all_and & n[k]);
+    all_or = static_cast<Word>(all_or | n[k]);
+  }
+  Word result = all_and;
+  auto varying = static_cast<std::uint64_t>(static_cast<Word>(all_or ^ all_and));
+  while (varying != 0) {
+    const int bit = detail::count_trailing_zeros(varying);
+    varying &= varying - 1;
+    float vote = 0.0f;
+    for (int k = 0; k < N; ++k) vote += ((n[k] >> bit) & 1) ? w[k] : 0.0f;
+    if (vote >= threshold) result = static_cast<Word>(result | (Word{1} << bit));
+  }
+  return result;
+}
+
+template <typename Word>
+void fill_outside(const ResampleJob& job, std::int64_t at, std::int64_t count, std::int64_t out_volume) {
+  for (std::int64_t c = 0; c < job.channels; ++c) std::fill_n(job.image_out + c * out_volume + at, count, job.outside);
+  Word* codes_out = static_cast<Word*>(job.codes_out);
+  for (std::int64_t word = 0; word < job.words; ++word) std::fill_n(codes_out + word * out_volume + at, count, Word{0});
+}
+
+// Output tiles keep the source region they read within the L2 cache: a rotated row walks
+// across source planes, so plain row order would fetch every source line several times.
+constexpr std::int64_t kTileZ = 16, kTileY = 16, kTileX = 64;
+
+struct Tile {
+  std::int64_t z_begin, z_end, y_begin, y_end, x_begin, x_end;
+};
+
+// Source coordinates of one output row segment, in a loop the compiler vectorises: floor, the
+// fractional parts, the flat offset of the lowest corner, and whether all corners are inside.
+struct RowCoordinates {
+  std::int32_t base[kTileX];
+  std::int32_t interior[kTileX];
+  float tz[kTileX], ty[kTileX], tx[kTileX];
+};
+
+inline void row_coordinates(const std::array<double, 3>& start, const std::array<double, 3>& step, std::int64_t count,
+                            const std::array<std::int64_t, 3>& in, bool planar, RowCoordinates& row) {
+  const auto bz = static_cast<float>(start[0]), by = static_cast<float>(start[1]), bx = static_cast<float>(start[2]);
+  const auto dz = static_cast<float>(step[0]), dy = static_cast<float>(step[1]), dx = static_cast<float>(step[2]);
+  const auto plane = static_cast<std::int32_t>(in[1] * in[2]), width = static_cast<std::int32_t>(in[2]);
+  // Interior: iz in [0, S0-2] (planar: the slice is checked by the caller), iy in [0, S1-2], ix in [0, S2-2].
+  const auto limit_z = static_cast<std::uint32_t>(planar ? 1 : in[0] - 1);
+  const auto limit_y = static_cast<std::uint32_t>(in[1] - 1), limit_x = static_cast<std::uint32_t>(in[2] - 1);
+  for (std::int32_t k = 0; k < static_cast<std::int32_t>(count); ++k) {
+    const float fk = static_cast<float>(k);
+    const float fz = planar ? 0.0f : bz + fk * dz, fy = by + fk * dy, fx = bx + fk * dx;
+    auto iz = static_cast<std::int32_t>(fz), iy = static_cast<std::int32_t>(fy), ix = static_cast<std::int32_t>(fx);
+    iz -= static_cast<std::int32_t>(fz < static_cast<float>(iz));  // truncation -> floor
+    iy -= static_cast<std::int32_t>(fy < static_cast<float>(iy));
+    ix -= static_cast<std::int32_t>(fx < static_cast<float>(ix));
+    row.tz[k] = fz - static_cast<float>(iz);
+    row.ty[k] = fy - static_cast<float>(iy);
+    row.tx[k] = fx - static_cast<float>(ix);
+    row.base[k] = iz * plane + iy * width + ix;
+    row.interior[k] = static_cast<std::int32_t>(static_cast<std::uint32_t>(iz) < limit_z) &
+                      static_cast<std::int32_t>(static_cast<std::uint32_t>(iy) < limit_y) &
+                      static_cast<std::int32_t>(static_cast<std::uint32_t>(ix) < limit_x);
+  }
+}
+
+// Trilinear (planar: bilinear) weights of the 8 (4) corners, corner bit order z, y, x.
+template <int N>
+inline void corner_weights(float tz, float ty, float tx, float* w) {
+  const float wyx[4] = {(1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx};
+  if constexpr (N == 4) {
+    for (int k = 0; k < 4; ++k) w[k] = wyx[k];
+  } else {
+    for (int k = 0; k < 4; ++k) {
+      w[k] = (1 - tz) * wyx[k];
+      w[k + 4] = tz * wyx[k];
+    }
+  }
+}
+
+// Resamples one output tile, row segment by row segment.
+template <typename Word, bool kPlanar>
+void resample_tile(const ResampleJob& job, const Tile& tile) {
+  constexpr int N = kPlanar ? 4 : 8;
+  const auto [S0, S1, S2] = job.in;
+  const auto [P0, P1, P2] = job.out;
+  const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane, out_volume = P0 * P1 * P2;
+  const auto& g = job.grid;
+  const std::array<double, 3> step_x = g.step[2];
+  const std::int64_t corner_offset[8] = {0, 1, S2, S2 + 1, in_plane, in_plane + 1, in_plane + S2, in_plane + S2 + 1};
+  const Word* codes = static_cast<const Word*>(job.codes);
+  Word* codes_out = static_cast<Word*>(job.codes_out);
+  const std::int64_t count = tile.x_end - tile.x_begin;
+  RowCoordinates coordinates;
+  for (std::int64_t oz = tile.z_begin; oz < tile.z_end; ++oz) {
+    for (std::int64_t oy = tile.y_begin; oy < tile.y_end; ++oy) {
+      const std::int64_t row = (oz * P1 + oy) * P2 + tile.x_begin;
+      std::array<double, 3> start{};
+      for (int i = 0; i < 3; ++i) {
+        start[i] = g.origin[i] + oz * g.step[0][i] + oy * g.step[1][i] + tile.x_begin * g.step[2][i];
+      }
+      std::int64_t slice_offset = 0;
+      if constexpr (kPlanar) {
+        const std::int64_t sz = oz + job.plane_offset_z;
+        if (sz < 0 || sz >= S0) {
+          fill_outside<Word>(job, row, count, out_volume);
+          continue;
+        }
+        slice_offset = sz * in_plane;
+      }
+      row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
+      for (std::int64_t k = 0; k < count; ++k) {
+        const std::int64_t at = row + k;
+        const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+        const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
+        if (coordinates.interior[k] != 0) {
+          const std::int64_t base = slice_offset + coordinates.base[k];
+          // Image: lerp along x, then y, then z (the same weights as corner_weights, fewer products).
+          for (std::int64_t c = 0; c < job.channels; ++c) {
+            const float* p = job.image + c * in_volume + base;
+            const float y0 = p[0] + tx * (p[1] - p[0]), y1 = p[S2] + tx * (p[S2 + 1] - p[S2]);
+            float value = y0 + ty * (y1 - y0);
+            if constexpr (!kPlanar) {
+              const float* q = p + in_plane;
+              const float z0 = q[0] + tx * (q[1] - q[0]), z1 = q[S2] + tx * (q[S2 + 1] - q[S2]);
+              value += tz * ((z0 + ty * (z1 - z0)) - value);
+            }
+            job.image_out[c * out_volume + at] = value;
+          }
+          for (std::int64_t word = 0; word < job.words; ++word) {
+            const Word* src = codes + word * in_volume + base;
+            if (job.nearest_labels) {
+              codes_out[word * out_volume + at] = src[corner_offset[nearest]];
+              continue;
+            }
+            Word n[N];
+            Word differ = 0;
+            for (int c = 0; c < N; ++c) {
+              n[c] = src[corner_offset[c]];
+              differ = static_cast<Word>(differ | (n[c] ^ n[0]));
+            }
+            if (differ == 0) {  // the common case: all corners carry the same code
+              codes_out[word * out_volume + at] = n[0];
+              continue;
+            }
+            float w[N];
+            corner_weights<N>(tz, ty, tx, w);
+            codes_out[word * out_volume + at] = vote_bits<Word, N>(n, w, job.label_threshold);
+          }
+          continue;
+        }
+        // Border: corners outside the input are the outside value / background.
+        const double fz = start[0] + k * step_x[0], fy = start[1] + k * step_x[1], fx = start[2] + k * step_x[2];
+        const std::int64_t iz = kPlanar ? 0 : floor_to_int(fz), iy = floor_to_int(fy), ix = floor_to_int(fx);
+        const bool z0 = kPlanar || (iz >= 0 && iz < S0), z1 = !kPlanar && iz + 1 >= 0 && iz + 1 < S0;
+        const bool y0 = iy >= 0 && iy < S1, y1 = iy + 1 >= 0 && iy + 1 < S1;
+        const bool x0 = ix >= 0 && ix < S2, x1 = ix + 1 >= 0 && ix + 1 < S2;
+        const bool valid[8] = {z0 && y0 && x0, z0 && y0 && x1, z0 && y1 && x0, z0 && y1 && x1,
+                               z1 && y0 && x0, z1 && y0 && x1, z1 && y1 && x0, z1 && y1 && x1};
+        const std::int64_t base = slice_offset + iz * in_plane + iy * S2 + ix;
+        float w[N];
+        corner_weights<N>(tz, ty, tx, w);
+        float outside_weight = 0.0f;
+        for (int c = 0; c < N; ++c) outside_weight += valid[c] ? 0.0f : w[c];
+        for (std::int64_t c = 0; c < job.channels; ++c) {
+          const float* p = job.image + c * in_volume;
+          float value = outside_weight * job.outside;
+          for (int corner = 0; corner < N; ++corner) {
+            value += valid[corner] ? w[corner] * p[base + corner_offset[corner]] : 0.0f;
+          }
+          job.image_out[c * out_volume + at] = value;
+        }
+        for (std::int64_t word = 0; word < job.words; ++word) {
+          const Word* src = codes + word * in_volume;
+          Word n[N];
+          for (int c = 0; c < N; ++c) n[c] = valid[c] ? src[base + corner_offset[c]] : Word{0};
+          codes_out[word * out_volume + at] =
+              job.nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, job.label_threshold);
+        }
+      }
+    }
+  }
+}
+
+template <typename Word, bool kPlanar>
+void resample(const ResampleJob& job) {
+  const auto [P0, P1, P2] = job.out;
+  for (std::int64_t z = 0; z < P0; z += kTileZ) {
+    for (std::int64_t y = 0; y < P1; y += kTileY) {
+      for (std::int64_t x = 0; x < P2; x += kTileX) {
+        resample_tile<Word, kPlanar>(job, Tile{z, std::min(P0, z + kTileZ), y, std::min(P1, y + kTileY), x,
+                                               std::min(P2, x + kTileX)});
+      }
+    }
+  }
+}
+
+// Integer centre crop with padding (nnU-Net's crop_tensor), for `planes` [Z, Y, X] volumes.
+template <typename T>
+void crop_planes(const T* src, const Shape& in, T* dst, const Shape& out, const Shape& offset, std::int64_t planes,
+                 T outside) {
+  const std::int64_t in_volume = in[0] * in[1] * in[2], out_volume = out[0] * out[1] * out[2];
+  const std::int64_t x_begin = std::clamp<std::int64_t>(-offset[2], 0, out[2]);
+  const std::int64_t x_end = std::clamp<std::int64_t>(in[2] - offset[2], x_begin, out[2]);
+  for (std::int64_t p = 0; p < planes; ++p) {
+    for (std::int64_t oz = 0; oz < out[0]; ++oz) {
+      for (std::int64_t oy = 0; oy < out[1]; ++oy) {
+        T* row = dst + p * out_volume + (oz * out[1] + oy) * out[2];
+        const std::int64_t sz = oz + offset[0], sy = oy + offset[1];
+        if (sz < 0 || sz >= in[0] || sy < 0 || sy >= in[1]) {
+          std::fill_n(row, out[2], outside);
+          continue;
+        }
+        std::fill_n(row, x_begin, outside);
+        const T* source = src + p * in_volume + (sz * in[1] + sy) * in[2] + x_begin + offset[2];
+        std::memcpy(row + x_begin, source, static_cast<std::size_t>(x_end - x_begin) * sizeof(T));
+        std::fill(row + x_end, row + out[2], outside);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+AugmentationGeometry augmentation_geometry(const Shape& patch_size_zyx, const SpatialTransformOptions& options) {
+  AugmentationGeometry geometry;
+  const auto [pz, py, px] = patch_size_zyx;
+  if (pz == 1) {
+    geometry.mode = AugmentationMode::planar_2d;
+    const double aspect = static_cast<double>(std::max(py, px)) / static_cast<double>(std::max<std::int64_t>(1, std::min(py, px)));
+    geometry.max_rotation_rad = degrees_to_radians(aspect > options.elongated_2d_aspect_ratio()
+                                                       ? options.max_rotation_deg_2d_elongated()
+                                                       : options.max_rotation_deg_in_plane());
+    geometry.mirror_axes = {1, 2};
+    return geometry;
+  }
+  const double anisotropy = static_cast<double>(std::max({pz, py, px})) / static_cast<double>(pz);
+  geometry.mode = anisotropy > options.dummy_2d_anisotropy_threshold() ? AugmentationMode::dummy_2d
+                                                                       : AugmentationMode::volume_3d;
+  geometry.max_rotation_rad = degrees_to_radians(geometry.mode == AugmentationMode::dummy_2d
+                                                     ? options.max_rotation_deg_in_plane()
+                                                     : options.max_rotation_deg_3d());
+  geometry.mirror_axes = {0, 1, 2};
+  return geometry;
+}
+
+Shape initial_patch_size(const Shape& patch_size_zyx, const SpatialTransformOptions& options) {
+  const AugmentationGeometry geometry = augmentation_geometry(patch_size_zyx, options);
+  const double angle = std::min(geometry.max_rotation_rad, kPi / 2);
+  std::array<double, 3> corner{static_cast<double>(patch_size_zyx[0]), static_cast<double>(patch_size_zyx[1]),
+                               static_cast<double>(patch_size_zyx[2])};
+  std::array<double, 3> extent = corner;
+  if (geometry.mode == AugmentationMode::volume_3d) {
+    for (int axis = 0; axis < 3; ++axis) {
+      const auto rotated = row_times(corner, rotation_about(axis, angle));
+      for (int i = 0; i < 3; ++i) extent[i] = std::max(extent[i], std::abs(rotated[i]));
+    }
+  } else {
+    // rotate_coords_2d on (y, x): np.dot(coords, [[c, -s], [s, c]]).
+    const double c = std::cos(angle), s = std::sin(angle);
+    const double y = corner[1] * c + corner[2] * s, x = -corner[1] * s + corner[2] * c;
+    extent[1] = std::max(extent[1], std::abs(y));
+    extent[2] = std::max(extent[2], std::abs(x));
+  }
+  Shape size{};
+  for (int i = 0; i < 3; ++i) size[i] = static_cast<std::int64_t>(extent[i] / options.initial_patch_scale_bound());
+  if (geometry.mode != AugmentationMode::volume_3d) size[0] = patch_size_zyx[0];
+  return size;
+}
+
+SpatialParameters sample_spatial_parameters(const AugmentationGeometry& geometry, const SpatialTransformOptions& options,
+                                            SplitMix64& rng) {
+  if (options.elastic_probability() > 0.0) {
+    throw Error("elastic deformation is not supported by mlseg's spatial transform",
+                "set SpatialTransformOptions::elastic_probability to 0 (nnU-Net's default also leaves it off)");
+  }
+  SpatialParameters parameters;
+  parameters.rotated = rng.uniform() < options.rotation_probability();
+  parameters.scaled = rng.uniform() < options.scaling_probability();
+  if (parameters.rotated) {
+    const int axes = geometry.mode == AugmentationMode::volume_3d ? 3 : 1;
+    for (int axis = 0; axis < axes; ++axis) {
+      parameters.angles_rad[axis] = rng.uniform(-geometry.max_rotation_rad, geometry.max_rotation_rad);
+    }
+  }
+  if (parameters.scaled) parameters.scale = rng.uniform(options.min_scale(), options.max_scale());
+  return parameters;
+}
+
+SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolume& codes, const Shape& patch_size_zyx,
+                                      const AugmentationGeometry& geometry, const SpatialParameters& parameters,
+                                      const SpatialTransformOptions& options) {
+  require_sample(image, codes, patch_size_zyx);
+  const Shape in{image.size(1), image.size(2), image.size(3)};
+  const Shape& out = patch_size_zyx;
+  Shape offset{};
+  for (int i = 0; i < 3; ++i) offset[i] = centre_crop_offset(in[i], out[i]);
+
+  SpatialOutput result;
+  result.image = torch::empty({image.size(0), out[0], out[1], out[2]}, image.options());
+  result.codes.num_channels = codes.num_channels;
+  result.codes.words = torch::empty({codes.words.size(0), out[0], out[1], out[2]}, codes.words.options());
+
+  if (parameters.is_identity()) {
+    crop_planes(image.data_ptr<float>(), in, result.image.data_ptr<float>(), out, offset, image.size(0),
+                options.image_outside_value());
+    detail::with_code_word_type(codes, [&](auto word) {
+      using Word = decltype(word);
+      crop_planes(static_cast<const Word*>(codes.words.data_ptr()), in, static_cast<Word*>(result.codes.words.data_ptr()),
+                  out, offset, codes.words.size(0), Word{0});
+    });
+    return result;
+  }
+
+  // Source offset of output voxel o (relative to the patch centre q = o - (P-1)/2) is q @ (R S),
+  // as batchgeneratorsv2 applies grid @ affine with affine = Rz Ry Rx S.
+  if (in[0] * in[1] * in[2] >= (std::int64_t{1} << 31)) {
+    throw Error("augmentation input of " + std::to_string(in[0] * in[1] * in[2]) +
+                    " voxels is too large for the spatial transform (at most 2^31 - 1 per channel)",
+                "cut the sample at initial_patch_size(patch_size) instead of passing the whole case");
+  }
+  const bool planar = geometry.mode != AugmentationMode::volume_3d;
+  Matrix affine{};
+  const double scale = parameters.scale;
+  if (planar) {
+    const double c = std::cos(parameters.angles_rad[0]), s = std::sin(parameters.angles_rad[0]);
+    affine = Matrix{{{1, 0, 0}, {0, c * scale, -s * scale}, {0, s * scale, c * scale}}};
+  } else {
+    const Matrix rotation = multiply(rotation_about(2, parameters.angles_rad[2]),
+                                     multiply(rotation_about(1, parameters.angles_rad[1]),
+                                              rotation_about(0, parameters.angles_rad[0])));
+    const Matrix scaling{{{scale, 0, 0}, {0, scale, 0}, {0, 0, scale}}};
+    affine = multiply(rotation, scaling);
+  }
+  ResampleJob job;
+  job.image = image.data_ptr<float>();
+  job.channels = image.size(0);
+  job.codes = codes.words.data_ptr();
+  job.words = codes.words.size(0);
+  job.in = in;
+  job.out = out;
+  job.image_out = result.image.data_ptr<float>();
+  job.codes_out = result.codes.words.data_ptr();
+  job.label_threshold = static_cast<float>(options.label_threshold());
+  job.nearest_labels = options.label_interpolation() == LabelInterpolation::nearest;
+  job.outside = options.image_outside_value();
+  job.plane_offset_z = offset[0];
+  std::array<double, 3> patch_centre{}, source_centre{};
+  for (int i = 0; i < 3; ++i) {
+    patch_centre[i] = (static_cast<double>(out[i]) - 1.0) / 2.0;
+    source_centre[i] = static_cast<double>(offset[i]) + patch_centre[i];
+  }
+  job.grid.step = affine;  // d source / d o_j is row j of the affine (q @ affine)
+  const auto centre_offset = row_times(patch_centre, affine);
+  for (int i = 0; i < 3; ++i) job.grid.origin[i] = source_centre[i] - centre_offset[i];
+
+  detail::with_code_word_type(codes, [&](auto word) {
+    using Word = decltype(word);
+    if (planar) {
+      resample<Word, true>(job);
+    } else {
+      resample<Word, false>(job);
+    }
+  });
+  return result;
+}
+
+}  // namespace mlseg

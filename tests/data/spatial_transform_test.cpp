@@ -1,0 +1,257 @@
+// The spatial transform: geometry conventions, exactness of the identity, image/label alignment.
+#include "mlseg/data/spatial_transform.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <set>
+
+#include "data/augmentation_test_support.h"
+#include "mlseg/core/error.h"
+
+namespace mlseg {
+namespace {
+
+using testing::paint_sphere;
+using testing::random_codes;
+using testing::random_image;
+using Shape = std::array<std::int64_t, 3>;
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Centroid (z, y, x) of channel-0 voxels minus the patch centre (P - 1) / 2.
+std::array<double, 3> centroid_offset(const CodeVolume& codes) {
+  const torch::Tensor mask = channel_mask(codes, 0)[0];
+  const torch::Tensor where = mask.nonzero().to(torch::kFloat64);
+  std::array<double, 3> offset{};
+  for (int a = 0; a < 3; ++a) offset[a] = where.select(1, a).mean().item<double>() - (mask.size(a) - 1) / 2.0;
+  return offset;
+}
+
+TEST(SpatialTransform, InitialPatchSizeMatchesNnUNetGetPatchSize) {
+  // nnU-Net: get_patch_size(patch, rot, rot, rot, (0.85, 1.25)); dummy 2D / 2D keep axis 0.
+  EXPECT_EQ(initial_patch_size({128, 128, 128}), (Shape{205, 205, 205}));
+  EXPECT_EQ(initial_patch_size({20, 256, 256}), (Shape{20, 301, 301}));   // dummy 2D, +-180 capped at 90
+  EXPECT_EQ(initial_patch_size({1, 512, 512}), (Shape{1, 602, 602}));     // 2D, +-180
+  EXPECT_EQ(initial_patch_size({1, 256, 512}), (Shape{1, 446, 602}));     // elongated 2D, +-15
+}
+
+TEST(SpatialTransform, GeometryPicksModeRotationAndMirrorAxes) {
+  const auto volume = augmentation_geometry({128, 128, 128});
+  EXPECT_EQ(volume.mode, AugmentationMode::volume_3d);
+  EXPECT_NEAR(volume.max_rotation_rad, kPi / 6, 1e-12);
+  EXPECT_EQ(volume.mirror_axes, (std::vector<int>{0, 1, 2}));
+  const auto dummy = augmentation_geometry({24, 192, 160});
+  EXPECT_EQ(dummy.mode, AugmentationMode::dummy_2d);
+  EXPECT_NEAR(dummy.max_rotation_rad, kPi, 1e-12);
+  const auto planar = augmentation_geometry({1, 256, 256});
+  EXPECT_EQ(planar.mode, AugmentationMode::planar_2d);
+  EXPECT_EQ(planar.mirror_axes, (std::vector<int>{1, 2}));
+}
+
+TEST(SpatialTransform, IdentityIsTheIntegerCentreCropWithPadding) {
+  const torch::Tensor image = random_image(2, {9, 10, 11}, 1);
+  const CodeVolume codes = random_codes(5, {9, 10, 11}, 2);
+  const Shape patch{12, 6, 7};  // larger than the input along z: padded
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), SpatialParameters{});
+  // offset = floor(S/2) - floor(P/2): z 4-6 = -2, y 5-3 = 2, x 5-3 = 2
+  const torch::Tensor expected_image =
+      torch::constant_pad_nd(image, {0, 0, 0, 0, 2, 1}).slice(2, 2, 8).slice(3, 2, 9);
+  EXPECT_TRUE(torch::equal(result.image, expected_image));
+  const torch::Tensor expected_codes =
+      torch::constant_pad_nd(codes.words, {0, 0, 0, 0, 2, 1}).slice(2, 2, 8).slice(3, 2, 9);
+  EXPECT_TRUE(torch::equal(result.codes.words, expected_codes));
+}
+
+TEST(SpatialTransform, ScalingBelowOneZoomsIn) {
+  CodeVolume codes = empty_code_volume({41, 41, 41}, 1);
+  paint_sphere(codes, {}, {20, 20, 28}, 3.0, 1);  // 8 voxels right of the centre along x
+  const torch::Tensor image = torch::zeros({1, 41, 41, 41});
+  SpatialParameters zoom;
+  zoom.scaled = true;
+  zoom.scale = 0.8;
+  const Shape patch{41, 41, 41};
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), zoom);
+  const auto offset = centroid_offset(result.codes);
+  EXPECT_NEAR(offset[2], 8.0 / 0.8, 0.05);
+  EXPECT_NEAR(offset[0], 0.0, 0.05);
+  EXPECT_NEAR(offset[1], 0.0, 0.05);
+}
+
+TEST(SpatialTransform, RotationConventionMatchesGridAtAffine) {
+  // Source = q @ (Rz Ry Rx S): +90 degrees about axis 0 reads source (y, x) = (q_x, -q_y), so an
+  // object at x = +8 shows up at y = -8.
+  CodeVolume codes = empty_code_volume({21, 41, 41}, 1);
+  paint_sphere(codes, {}, {10, 20, 28}, 3.0, 1);
+  const torch::Tensor image = torch::zeros({1, 21, 41, 41});
+  SpatialParameters turn;
+  turn.rotated = true;
+  turn.angles_rad = {kPi / 2, 0, 0};
+  const Shape patch{21, 41, 41};
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), turn);
+  const auto offset = centroid_offset(result.codes);
+  EXPECT_NEAR(offset[1], -8.0, 0.05);
+  EXPECT_NEAR(offset[2], 0.0, 0.05);
+}
+
+// Image and labels share the weights: for a binary image painted like channel 0, the label is
+// exactly "interpolated image >= 0.5"; and the label keeps covering the bright region.
+TEST(SpatialTransform, ImageAndLabelsStayAlignedUnderRotationAndScaling) {
+  const Shape input{48, 52, 50}, patch{32, 32, 32};
+  CodeVolume codes = empty_code_volume(input, 1);
+  torch::Tensor image = torch::zeros({1, input[0], input[1], input[2]});
+  paint_sphere(codes, image, {22, 27, 30}, 9.0, 1);
+  SpatialTransformOptions options;
+  options.rotation_probability(1.0).scaling_probability(1.0);
+  const auto geometry = augmentation_geometry(patch, options);
+  for (std::uint64_t seed = 0; seed < 12; ++seed) {
+    SplitMix64 rng(seed);
+    const auto parameters = sample_spatial_parameters(geometry, options, rng);
+    ASSERT_TRUE(parameters.rotated && parameters.scaled);
+    const auto result = apply_spatial_transform(image, codes, patch, geometry, parameters, options);
+    const torch::Tensor label = channel_mask(result.codes, 0);
+    const torch::Tensor bright = result.image >= 0.5f - 1e-5f;
+    const double disagree = (label != bright).sum().item<double>();
+    const double label_voxels = label.sum().item<double>();
+    ASSERT_GT(label_voxels, 100.0);
+    EXPECT_LE(disagree, 0.001 * label_voxels) << "seed " << seed;
+    // Away from the edge the image is fully bright inside and dark outside the label.
+    const torch::Tensor eroded = -torch::max_pool3d(-label.to(torch::kFloat32), 3, 1, 1) > 0.5f;
+    const torch::Tensor dilated = torch::max_pool3d(label.to(torch::kFloat32), 3, 1, 1) > 0.5f;
+    EXPECT_GT(result.image.masked_select(eroded).mean().item<double>(), 0.99);
+    EXPECT_LT(result.image.masked_select(dilated.logical_not()).mean().item<double>(), 0.01);
+  }
+}
+
+// Our resampling against LibTorch's grid_sample on the same source coordinates.
+TEST(SpatialTransform, LinearImageAndPerBitLabelsMatchGridSample) {
+  const Shape input{30, 34, 32}, patch{24, 24, 24};
+  const torch::Tensor image = random_image(1, input, 7);
+  CodeVolume codes = empty_code_volume(input, 3);
+  paint_sphere(codes, {}, {14, 16, 15}, 10.0, 0b001);
+  paint_sphere(codes, {}, {12, 18, 17}, 6.0, 0b010);
+  paint_sphere(codes, {}, {18, 12, 15}, 7.0, 0b100);
+  SpatialParameters parameters;
+  parameters.rotated = parameters.scaled = true;
+  parameters.angles_rad = {0.3, -0.4, 0.5};
+  parameters.scale = 1.25;  // zoom out: the patch reaches past the input, exercising the border
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), parameters);
+
+  // Source voxel = (o - (P-1)/2) @ (Rz Ry Rx S) + floor(S/2) - floor(P/2) + (P-1)/2.
+  auto rotation = [](int axis, double a) {
+    const double c = std::cos(a), s = std::sin(a);
+    if (axis == 0) return torch::tensor({1.0, 0.0, 0.0, 0.0, c, -s, 0.0, s, c}, torch::kFloat64).view({3, 3});
+    if (axis == 1) return torch::tensor({c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c}, torch::kFloat64).view({3, 3});
+    return torch::tensor({c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0}, torch::kFloat64).view({3, 3});
+  };
+  const torch::Tensor affine = rotation(2, 0.5).mm(rotation(1, -0.4)).mm(rotation(0, 0.3)) * 1.25;
+  const auto axis_coords = [&](int a) {
+    return torch::arange(patch[a], torch::kFloat64) - (patch[a] - 1) / 2.0;
+  };
+  const auto grids = torch::meshgrid({axis_coords(0), axis_coords(1), axis_coords(2)}, "ij");
+  torch::Tensor q = torch::stack({grids[0], grids[1], grids[2]}, -1);  // [P0, P1, P2, 3] (z, y, x)
+  torch::Tensor source = q.matmul(affine);
+  torch::Tensor normalized = torch::empty_like(source);
+  for (int a = 0; a < 3; ++a) {
+    const double centre = static_cast<double>(input[a] / 2 - patch[a] / 2) + (patch[a] - 1) / 2.0;
+    normalized.select(-1, a).copy_((source.select(-1, a) + centre) / (input[a] - 1) * 2.0 - 1.0);
+  }
+  const torch::Tensor grid = normalized.flip(-1).unsqueeze(0).to(torch::kFloat32);  // (x, y, z) order
+  namespace F = torch::nn::functional;
+  const auto sample = [&](const torch::Tensor& volume) {
+    return F::grid_sample(volume.unsqueeze(0), grid,
+                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true))[0];
+  };
+  EXPECT_LT((sample(image) - result.image).abs().max().item<double>(), 1e-4);
+  for (int channel = 0; channel < 3; ++channel) {
+    const torch::Tensor reference = sample(channel_mask(codes, channel).to(torch::kFloat32)) >= 0.5f;
+    const double mismatches = (reference != channel_mask(result.codes, channel)).sum().item<double>();
+    EXPECT_LE(mismatches, 5.0) << "channel " << channel;  // float ties at exactly 0.5 only
+  }
+}
+
+TEST(SpatialTransform, NestedLabelsStayNested) {
+  const Shape input{40, 40, 40}, patch{28, 28, 28};
+  CodeVolume codes = empty_code_volume(input, 3);
+  paint_sphere(codes, {}, {20, 20, 20}, 12.0, 0b001);
+  paint_sphere(codes, {}, {22, 19, 21}, 6.0, 0b010);
+  paint_sphere(codes, {}, {23, 19, 22}, 2.5, 0b100);
+  const torch::Tensor image = torch::zeros({1, input[0], input[1], input[2]});
+  SpatialTransformOptions options;
+  options.rotation_probability(1.0).scaling_probability(1.0);
+  const auto geometry = augmentation_geometry(patch, options);
+  for (std::uint64_t seed = 0; seed < 8; ++seed) {
+    SplitMix64 rng(seed);
+    const auto result =
+        apply_spatial_transform(image, codes, patch, geometry, sample_spatial_parameters(geometry, options, rng), options);
+    const torch::Tensor outer = channel_mask(result.codes, 0), middle = channel_mask(result.codes, 1),
+                        inner = channel_mask(result.codes, 2);
+    EXPECT_GT(middle.sum().item<std::int64_t>(), 0);
+    EXPECT_EQ((middle & outer.logical_not()).sum().item<std::int64_t>(), 0) << "seed " << seed;
+    EXPECT_EQ((inner & middle.logical_not()).sum().item<std::int64_t>(), 0) << "seed " << seed;
+  }
+}
+
+TEST(SpatialTransform, IgnoreFlagIsInterpolatedLikeAChannel) {
+  const Shape input{30, 30, 30}, patch{20, 20, 20};
+  CodeVolume codes = empty_code_volume(input, 2);
+  paint_sphere(codes, {}, {15, 15, 15}, 8.0, 0b100);  // bit 2 = the ignore flag for 2 channels
+  const torch::Tensor image = torch::zeros({1, input[0], input[1], input[2]});
+  SpatialParameters parameters;
+  parameters.rotated = true;
+  parameters.angles_rad = {0.2, 0.3, -0.1};
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), parameters);
+  const double ignored = ignore_mask(result.codes).sum().item<double>();
+  EXPECT_NEAR(ignored, 4.0 / 3.0 * kPi * 512.0, 0.1 * 4.0 / 3.0 * kPi * 512.0);
+}
+
+TEST(SpatialTransform, NearestLabelsOnlyProduceInputCodes) {
+  const Shape input{20, 20, 20}, patch{16, 16, 16};
+  const CodeVolume codes = random_codes(6, input, 3);
+  const torch::Tensor image = torch::zeros({1, input[0], input[1], input[2]});
+  SpatialTransformOptions options;
+  options.label_interpolation(LabelInterpolation::nearest);
+  SpatialParameters parameters;
+  parameters.rotated = parameters.scaled = true;
+  parameters.angles_rad = {0.4, 0.1, -0.3};
+  parameters.scale = 0.9;
+  const auto result = apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), parameters, options);
+  const auto input_values = std::get<0>(at::_unique(codes.words));
+  const auto output_values = std::get<0>(at::_unique(result.codes.words));
+  EXPECT_TRUE(torch::isin(output_values, input_values).all().item<bool>());
+  EXPECT_GT(output_values.numel(), 30);
+}
+
+TEST(SpatialTransform, ElasticDeformationIsRejectedWithAnError) {
+  SpatialTransformOptions options;
+  options.elastic_probability(0.1);
+  SplitMix64 rng(1);
+  EXPECT_THROW(sample_spatial_parameters(augmentation_geometry({32, 32, 32}), options, rng), Error);
+}
+
+TEST(SpatialTransform, PlanarSamplesRotateInPlaneOnly) {
+  const Shape input{1, 60, 60}, patch{1, 40, 40};
+  CodeVolume codes = empty_code_volume(input, 1);
+  torch::Tensor image = torch::zeros({1, 1, 60, 60});
+  // A disc 10 pixels right of the centre.
+  for (int y = 0; y < 60; ++y)
+    for (int x = 0; x < 60; ++x)
+      if ((y - 30) * (y - 30) + (x - 40) * (x - 40) <= 16) image[0][0][y][x] = 1.0f;
+  codes.words.copy_(image.to(codes.words.scalar_type()));
+  SpatialParameters turn;
+  turn.rotated = true;
+  // Half turn about the source centre (29.5, 29.5): the disc at (+0.5, +10.5) goes to (-0.5, -10.5).
+  turn.angles_rad = {kPi, 0, 0};
+  const auto geometry = augmentation_geometry(patch);
+  ASSERT_EQ(geometry.mode, AugmentationMode::planar_2d);
+  const auto result = apply_spatial_transform(image, codes, patch, geometry, turn);
+  ASSERT_EQ(result.image.sizes(), (std::vector<std::int64_t>{1, 1, 40, 40}));
+  const auto offset = centroid_offset(result.codes);
+  EXPECT_NEAR(offset[2], -10.5, 0.05);
+  EXPECT_NEAR(offset[1], -0.5, 0.05);
+  EXPECT_LE((channel_mask(result.codes, 0) != (result.image >= 0.5f - 1e-5f)).sum().item<std::int64_t>(), 2);
+}
+
+}  // namespace
+}  // namespace mlseg
