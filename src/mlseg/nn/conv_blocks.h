@@ -1,0 +1,57 @@
+#pragma once
+// The building blocks of nnU-Net's plain networks (dynamic-network-architectures
+// building_blocks/simple_conv_blocks.py): conv → InstanceNorm → LeakyReLU, and a stack of them.
+// 2D and 3D from one implementation; submodule names follow the Python ones ("conv", "norm",
+// "convs") so that parameter names line up with nnU-Net's state dicts.
+#include <torch/nn/cloneable.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace mlseg {
+
+/// nnU-Net's fixed choices for its plain networks (PlainConvUNet arch_kwargs from the planner).
+constexpr double kInstanceNormEps = 1e-5;
+constexpr double kLeakyReluSlope = 1e-2;
+
+/// ConvNd(bias, padding (k-1)/2 per axis, `stride`) → InstanceNormNd(eps 1e-5, affine) →
+/// LeakyReLU(0.01, inplace). `dimension` is 2 or 3; `kernel_size` and `stride` have one entry
+/// per axis.
+class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
+ public:
+  ConvNormNonlinImpl(int dimension, std::int64_t input_channels, std::int64_t output_channels,
+                     std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride);
+  void reset() override;
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  int dimension_;
+  std::int64_t input_channels_, output_channels_;
+  std::vector<std::int64_t> kernel_size_, stride_;
+  torch::nn::AnyModule conv_, norm_, nonlin_;
+};
+TORCH_MODULE(ConvNormNonlin);
+
+/// `num_convs` ConvNormNonlin blocks; only the first has `first_stride` (nnU-Net's
+/// StackedConvBlocks). Registered as "convs.<i>".
+class StackedConvBlocksImpl : public torch::nn::Cloneable<StackedConvBlocksImpl> {
+ public:
+  StackedConvBlocksImpl(int num_convs, int dimension, std::int64_t input_channels, std::int64_t output_channels,
+                        std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> first_stride);
+  void reset() override;
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  int num_convs_, dimension_;
+  std::int64_t input_channels_, output_channels_;
+  std::vector<std::int64_t> kernel_size_, first_stride_;
+  torch::nn::Sequential convs_{nullptr};
+};
+TORCH_MODULE(StackedConvBlocks);
+
+}  // namespace mlseg

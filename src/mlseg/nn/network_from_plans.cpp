@@ -1,0 +1,124 @@
+#include "mlseg/nn/network_from_plans.h"
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+#include "mlseg/core/error.h"
+
+namespace mlseg {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr const char* kRerunPlan = "rerun `mlseg plan` to rewrite plans.json, or fix the key by hand";
+
+// A pointer, not a reference: GCC 13 takes a reference returned next to string temporaries for
+// a dangling one (-Wdangling-reference).
+const Json* require(const Json& object, const std::string& key, const std::string& at) {
+  if (!object.is_object() || !object.contains(key)) throw Error(at + key + " is missing", kRerunPlan);
+  return &object[key];
+}
+
+std::int64_t positive_int(const Json& value, const std::string& name) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() < 1) {
+    throw Error(name + " is " + value.dump() + ", not a positive integer", kRerunPlan);
+  }
+  return value.get<std::int64_t>();
+}
+
+std::vector<std::int64_t> int_list(const Json& value, const std::string& name, std::size_t expected_size) {
+  if (!value.is_array() || value.size() != expected_size) {
+    throw Error(name + " is " + value.dump() + ", not a list of " + std::to_string(expected_size) + " integers",
+                kRerunPlan);
+  }
+  std::vector<std::int64_t> out;
+  for (const auto& v : value) out.push_back(positive_int(v, name));
+  return out;
+}
+
+std::vector<std::vector<std::int64_t>> per_stage_axes(const Json& value, const std::string& name, std::size_t stages,
+                                                      std::size_t axes) {
+  if (!value.is_array() || value.size() != stages) {
+    throw Error(name + " does not have n_stages (" + std::to_string(stages) + ") entries", kRerunPlan);
+  }
+  std::vector<std::vector<std::int64_t>> out;
+  for (std::size_t s = 0; s < stages; ++s) out.push_back(int_list(value[s], name + "[" + std::to_string(s) + "]", axes));
+  return out;
+}
+
+// nnU-Net writes either one integer for every stage or a list with one entry per stage.
+std::vector<int> conv_counts(const Json& value, const std::string& name, std::size_t stages) {
+  if (value.is_number_integer()) return std::vector<int>(stages, static_cast<int>(positive_int(value, name)));
+  std::vector<int> out;
+  for (std::int64_t v : int_list(value, name, stages)) out.push_back(static_cast<int>(v));
+  return out;
+}
+
+}  // namespace
+
+std::int64_t num_network_outputs(const std::string& label_encoding, std::int64_t num_channels) {
+  if (num_channels < 1) throw Error("the dataset has no label channels", "define at least one label besides background");
+  if (label_encoding == "sigmoid") return num_channels;
+  if (label_encoding == "softmax") return num_channels + 1;
+  throw Error("label_encoding is '" + label_encoding + "'", "use \"sigmoid\" or \"softmax\"");
+}
+
+PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const std::string& configuration,
+                                                        std::int64_t input_channels, std::int64_t num_outputs,
+                                                        bool deep_supervision) {
+  const Json& configurations = *require(plans, "configurations", "");
+  if (!configurations.is_object() || !configurations.contains(configuration)) {
+    std::string known;
+    if (configurations.is_object()) {
+      for (const auto& item : configurations.items()) known += (known.empty() ? "" : ", ") + item.key();
+    }
+    throw Error("plans.json has no configuration '" + configuration + "'",
+                known.empty() ? std::string(kRerunPlan) : "use one of: " + known);
+  }
+  const std::string at = "configurations." + configuration + ".";
+  const Json& architecture = *require(configurations[configuration], "architecture", at);
+  const Json& arch = *require(architecture, "arch_kwargs", at + "architecture.");
+  const std::string arch_at = at + "architecture.arch_kwargs.";
+  if (architecture.contains("network_class_name") && architecture["network_class_name"].is_string()) {
+    const auto name = architecture["network_class_name"].get<std::string>();
+    if (name.find("PlainConvUNet") == std::string::npos) {
+      throw Error(at + "architecture.network_class_name is '" + name + "'; only PlainConvUNet is implemented",
+                  "plan with mlseg plan (PlainConvUNet) or set network_class_name to "
+                  "dynamic_network_architectures.architectures.unet.PlainConvUNet");
+    }
+  }
+
+  const Json& conv_op = *require(arch, "conv_op", arch_at);
+  const std::string conv = conv_op.is_string() ? conv_op.get<std::string>() : conv_op.dump();
+  int dimension = 0;
+  if (conv.find("Conv3d") != std::string::npos) dimension = 3;
+  else if (conv.find("Conv2d") != std::string::npos) dimension = 2;
+  else throw Error(arch_at + "conv_op is '" + conv + "', neither Conv2d nor Conv3d", "use torch.nn.modules.conv.Conv3d or Conv2d");
+
+  const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
+  const auto axes = static_cast<std::size_t>(dimension);
+  PlainConvUNetOptions options(input_channels, num_outputs);
+  options.dimension(dimension)
+      .n_stages(static_cast<int>(stages))
+      .features_per_stage(int_list(*require(arch, "features_per_stage", arch_at), arch_at + "features_per_stage", stages))
+      .kernel_sizes(per_stage_axes(*require(arch, "kernel_sizes", arch_at), arch_at + "kernel_sizes", stages, axes))
+      .strides(per_stage_axes(*require(arch, "strides", arch_at), arch_at + "strides", stages, axes))
+      .n_conv_per_stage(conv_counts(*require(arch, "n_conv_per_stage", arch_at), arch_at + "n_conv_per_stage", stages))
+      .n_conv_per_stage_decoder(conv_counts(*require(arch, "n_conv_per_stage_decoder", arch_at),
+                                            arch_at + "n_conv_per_stage_decoder", stages - 1))
+      .deep_supervision(deep_supervision);
+  try {
+    return validated(std::move(options));
+  } catch (const Error& e) {
+    throw Error(arch_at + ": " + e.problem(), e.fix());
+  }
+}
+
+PlainConvUNet network_from_plans(const Json& plans, const std::string& configuration, int input_channels,
+                                 int num_outputs, bool deep_supervision) {
+  return PlainConvUNet(
+      plain_conv_unet_options_from_plans(plans, configuration, input_channels, num_outputs, deep_supervision));
+}
+
+}  // namespace mlseg

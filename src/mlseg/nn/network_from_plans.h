@@ -1,0 +1,29 @@
+#pragma once
+// Builds the planned network from plans.json (configurations.<name>.architecture.arch_kwargs,
+// as `mlseg plan` writes them in nnU-Net v2's layout).
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "mlseg/nn/plain_conv_unet.h"
+
+namespace mlseg {
+
+/// Network output channels for a plans.json label_encoding: "sigmoid" → num_channels (one per
+/// channel), "softmax" → num_channels + 1 (background first). Throws mlseg::Error otherwise.
+std::int64_t num_network_outputs(const std::string& label_encoding, std::int64_t num_channels);
+
+/// The PlainConvUNet options of `configuration` (e.g. "3d_fullres", "2d"). Throws mlseg::Error
+/// naming the key (e.g. "configurations.2d.architecture.arch_kwargs.strides") when it is
+/// missing or malformed; the error's location is left empty for the caller to fill with
+/// `.located({plans_path})`.
+PlainConvUNetOptions plain_conv_unet_options_from_plans(const nlohmann::ordered_json& plans,
+                                                        const std::string& configuration, std::int64_t input_channels,
+                                                        std::int64_t num_outputs, bool deep_supervision);
+
+/// A freshly initialised PlainConvUNet for `configuration` of `plans`.
+PlainConvUNet network_from_plans(const nlohmann::ordered_json& plans, const std::string& configuration,
+                                 int input_channels, int num_outputs, bool deep_supervision);
+
+}  // namespace mlseg

@@ -1,0 +1,219 @@
+#include "mlseg/nn/plain_conv_unet.h"
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/container/sequential.h>
+
+#include <algorithm>
+#include <string>
+
+#include "mlseg/core/error.h"
+
+namespace mlseg {
+namespace {
+
+constexpr int kDefaultConvsPerStage = 2;
+constexpr double kHeInitNegativeSlope = 1e-2;
+
+std::string stage_name(std::size_t s) { return "stage " + std::to_string(s); }
+
+// A conv of the given dimension as an AnyModule (the decoder's transposed convs and 1x1 heads).
+torch::nn::AnyModule transposed_conv(int dimension, std::int64_t in, std::int64_t out,
+                                     const std::vector<std::int64_t>& stride) {
+  if (dimension == 3) {
+    const torch::ExpandingArray<3> s(stride);
+    return torch::nn::AnyModule(torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(in, out, s).stride(s).bias(true)));
+  }
+  const torch::ExpandingArray<2> s(stride);
+  return torch::nn::AnyModule(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, out, s).stride(s).bias(true)));
+}
+
+torch::nn::AnyModule pointwise_conv(int dimension, std::int64_t in, std::int64_t out) {
+  if (dimension == 3) return torch::nn::AnyModule(torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, 1).bias(true)));
+  return torch::nn::AnyModule(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).bias(true)));
+}
+
+std::vector<std::int64_t> stride_of(const PlainConvUNetOptions& o, std::size_t s) { return o.strides()[s]; }
+
+}  // namespace
+
+PlainConvUNetOptions validated(PlainConvUNetOptions o) {
+  const int dim = o.dimension();
+  if (dim != 2 && dim != 3) {
+    throw Error("network dimension is " + std::to_string(dim), "use 2 (Conv2d) or 3 (Conv3d)");
+  }
+  if (o.n_stages() < 1) throw Error("n_stages is " + std::to_string(o.n_stages()), "use at least 1 stage");
+  const auto stages = static_cast<std::size_t>(o.n_stages());
+  if (o.input_channels() < 1) throw Error("input_channels is below 1", "give the number of image channels");
+  if (o.num_classes() < 1) throw Error("num_classes is below 1", "give the number of network outputs");
+  if (o.n_conv_per_stage().empty()) o.n_conv_per_stage(std::vector<int>(stages, kDefaultConvsPerStage));
+  if (o.n_conv_per_stage_decoder().empty()) {
+    o.n_conv_per_stage_decoder(std::vector<int>(stages - 1, kDefaultConvsPerStage));
+  }
+  auto expect_count = [&](std::size_t count, std::size_t expected, const char* what) {
+    if (count != expected) {
+      throw Error(std::string(what) + " has " + std::to_string(count) + " entries, n_stages is " +
+                      std::to_string(stages),
+                  "give " + std::to_string(expected) + " entries");
+    }
+  };
+  expect_count(o.features_per_stage().size(), stages, "features_per_stage");
+  expect_count(o.kernel_sizes().size(), stages, "kernel_sizes");
+  expect_count(o.strides().size(), stages, "strides");
+  expect_count(o.n_conv_per_stage().size(), stages, "n_conv_per_stage");
+  expect_count(o.n_conv_per_stage_decoder().size(), stages - 1, "n_conv_per_stage_decoder");
+  for (std::size_t s = 0; s < stages; ++s) {
+    if (o.features_per_stage()[s] < 1) throw Error("features_per_stage has an entry below 1 at " + stage_name(s), "use positive feature counts");
+    if (o.n_conv_per_stage()[s] < 1) throw Error("n_conv_per_stage is below 1 at " + stage_name(s), "use at least 1 conv per stage");
+    if (s + 1 < stages && o.n_conv_per_stage_decoder()[s] < 1) {
+      throw Error("n_conv_per_stage_decoder is below 1 at decoder " + stage_name(s), "use at least 1 conv per stage");
+    }
+    for (const auto* list : {&o.kernel_sizes()[s], &o.strides()[s]}) {
+      const char* what = list == &o.kernel_sizes()[s] ? "kernel_sizes" : "strides";
+      if (list->size() != static_cast<std::size_t>(dim)) {
+        throw Error(std::string(what) + " at " + stage_name(s) + " has " + std::to_string(list->size()) +
+                        " axes for a " + std::to_string(dim) + "D network",
+                    "give " + std::to_string(dim) + " values per stage");
+      }
+      for (std::int64_t v : *list) {
+        if (v < 1) throw Error(std::string(what) + " at " + stage_name(s) + " has a value below 1", "use values >= 1");
+      }
+    }
+    for (std::int64_t k : o.kernel_sizes()[s]) {
+      if (k % 2 == 0) throw Error("kernel_sizes at " + stage_name(s) + " has an even size " + std::to_string(k), "use odd kernel sizes (1 or 3)");
+    }
+  }
+  return o;
+}
+
+std::int64_t count_parameters(const torch::nn::Module& module) {
+  std::int64_t total = 0;
+  for (const auto& p : module.parameters()) total += p.numel();
+  return total;
+}
+
+// ---- encoder ----
+
+PlainConvEncoderImpl::PlainConvEncoderImpl(PlainConvUNetOptions options_) : options(validated(std::move(options_))) {
+  reset();
+}
+
+void PlainConvEncoderImpl::reset() {
+  stages_ = torch::nn::ModuleList();
+  std::int64_t in = options.input_channels();
+  for (int s = 0; s < options.n_stages(); ++s) {
+    const auto i = static_cast<std::size_t>(s);
+    // Each stage is a Sequential around the conv stack, as in Python ("stages.<s>.0.convs...").
+    stages_->push_back(torch::nn::Sequential(StackedConvBlocks(options.n_conv_per_stage()[i], options.dimension(), in,
+                                                               options.features_per_stage()[i],
+                                                               options.kernel_sizes()[i], stride_of(options, i))));
+    in = options.features_per_stage()[i];
+  }
+  register_module("stages", stages_);
+}
+
+std::vector<torch::Tensor> PlainConvEncoderImpl::forward(torch::Tensor x) {
+  std::vector<torch::Tensor> skips;
+  skips.reserve(stages_->size());
+  for (const auto& stage : *stages_) {
+    x = stage->as<torch::nn::Sequential>()->forward(x);
+    skips.push_back(x);
+  }
+  return skips;
+}
+
+// ---- decoder ----
+
+UNetDecoderImpl::UNetDecoderImpl(PlainConvUNetOptions options_) : options(validated(std::move(options_))) { reset(); }
+
+void UNetDecoderImpl::reset() {
+  stages_ = torch::nn::ModuleList();
+  transpconvs_ = torch::nn::ModuleList();
+  seg_layers_ = torch::nn::ModuleList();
+  transpconv_calls_.clear();
+  seg_layer_calls_.clear();
+  const auto& features = options.features_per_stage();
+  const auto n = static_cast<std::size_t>(options.n_stages());
+  // Decoder stage d (0 = bottom) upsamples encoder stage s = n - 1 - d into stage s - 1.
+  for (std::size_t d = 0; d + 1 < n; ++d) {
+    const std::size_t s = n - 1 - d;
+    const std::int64_t below = features[s], skip = features[s - 1];
+    transpconv_calls_.push_back(transposed_conv(options.dimension(), below, skip, stride_of(options, s)));
+    transpconvs_->push_back(transpconv_calls_.back().ptr());
+    const std::vector<std::int64_t> unit_stride(static_cast<std::size_t>(options.dimension()), 1);
+    stages_->push_back(StackedConvBlocks(options.n_conv_per_stage_decoder()[d], options.dimension(), 2 * skip, skip,
+                                         options.kernel_sizes()[s - 1], unit_stride));
+    // Every stage has a head, used or not, so the parameter set does not depend on deep supervision.
+    seg_layer_calls_.push_back(pointwise_conv(options.dimension(), skip, options.num_classes()));
+    seg_layers_->push_back(seg_layer_calls_.back().ptr());
+  }
+  register_module("stages", stages_);
+  register_module("transpconvs", transpconvs_);
+  register_module("seg_layers", seg_layers_);
+}
+
+std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) {
+  const std::size_t num_decoder_stages = stages_->size();
+  if (skips.size() != num_decoder_stages + 1) {
+    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " +
+                    std::to_string(num_decoder_stages + 1) + " encoder stages",
+                "pass the encoder's outputs unchanged");
+  }
+  std::vector<torch::Tensor> outputs;
+  torch::Tensor x = skips.back();
+  for (std::size_t d = 0; d < num_decoder_stages; ++d) {
+    x = transpconv_calls_[d].forward(x);
+    x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
+    x = stages_[d]->as<StackedConvBlocks>()->forward(x);
+    if (options.deep_supervision() || d + 1 == num_decoder_stages) outputs.push_back(seg_layer_calls_[d].forward(x));
+  }
+  // Collected bottom-up; nnU-Net's order is full resolution first.
+  std::reverse(outputs.begin(), outputs.end());
+  return outputs;
+}
+
+// ---- network ----
+
+PlainConvUNetImpl::PlainConvUNetImpl(PlainConvUNetOptions options_) : options(validated(std::move(options_))) {
+  if (options.n_stages() < 2) throw Error("PlainConvUNet has n_stages = 1", "use at least 2 stages (one decoder stage)");
+  reset();
+}
+
+void PlainConvUNetImpl::reset() {
+  encoder = register_module("encoder", PlainConvEncoder(options));
+  decoder = register_module("decoder", UNetDecoder(options));
+  initialize_weights();
+}
+
+std::vector<torch::Tensor> PlainConvUNetImpl::forward(torch::Tensor x) {
+  const int64_t expected_dims = options.dimension() + 2;
+  if (x.dim() != expected_dims || x.size(1) != options.input_channels()) {
+    throw Error("network input has shape " + c10::str(x.sizes()) + ", expected [B, " +
+                    std::to_string(options.input_channels()) + (options.dimension() == 3 ? ", Z, Y, X]" : ", Y, X]"),
+                "pass a batch with the planned number of image channels");
+  }
+  return decoder->forward(encoder->forward(std::move(x)));
+}
+
+void PlainConvUNetImpl::set_deep_supervision(bool enabled) {
+  options.deep_supervision(enabled);
+  decoder->options.deep_supervision(enabled);
+}
+
+void PlainConvUNetImpl::initialize_weights() {
+  torch::NoGradGuard no_grad;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    const bool is_conv = module->as<torch::nn::Conv2d>() || module->as<torch::nn::Conv3d>() ||
+                         module->as<torch::nn::ConvTranspose2d>() || module->as<torch::nn::ConvTranspose3d>();
+    if (!is_conv) continue;
+    for (auto& named : module->named_parameters(/*recurse=*/false)) {
+      if (named.key() == "weight") {
+        torch::nn::init::kaiming_normal_(named.value(), kHeInitNegativeSlope);
+      } else if (named.key() == "bias") {
+        torch::nn::init::zeros_(named.value());
+      }
+    }
+  }
+}
+
+}  // namespace mlseg

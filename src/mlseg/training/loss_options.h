@@ -1,0 +1,43 @@
+#pragma once
+// What the training loss is made of and its nnU-Net defaults (nnUNetTrainer._build_loss:
+// DC_and_BCE_loss for regions, DC_and_CE_loss for labels, MemoryEfficientSoftDiceLoss).
+#include <torch/arg.h>
+
+#include <string>
+#include <vector>
+
+namespace mlseg {
+
+enum class LossKind {
+  /// sigmoid encoding: BCEWithLogits + soft Dice on sigmoid probabilities, every channel
+  /// (nnU-Net's DC_and_BCE_loss, do_bg = true).
+  bce_and_dice,
+  /// softmax encoding: cross-entropy + soft Dice on softmax probabilities without the background
+  /// class (nnU-Net's DC_and_CE_loss, do_bg = false).
+  ce_and_dice,
+};
+
+/// "sigmoid" → bce_and_dice, "softmax" → ce_and_dice (plans.json label_encoding); anything else
+/// throws mlseg::Error.
+LossKind loss_kind_for_encoding(const std::string& label_encoding);
+
+struct LossOptions {
+  TORCH_ARG(LossKind, kind) = LossKind::bce_and_dice;
+  /// Weight of the BCE (sigmoid) or CE (softmax) term; nnU-Net's weight_ce = 1.
+  TORCH_ARG(double, classification_weight) = 1.0;
+  /// Weight of the soft Dice term; nnU-Net's weight_dice = 1.
+  TORCH_ARG(double, dice_weight) = 1.0;
+  /// Sum Dice's intersection and sizes over the batch too (one Dice per channel per batch)
+  /// instead of one per sample; nnU-Net takes it from plans (configurations.<c>.batch_dice).
+  TORCH_ARG(bool, batch_dice) = false;
+  /// Added to Dice's numerator and denominator; nnU-Net's smooth = 1e-5.
+  TORCH_ARG(double, dice_smooth) = 1e-5;
+  /// Per-channel BCE pos_weight (sigmoid only; plans.json bce_pos_weight), one per channel;
+  /// empty = none (nnU-Net uses none).
+  TORCH_ARG(std::vector<double>, pos_weight);
+  /// Per-channel weights of the Dice and BCE/CE terms, one per label channel (softmax: the
+  /// background class keeps weight 1 in CE); empty = all 1 (nnU-Net).
+  TORCH_ARG(std::vector<double>, channel_weights);
+};
+
+}  // namespace mlseg
