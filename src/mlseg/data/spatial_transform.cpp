@@ -175,7 +175,10 @@ inline void corner_weights(float tz, float ty, float tx, float* w) {
   }
 }
 
-// Resamples one output tile, row segment by row segment.
+// Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
+// image and the labels in separate tight loops into local buffers (an unsigned char store could
+// alias anything, so the loops never store through the output pointers directly), then the few
+// border voxels.
 template <typename Word, bool kPlanar>
 void resample_tile(const ResampleJob& job, const Tile& tile) {
   constexpr int N = kPlanar ? 4 : 8;
@@ -184,11 +187,21 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
   const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane, out_volume = P0 * P1 * P2;
   const auto& g = job.grid;
   const std::array<double, 3> step_x = g.step[2];
-  const std::int64_t corner_offset[8] = {0, 1, S2, S2 + 1, in_plane, in_plane + 1, in_plane + S2, in_plane + S2 + 1};
-  const Word* codes = static_cast<const Word*>(job.codes);
-  Word* codes_out = static_cast<Word*>(job.codes_out);
+  const std::int64_t o1 = 1, o2 = S2, o3 = S2 + 1, o4 = in_plane, o5 = in_plane + 1, o6 = in_plane + S2,
+                     o7 = in_plane + S2 + 1;
+  const std::int64_t corner_offset[8] = {0, o1, o2, o3, o4, o5, o6, o7};
+  const Word* const codes = static_cast<const Word*>(job.codes);
+  Word* const codes_out = static_cast<Word*>(job.codes_out);
+  const float* const image = job.image;
+  float* const image_out = job.image_out;
+  const std::int64_t channels = job.channels, words = job.words;
+  const bool nearest_labels = job.nearest_labels;
+  const float threshold = job.label_threshold, outside = job.outside;
   const std::int64_t count = tile.x_end - tile.x_begin;
   RowCoordinates coordinates;
+  float image_buffer[kTileX];
+  Word code_buffer[kTileX];
+  std::int32_t border[kTileX];
   for (std::int64_t oz = tile.z_begin; oz < tile.z_end; ++oz) {
     for (std::int64_t oy = tile.y_begin; oy < tile.y_end; ++oy) {
       const std::int64_t row = (oz * P1 + oy) * P2 + tile.x_begin;
@@ -206,47 +219,67 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
         slice_offset = sz * in_plane;
       }
       row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
+      std::int64_t border_count = 0;
       for (std::int64_t k = 0; k < count; ++k) {
-        const std::int64_t at = row + k;
-        const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
-        const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
-        if (coordinates.interior[k] != 0) {
-          const std::int64_t base = slice_offset + coordinates.base[k];
-          // Image: lerp along x, then y, then z (the same weights as corner_weights, fewer products).
-          for (std::int64_t c = 0; c < job.channels; ++c) {
-            const float* p = job.image + c * in_volume + base;
-            const float y0 = p[0] + tx * (p[1] - p[0]), y1 = p[S2] + tx * (p[S2 + 1] - p[S2]);
-            float value = y0 + ty * (y1 - y0);
-            if constexpr (!kPlanar) {
-              const float* q = p + in_plane;
-              const float z0 = q[0] + tx * (q[1] - q[0]), z1 = q[S2] + tx * (q[S2 + 1] - q[S2]);
-              value += tz * ((z0 + ty * (z1 - z0)) - value);
-            }
-            job.image_out[c * out_volume + at] = value;
+        border[border_count] = static_cast<std::int32_t>(k);
+        border_count += coordinates.interior[k] == 0;
+      }
+      // Image: lerp along x, then y, then z (the weights of corner_weights, fewer products).
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const float* const src = image + c * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] == 0) continue;
+          const float* p = src + coordinates.base[k];
+          const float tx = coordinates.tx[k], ty = coordinates.ty[k];
+          const float y0 = p[0] + tx * (p[o1] - p[0]), y1 = p[o2] + tx * (p[o3] - p[o2]);
+          float value = y0 + ty * (y1 - y0);
+          if constexpr (!kPlanar) {
+            const float z0 = p[o4] + tx * (p[o5] - p[o4]), z1 = p[o6] + tx * (p[o7] - p[o6]);
+            value += coordinates.tz[k] * ((z0 + ty * (z1 - z0)) - value);
           }
-          for (std::int64_t word = 0; word < job.words; ++word) {
-            const Word* src = codes + word * in_volume + base;
-            if (job.nearest_labels) {
-              codes_out[word * out_volume + at] = src[corner_offset[nearest]];
-              continue;
-            }
-            Word n[N];
-            Word differ = 0;
-            for (int c = 0; c < N; ++c) {
-              n[c] = src[corner_offset[c]];
-              differ = static_cast<Word>(differ | (n[c] ^ n[0]));
-            }
-            if (differ == 0) {  // the common case: all corners carry the same code
-              codes_out[word * out_volume + at] = n[0];
-              continue;
-            }
-            float w[N];
-            corner_weights<N>(tz, ty, tx, w);
-            codes_out[word * out_volume + at] = vote_bits<Word, N>(n, w, job.label_threshold);
-          }
-          continue;
+          image_buffer[k] = value;
         }
-        // Border: corners outside the input are the outside value / background.
+        for (std::int64_t b = 0; b < border_count; ++b) image_buffer[border[b]] = 0.0f;  // filled below
+        std::memcpy(image_out + c * out_volume + row, image_buffer, static_cast<std::size_t>(count) * sizeof(float));
+      }
+      // Labels: equal corners copy, others vote per bit.
+      for (std::int64_t word = 0; word < words; ++word) {
+        const Word* const src = codes + word * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] == 0) continue;
+          const Word* q = src + coordinates.base[k];
+          const float tz = kPlanar ? 0.0f : coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+          if (nearest_labels) {
+            code_buffer[k] = q[corner_offset[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
+            continue;
+          }
+          Word n[N];
+          n[0] = q[0];
+          n[1] = q[o1];
+          n[2] = q[o2];
+          n[3] = q[o3];
+          if constexpr (!kPlanar) {
+            n[4] = q[o4];
+            n[5] = q[o5];
+            n[6] = q[o6];
+            n[7] = q[o7];
+          }
+          Word differ = 0;
+          for (int c = 1; c < N; ++c) differ = static_cast<Word>(differ | (n[c] ^ n[0]));
+          if (differ == 0) {  // the common case: all corners carry the same code
+            code_buffer[k] = n[0];
+            continue;
+          }
+          float w[N];
+          corner_weights<N>(tz, ty, tx, w);
+          code_buffer[k] = vote_bits<Word, N>(n, w, threshold);
+        }
+        for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
+        std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
+      }
+      // Border voxels: corners outside the input are the outside value / background.
+      for (std::int64_t b = 0; b < border_count; ++b) {
+        const std::int64_t k = border[b], at = row + k;
         const double fz = start[0] + k * step_x[0], fy = start[1] + k * step_x[1], fx = start[2] + k * step_x[2];
         const std::int64_t iz = kPlanar ? 0 : floor_to_int(fz), iy = floor_to_int(fy), ix = floor_to_int(fx);
         const bool z0 = kPlanar || (iz >= 0 && iz < S0), z1 = !kPlanar && iz + 1 >= 0 && iz + 1 < S0;
@@ -255,24 +288,25 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
         const bool valid[8] = {z0 && y0 && x0, z0 && y0 && x1, z0 && y1 && x0, z0 && y1 && x1,
                                z1 && y0 && x0, z1 && y0 && x1, z1 && y1 && x0, z1 && y1 && x1};
         const std::int64_t base = slice_offset + iz * in_plane + iy * S2 + ix;
+        const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
         float w[N];
         corner_weights<N>(tz, ty, tx, w);
         float outside_weight = 0.0f;
         for (int c = 0; c < N; ++c) outside_weight += valid[c] ? 0.0f : w[c];
-        for (std::int64_t c = 0; c < job.channels; ++c) {
-          const float* p = job.image + c * in_volume;
-          float value = outside_weight * job.outside;
+        for (std::int64_t c = 0; c < channels; ++c) {
+          const float* p = image + c * in_volume;
+          float value = outside_weight * outside;
           for (int corner = 0; corner < N; ++corner) {
             value += valid[corner] ? w[corner] * p[base + corner_offset[corner]] : 0.0f;
           }
-          job.image_out[c * out_volume + at] = value;
+          image_out[c * out_volume + at] = value;
         }
-        for (std::int64_t word = 0; word < job.words; ++word) {
+        const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
+        for (std::int64_t word = 0; word < words; ++word) {
           const Word* src = codes + word * in_volume;
           Word n[N];
           for (int c = 0; c < N; ++c) n[c] = valid[c] ? src[base + corner_offset[c]] : Word{0};
-          codes_out[word * out_volume + at] =
-              job.nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, job.label_threshold);
+          codes_out[word * out_volume + at] = nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, threshold);
         }
       }
     }
