@@ -12,6 +12,7 @@
 #include "mlseg/data/batch_loader.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
+#include "mlseg/data/training_batches.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"
 
@@ -105,6 +106,20 @@ void BM_LoaderThroughput(benchmark::State& state) {
   state.counters["patches_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * 2), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_LoaderThroughput)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same with nnU-Net's default augmentation (initial patch cut, augmented to 128^3): what the
+// trainer's loader delivers, with state.range(0) workers.
+void BM_LoaderThroughputAugmented(benchmark::State& state) {
+  const mlseg::PreprocessedStore store(workload().dir);
+  const mlseg::TrainingBatchOptions options = mlseg::TrainingBatchOptions().patch_size_zyx({kPatch, kPatch, kPatch});
+  const mlseg::PatchSampler sampler(
+      store, mlseg::SamplerOptions(2, mlseg::training_cut_size(options)).final_patch_size_zyx({kPatch, kPatch, kPatch}));
+  mlseg::BatchLoader loader([&](std::int64_t i) { return mlseg::make_training_batch(store, sampler, options, i); },
+                            mlseg::LoaderOptions().workers(static_cast<int>(state.range(0))));
+  for (auto _ : state) benchmark::DoNotOptimize(loader.next()->tensors[0].data_ptr());
+  state.counters["patches_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * 2), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LoaderThroughputAugmented)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 // One 128^3 patch (image + codes) at sampled positions of one case, on the calling thread.
 void BM_CutPatch128(benchmark::State& state) {
