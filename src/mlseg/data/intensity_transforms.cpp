@@ -43,24 +43,33 @@ struct Moments {
   float max = 0.0f;
 };
 
-Moments moments(const float* data, std::int64_t n) {
-  // Float partial sums in eight lanes over short blocks (vectorised), blocks summed in double.
-  constexpr int kLanes = 8;
-  constexpr std::int64_t kBlock = 1024;
+// Float partial sums in eight lanes over short blocks (vectorised), blocks summed in double.
+// The sums are kept in an accumulator so that a pass that writes the data (gamma) can sum each
+// block while it is still in L1 instead of reading the channel again; both orders of summation
+// are the same, so fused and separate passes give identical moments.
+constexpr int kLanes = 8;
+constexpr std::int64_t kBlock = 1024;
+
+struct MomentSums {
   double total = 0.0, total_squares = 0.0;
   float lo[kLanes], hi[kLanes];
-  std::fill_n(lo, kLanes, std::numeric_limits<float>::infinity());
-  std::fill_n(hi, kLanes, -std::numeric_limits<float>::infinity());
-  std::int64_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
+  MomentSums() {
+    std::fill_n(lo, kLanes, std::numeric_limits<float>::infinity());
+    std::fill_n(hi, kLanes, -std::numeric_limits<float>::infinity());
+  }
+  // One full block of kBlock values; kRange: also track min and max.
+  template <bool kRange>
+  void add_block(const float* data) {
     float sum[kLanes] = {}, sum_squares[kLanes] = {};
-    for (std::int64_t j = i; j < i + kBlock; j += kLanes) {
+    for (std::int64_t j = 0; j < kBlock; j += kLanes) {
       for (int k = 0; k < kLanes; ++k) {
         const float v = data[j + k];
         sum[k] += v;
         sum_squares[k] += v * v;
-        lo[k] = v < lo[k] ? v : lo[k];
-        hi[k] = v > hi[k] ? v : hi[k];
+        if constexpr (kRange) {
+          lo[k] = v < lo[k] ? v : lo[k];
+          hi[k] = v > hi[k] ? v : hi[k];
+        }
       }
     }
     for (int k = 0; k < kLanes; ++k) {
@@ -68,19 +77,32 @@ Moments moments(const float* data, std::int64_t n) {
       total_squares += sum_squares[k];
     }
   }
-  for (; i < n; ++i) {
-    const float v = data[i];
-    total += v;
-    total_squares += static_cast<double>(v) * v;
-    lo[0] = std::min(lo[0], v);
-    hi[0] = std::max(hi[0], v);
+  // The last count < kBlock values.
+  void add_tail(const float* data, std::int64_t count) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      const float v = data[i];
+      total += v;
+      total_squares += static_cast<double>(v) * v;
+      lo[0] = std::min(lo[0], v);
+      hi[0] = std::max(hi[0], v);
+    }
   }
-  Moments m;
-  m.min = *std::min_element(lo, lo + kLanes);
-  m.max = *std::max_element(hi, hi + kLanes);
-  m.mean = n > 0 ? total / static_cast<double>(n) : 0.0;
-  m.std = n > 1 ? std::sqrt(std::max(0.0, (total_squares - total * m.mean) / static_cast<double>(n - 1))) : 0.0;
-  return m;
+  Moments finish(std::int64_t n) const {
+    Moments m;
+    m.min = *std::min_element(lo, lo + kLanes);
+    m.max = *std::max_element(hi, hi + kLanes);
+    m.mean = n > 0 ? total / static_cast<double>(n) : 0.0;
+    m.std = n > 1 ? std::sqrt(std::max(0.0, (total_squares - total * m.mean) / static_cast<double>(n - 1))) : 0.0;
+    return m;
+  }
+};
+
+Moments moments(const float* data, std::int64_t n) {
+  MomentSums sums;
+  std::int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) sums.add_block<true>(data + i);
+  sums.add_tail(data + i, n - i);
+  return sums.finish(n);
 }
 
 // Float approximations the compiler can vectorise (no libm calls), written without
@@ -338,18 +360,31 @@ void gamma_channel(torch::Tensor& image, std::int64_t channel, double gamma, boo
   const float minimum = before.min, range = before.max - before.min;
   const float inverse_range = 1.0f / std::max(range, 1e-7f);
   const auto g = static_cast<float>(gamma);
-  for (std::int64_t i = 0; i < n; ++i) {
-    data[i] = unit_power((sign * data[i] - minimum) * inverse_range, g) * range + minimum;
+  // The power pass, block by block; with retain_stats each block is summed for the new moments
+  // while it is in L1 (min and max are not needed there).
+  MomentSums after_sums;
+  const auto power = [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      data[i] = unit_power((sign * data[i] - minimum) * inverse_range, g) * range + minimum;
+    }
+  };
+  std::int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    power(i, i + kBlock);
+    if (retain_stats) after_sums.add_block<false>(data + i);
   }
+  power(i, n);
+  if (retain_stats) after_sums.add_tail(data + i, n - i);
   float shift = 0.0f, factor = 1.0f;
   if (retain_stats) {
-    const Moments after = moments(data, n);
+    const Moments after = after_sums.finish(n);
     const double mean_here = after.mean, std_here = after.std;
     factor = static_cast<float>(before.std / std::max(std_here, 1e-7));
     shift = static_cast<float>(before.mean - mean_here * factor);
   }
   // Undo the inversion together with the stats restoration.
   const float a = sign * factor, b = sign * shift;
+  if (a == 1.0f && b == 0.0f) return;  // neither inverted nor restored: nothing to undo
   for (std::int64_t i = 0; i < n; ++i) data[i] = a * data[i] + b;
 }
 

@@ -253,6 +253,21 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
             code_buffer[k] = q[corner_offset[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
             continue;
           }
+          if constexpr (sizeof(Word) == 1 && !kPlanar) {
+            // Byte codes: corners x and x+1 are adjacent, so the 8 corners are 4 two-byte loads
+            // packed in one word; all equal is one compare against the first byte broadcast.
+            std::uint16_t pair[4];
+            std::memcpy(&pair[0], q, 2);
+            std::memcpy(&pair[1], q + o2, 2);
+            std::memcpy(&pair[2], q + o4, 2);
+            std::memcpy(&pair[3], q + o6, 2);
+            const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
+                                         std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
+            if (packed == std::uint64_t{q[0]} * 0x0101010101010101ull) {
+              code_buffer[k] = q[0];
+              continue;
+            }
+          }
           Word n[N];
           n[0] = q[0];
           n[1] = q[o1];
