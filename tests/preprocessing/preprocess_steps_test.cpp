@@ -169,13 +169,13 @@ std::vector<ObservedCombination> observed() {
           {{4}, "vessel", 2, true, false}};
 }
 
-TEST(PreprocessRareCombinations, MergeTargetsTheMostFrequentContainedCombination) {
+TEST(PreprocessRareCombinations, MergeDropsTheFewestBitsThenTakesTheMostFrequent) {
   const auto plan = plan_rare_combinations(observed(), RareCombinationPolicy::merge);
   ASSERT_EQ(plan.actions.size(), 2u);
   const auto& triple = plan.actions.at({7});
   EXPECT_TRUE(triple.merge);
-  EXPECT_EQ(triple.merged_into, (std::vector<std::uint64_t>{1}));
-  EXPECT_EQ(triple.merged_into_name, "organ");
+  EXPECT_EQ(triple.merged_into, (std::vector<std::uint64_t>{3})) << "drops one bit (vessel) rather than two";
+  EXPECT_EQ(triple.merged_into_name, "organ+lesion") << "of the two-channel subsets, the more frequent";
   const auto& vessel = plan.actions.at({4});
   EXPECT_EQ(vessel.merged_into, (std::vector<std::uint64_t>{0})) << "nothing frequent inside: background";
   EXPECT_TRUE(plan_rare_combinations(observed(), RareCombinationPolicy::keep).actions.empty());
@@ -200,7 +200,7 @@ TEST(PreprocessRareCombinations, IgnoreFlagsAndMergeRewritesVoxels) {
   const auto merge_changes = apply_rare_combination_plan(merged, plan_rare_combinations(observed(), RareCombinationPolicy::merge),
                                                          {"organ", "lesion", "vessel"});
   EXPECT_EQ(merge_changes.size(), 2u);
-  EXPECT_TRUE(torch::equal(merged.words.view({-1}), torch::tensor({0, 1, 1, 1, 0, 3, 5, 1}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(merged.words.view({-1}), torch::tensor({0, 1, 3, 3, 0, 3, 5, 3}, torch::kUInt8)));
 }
 
 TEST(PreprocessRareCombinations, SixteenBitCodesKeepTheirHighBits) {

@@ -59,6 +59,12 @@ bool is_subset(const std::vector<std::uint64_t>& small, const std::vector<std::u
   return true;
 }
 
+int channel_count(const std::vector<std::uint64_t>& words) {
+  int count = 0;
+  for (const auto w : words) count += __builtin_popcountll(w);
+  return count;
+}
+
 bool is_empty(const std::vector<std::uint64_t>& words) {
   for (const auto w : words) {
     if (w != 0) return false;
@@ -82,7 +88,10 @@ RareCombinationPlan plan_rare_combinations(const std::vector<ObservedCombination
       for (const auto& candidate : observed) {
         if (candidate.rare || candidate.ignore || is_empty(candidate.code_words)) continue;
         if (candidate.code_words == rare.code_words || !is_subset(candidate.code_words, rare.code_words)) continue;
-        if (best == nullptr || candidate.voxels > best->voxels) best = &candidate;
+        // Drop as few channel bits as possible, then prefer the most frequent combination.
+        const int bits = channel_count(candidate.code_words);
+        const int best_bits = best == nullptr ? -1 : channel_count(best->code_words);
+        if (bits > best_bits || (bits == best_bits && candidate.voxels > best->voxels)) best = &candidate;
       }
       action.merged_into = best != nullptr ? best->code_words : std::vector<std::uint64_t>(rare.code_words.size(), 0);
       action.merged_into_name = best != nullptr ? best->name : "background";

@@ -43,8 +43,9 @@ struct RareCombinationPlan {
   std::map<std::vector<std::uint64_t>, Action> actions;  ///< by code (ignore bit excluded)
 };
 
-/// merge: the target of a rare combination is the non-rare observed combination with the most
-/// voxels among those whose channels are a non-empty subset of its channels; background when none.
+/// merge: the target of a rare combination is a non-rare observed combination whose channels are a
+/// non-empty subset of its channels: the one that drops the fewest channel bits, and among those
+/// the most frequent; background when there is none.
 RareCombinationPlan plan_rare_combinations(const std::vector<ObservedCombination>& observed, RareCombinationPolicy policy);
 
 /// Applies the plan to one case's codes; returns what changed (voxels per combination).
