@@ -7,8 +7,6 @@
 #include "mlseg/metrics/code_words.h"
 
 namespace mlseg {
-namespace {
-
 // PyTorch 'nearest-exact': source = floor((j + 0.5) * in / out), clamped.
 std::vector<std::int64_t> nearest_exact_indices(std::int64_t n_in, std::int64_t n_out) {
   std::vector<std::int64_t> index(static_cast<std::size_t>(n_out));
@@ -18,8 +16,6 @@ std::vector<std::int64_t> nearest_exact_indices(std::int64_t n_in, std::int64_t 
   }
   return index;
 }
-
-}  // namespace
 
 std::vector<std::array<double, 3>> deep_supervision_scales(const std::vector<std::array<std::int64_t, 3>>& strides_zyx) {
   std::vector<std::array<double, 3>> scales;

@@ -10,6 +10,10 @@
 
 namespace mlseg {
 
+/// PyTorch 'nearest-exact' source indices for resizing n_in to n_out:
+/// floor((j + 0.5) * n_in / n_out), clamped (deep-supervision targets, simulated low resolution).
+std::vector<std::int64_t> nearest_exact_indices(std::int64_t n_in, std::int64_t n_out);
+
 /// nnU-Net's _get_deep_supervision_scales: 1 / cumulative product of the per-stage strides
 /// (z, y, x), one entry per stage except the bottleneck, full resolution first.
 std::vector<std::array<double, 3>> deep_supervision_scales(const std::vector<std::array<std::int64_t, 3>>& strides_zyx);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "mlseg/core/error.h"
+#include "mlseg/data/deep_supervision.h"
 
 namespace mlseg {
 namespace {
@@ -230,15 +231,6 @@ void linear_resize_axis(const float* in, std::int64_t outer, std::int64_t n_in, 
   }
 }
 
-// PyTorch 'nearest-exact' source indices for resizing n_in to n_out.
-std::vector<std::int64_t> nearest_exact_indices(std::int64_t n_in, std::int64_t n_out) {
-  std::vector<std::int64_t> index(static_cast<std::size_t>(n_out));
-  const double scale = static_cast<double>(n_in) / static_cast<double>(n_out);
-  for (std::int64_t j = 0; j < n_out; ++j) {
-    index[static_cast<std::size_t>(j)] = std::min(static_cast<std::int64_t>(std::floor((j + 0.5) * scale)), n_in - 1);
-  }
-  return index;
-}
 
 // x^gamma for x in [0, 1]; x = 0 gives 2^-126 (fast_log2(0) = -127), which is 0 for our purposes.
 inline float unit_power(float x, float gamma) { return fast_exp2(gamma * fast_log2(x)); }
