@@ -1,0 +1,70 @@
+#pragma once
+// The checkpoint format: one file (`checkpoint_{latest,best,final}.pt`, a LibTorch archive)
+// holding the network's parameters and buffers, optionally the optimizer's state, and a JSON
+// document with everything needed to rebuild and use the network without the work folder:
+// plans.json, the configuration, channel names, label encoding, the dataset's label definition
+// and the trainer's progress. Written atomically (temporary name, then rename).
+#include <nlohmann/json.hpp>
+#include <torch/optim/optimizer.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mlseg/nn/plain_conv_unet.h"
+
+namespace mlseg {
+
+/// Written into every checkpoint's metadata as "format"; readers refuse other values.
+inline constexpr const char* kCheckpointFormat = "mlseg-checkpoint-1";
+
+/// What a checkpoint says about its model (the "model" object of the metadata).
+struct ModelDescription {
+  nlohmann::ordered_json plans;   ///< the whole plans.json the network was built from
+  std::string configuration;      ///< e.g. "3d_fullres"
+  std::int64_t input_channels = 1;
+  std::int64_t num_outputs = 1;   ///< network outputs (sigmoid: channels; softmax: channels + 1)
+  std::string label_encoding;     ///< "sigmoid" | "softmax"
+  std::vector<std::string> channel_names;      ///< label channels in ARCHITECTURE.md's order
+  std::vector<std::string> image_channel_names;  ///< modalities, in input order
+  /// The raw dataset.json (labels, regions_class_order, label_format, file_ending, ...), so that
+  /// predictions can be exported in the dataset's own label format.
+  nlohmann::ordered_json dataset_json;
+  /// Spatial axes mirrored during training (tensor axes of the patch: 0 = z, 1 = y, 2 = x); the
+  /// test-time augmentation mirrors over the same ones.
+  std::vector<int> mirror_axes;
+};
+
+nlohmann::ordered_json model_description_to_json(const ModelDescription& model);
+/// Throws mlseg::Error naming the missing key.
+ModelDescription model_description_from_json(const nlohmann::ordered_json& json);
+
+/// Network of `model` (freshly initialised; deep supervision as asked).
+PlainConvUNet build_network(const ModelDescription& model, bool deep_supervision);
+
+/// Writes the checkpoint atomically. `metadata` is stored as is, with "format" and "model"
+/// (from `model`) set; `optimizer` may be null (inference-only checkpoint).
+void save_checkpoint(const std::filesystem::path& path, PlainConvUNet& network, const ModelDescription& model,
+                     nlohmann::ordered_json metadata, torch::optim::Optimizer* optimizer);
+
+/// A checkpoint read back: the network rebuilt from its description and loaded (on CPU, deep
+/// supervision off, eval mode), and the metadata.
+struct LoadedCheckpoint {
+  PlainConvUNet network{nullptr};
+  ModelDescription model;
+  nlohmann::ordered_json metadata;
+  bool has_optimizer_state = false;
+};
+
+/// Throws mlseg::Error naming the file when it is missing, not a checkpoint, of another format
+/// version, or its parameters do not match the described network.
+LoadedCheckpoint load_checkpoint(const std::filesystem::path& path);
+
+/// Loads the optimizer state stored in `path` into `optimizer` (built over the same network's
+/// parameters). Throws mlseg::Error when the checkpoint has none.
+void load_optimizer_state(const std::filesystem::path& path, torch::optim::Optimizer& optimizer);
+
+/// Only the metadata (cheap: the parameters are not rebuilt into a network).
+nlohmann::ordered_json read_checkpoint_metadata(const std::filesystem::path& path);
+
+}  // namespace mlseg
