@@ -210,6 +210,8 @@ std::string line_chart_svg(const LineChart& chart) {
     }
   }
   if (!any_point) x_lo = 0, x_hi = 1, y_lo = chart.log_y ? 0.1 : 0, y_hi = 1;
+  if (usable(chart.y_min, chart.log_y)) y_lo = chart.y_min;
+  if (usable(chart.y_max, chart.log_y)) y_hi = chart.y_max;
 
   const Axis x_axis = linear_axis(x_lo, x_hi, 6);
   const Axis y_axis = chart.log_y ? log_axis(y_lo, y_hi) : linear_axis(y_lo, y_hi, 5);
@@ -240,6 +242,13 @@ std::string line_chart_svg(const LineChart& chart) {
   }
   svg.rect(left, top, right - left, bottom - top, "none", "stroke=\"#333333\" stroke-width=\"1\"");
   svg.text((left + right) / 2, height - 8, chart.x_label, "middle");
+  // A fixed y range may leave points outside: clip the lines to the frame. Ids are global to an
+  // HTML page holding several charts; this one is named by the rectangle, so charts that share
+  // an id share the same clip and the output stays deterministic.
+  const std::string clip_id = "mlseg-clip-" + std::to_string(std::lround(left)) + "-" + std::to_string(std::lround(top)) +
+                              "-" + std::to_string(std::lround(right)) + "-" + std::to_string(std::lround(bottom));
+  svg.out << "<clipPath id=\"" << clip_id << "\"><rect x=\"" << px(left) << "\" y=\"" << px(top) << "\" width=\""
+          << px(right - left) << "\" height=\"" << px(bottom - top) << "\"/></clipPath>\n";
   svg.text(14, (top + bottom) / 2, chart.y_label + (chart.log_y ? " (log scale)" : ""), "middle",
            "transform=\"rotate(-90 14 " + px((top + bottom) / 2) + ")\"");
   if (!any_point) svg.text((left + right) / 2, (top + bottom) / 2, "no data", "middle", "fill=\"#666666\"");
@@ -256,7 +265,7 @@ std::string line_chart_svg(const LineChart& chart) {
       const bool starts = i == 0 || !ok(i - 1);
       path += (starts ? "M" : "L") + px(to_x(series.x[i])) + ' ' + px(to_y(series.y[i])) + ' ';
     }
-    svg.out << "<g><title>" << escape_html(series.name) << "</title>\n";
+    svg.out << "<g clip-path=\"url(#" << clip_id << ")\"><title>" << escape_html(series.name) << "</title>\n";
     if (!path.empty()) {
       path.pop_back();
       svg.out << "<path d=\"" << path << "\" fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\"" << dash
@@ -378,11 +387,13 @@ std::string heatmap_svg(const Heatmap& chart) {
       }
       std::string text = r < chart.cell_text.size() && c < chart.cell_text[r].size() ? chart.cell_text[r][c] : "";
       if (text.empty()) text = format_chart_number(value);
-      svg.out << "<g><title>" << escape_html(chart.row_labels[r]) << " / " << escape_html(chart.column_labels[c])
-              << ": " << escape_html(text) << "</title>\n";
+      const std::string tooltip = escape_html(chart.row_labels[r]) + " / " + escape_html(chart.column_labels[c]) + ": " + escape_html(text);
+      svg.out << "<g><title>" << tooltip << "</title>\n";
       svg.rect(x, y, cell, cell, fill, "stroke=\"#ffffff\" stroke-width=\"1\"");
-      svg.text(x + cell / 2, y + cell / 2 + 4, fit_text(text, cell - 4), "middle",
-               std::string("font-size=\"11\" fill=\"") + (dark ? "#ffffff" : "#000000") + '"');
+      if (chart.show_cell_text) {
+        svg.text(x + cell / 2, y + cell / 2 + 4, fit_text(text, cell - 4), "middle",
+                 std::string("font-size=\"11\" fill=\"") + (dark ? "#ffffff" : "#000000") + '"');
+      }
       const bool marked = r < chart.marked.size() && c < chart.marked[r].size() && chart.marked[r][c];
       if (marked) {
         svg.rect(x + 2, y + 2, cell - 4, cell - 4, "none", "stroke=\"#D55E00\" stroke-width=\"3\"");

@@ -3,6 +3,7 @@
 // curves, horizontal bar charts and labelled heatmaps for label statistics. Colours come from
 // the Okabe-Ito palette, which stays distinguishable under the common colour-vision deficiencies.
 // Non-finite values (and values <= 0 on a log axis) are gaps: never drawn, never printed.
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct LineChart {
   std::string y_label;
   std::vector<Series> series;
   bool log_y = false;     ///< log10 y axis; values <= 0 become gaps
+  /// Fixed y range (e.g. 0..1 for Dice); NaN = from the data. Points outside are clipped.
+  double y_min = std::numeric_limits<double>::quiet_NaN();
+  double y_max = std::numeric_limits<double>::quiet_NaN();
   int width = 720;        ///< pixels, legend included
   int height = 360;
 };
@@ -71,6 +75,7 @@ struct Heatmap {
   double min_value = 0;                               ///< colour scale range
   double max_value = 1;
   int cell_size = 44;
+  bool show_cell_text = true;                         ///< off for cells too small to read
 };
 
 std::string heatmap_svg(const Heatmap& chart);
