@@ -16,6 +16,7 @@ PACKAGES=(
   libopenblas0-openmp
   zlib1g-dev
   libdeflate-dev
+  chromium  # tests only: renders the `mlseg report` page headless (tests/report/report_browser_test.cpp)
 )
 
 missing=()
