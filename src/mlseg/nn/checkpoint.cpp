@@ -33,14 +33,14 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw Error("checkpoint not found", "train the model first (`mlseg train`) or pass the right model folder",
-                {path.string()});
+                {path.string(), "", ""});
   }
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path.string(), torch::Device(torch::kCPU));
   } catch (const c10::Error& e) {
     throw Error("not a readable checkpoint (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")",
-                "the file is damaged or was not written by mlseg: retrain or copy it again", {path.string()});
+                "the file is damaged or was not written by mlseg: retrain or copy it again", {path.string(), "", ""});
   }
   return archive;
 }
@@ -48,18 +48,18 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& path) {
 Json metadata_of(torch::serialize::InputArchive& archive, const std::filesystem::path& path) {
   c10::IValue value;
   if (!archive.try_read(kMetadataKey, value) || !value.isString()) {
-    throw Error("the file has no mlseg metadata", kRetrainFix, {path.string()});
+    throw Error("the file has no mlseg metadata", kRetrainFix, {path.string(), "", ""});
   }
   Json metadata;
   try {
     metadata = Json::parse(value.toStringRef());
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("checkpoint metadata is not valid JSON (") + e.what() + ")", kRetrainFix, {path.string()});
+    throw Error(std::string("checkpoint metadata is not valid JSON (") + e.what() + ")", kRetrainFix, {path.string(), "", ""});
   }
   const std::string format = metadata.value("format", std::string());
   if (format != kCheckpointFormat) {
     throw Error("checkpoint format is '" + format + "', this mlseg reads '" + kCheckpointFormat + "'",
-                "retrain with this version of mlseg", {path.string()});
+                "retrain with this version of mlseg", {path.string(), "", ""});
   }
   return metadata;
 }
@@ -126,7 +126,7 @@ void save_checkpoint(const std::filesystem::path& path, PlainConvUNet& network, 
     archive.save_to(output.temp_path().string());
   } catch (const c10::Error& e) {
     throw Error("could not write the checkpoint (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")",
-                "check free disk space and write permission", {path.string()});
+                "check free disk space and write permission", {path.string(), "", ""});
   }
   output.commit();
 }
@@ -139,16 +139,16 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& path) {
     loaded.model = model_description_from_json(loaded.metadata.value("model", Json::object()));
     loaded.network = build_network(loaded.model, /*deep_supervision=*/false);
   } catch (const Error& e) {
-    throw e.located({path.string()});
+    throw e.located({path.string(), "", ""});
   }
   torch::serialize::InputArchive model_archive;
-  if (!archive.try_read(kModelKey, model_archive)) throw Error("the file holds no network", kRetrainFix, {path.string()});
+  if (!archive.try_read(kModelKey, model_archive)) throw Error("the file holds no network", kRetrainFix, {path.string(), "", ""});
   try {
     loaded.network->load(model_archive);
   } catch (const c10::Error& e) {
     throw Error("the stored parameters do not fit the described network (" +
                     std::string(e.what_without_backtrace()).substr(0, 200) + ")",
-                kRetrainFix, {path.string()});
+                kRetrainFix, {path.string(), "", ""});
   }
   loaded.network->eval();
   torch::serialize::InputArchive optimizer_archive;
@@ -161,14 +161,14 @@ void load_optimizer_state(const std::filesystem::path& path, torch::optim::Optim
   metadata_of(archive, path);
   torch::serialize::InputArchive optimizer_archive;
   if (!archive.try_read(kOptimizerKey, optimizer_archive)) {
-    throw Error("the checkpoint holds no optimizer state", "resume from checkpoint_latest.pt", {path.string()});
+    throw Error("the checkpoint holds no optimizer state", "resume from checkpoint_latest.pt", {path.string(), "", ""});
   }
   try {
     optimizer.load(optimizer_archive);
   } catch (const c10::Error& e) {
     throw Error("the optimizer state does not fit this optimizer (" +
                     std::string(e.what_without_backtrace()).substr(0, 200) + ")",
-                "resume with the same --optimizer as the run that wrote it", {path.string()});
+                "resume with the same --optimizer as the run that wrote it", {path.string(), "", ""});
   }
 }
 
