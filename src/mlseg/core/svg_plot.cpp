@@ -21,6 +21,7 @@ const std::array<std::string, kPaletteSize> kPalette = {"#0072B2", "#E69F00", "#
 constexpr double kFontSize = 12;
 constexpr double kCharWidth = 6.8;  // average width of a 12 px sans-serif character, for layout
 constexpr double kTitleHeight = 28;
+constexpr double kTitleCharScale = 1.35;  // titles are 14 px bold
 
 std::string px(double value) {
   char buffer[32];
@@ -357,7 +358,10 @@ std::string heatmap_svg(const Heatmap& chart) {
   const double top = title + 20 + column_label_width * 0.72 + 8;  // columns labelled at -45 degrees
   const double grid_width = cell * static_cast<double>(columns);
   const double grid_height = cell * static_cast<double>(rows);
-  const double width = std::max(left + grid_width + 24 + column_label_width * 0.72, 360.0);
+  const double legend_width = std::max(text_width(chart.marker_meaning) + 40,
+                                      text_width(chart.value_meaning) + text_width(format_chart_number(chart.max_value)) + 150);
+  const double width = std::max({left + grid_width + 24 + column_label_width * 0.72, left + legend_width,
+                                 text_width(chart.title) * kTitleCharScale + 24, 360.0});
   const double height = top + grid_height + 64;
   Svg svg(width, height, chart.title);
 
