@@ -22,6 +22,7 @@ constexpr double kFontSize = 12;
 constexpr double kCharWidth = 6.8;  // average width of a 12 px sans-serif character, for layout
 constexpr double kTitleHeight = 28;
 constexpr double kTitleCharScale = 1.35;  // titles are 14 px bold
+constexpr double kLegendRowPx = 18;
 
 std::string px(double value) {
   char buffer[32];
@@ -281,10 +282,18 @@ std::string line_chart_svg(const LineChart& chart) {
     }
     svg.out << "</g>\n";
 
+    // Legend rows while they fit; then one row saying how many more (their lines keep a tooltip).
+    const auto legend_rows = static_cast<std::size_t>(std::max(1.0, std::floor((bottom - top - 8) / kLegendRowPx)));
     const double legend_x = right + 12;
-    const double legend_y = top + 8 + 18 * static_cast<double>(s);
-    svg.line(legend_x, legend_y, legend_x + 20, legend_y, colour, 2, dash.empty() ? "" : dash.substr(1));
-    svg.text(legend_x + 26, legend_y + 4, fit_text(series.name, legend_width - 30));
+    const double legend_y = top + 8 + kLegendRowPx * static_cast<double>(s);
+    const bool fits = chart.series.size() <= legend_rows || s + 1 < legend_rows;
+    if (fits) {
+      svg.line(legend_x, legend_y, legend_x + 20, legend_y, colour, 2, dash.empty() ? "" : dash.substr(1));
+      svg.text(legend_x + 26, legend_y + 4, fit_text(series.name, legend_width - 30));
+    } else if (s + 1 == legend_rows) {
+      svg.text(legend_x, legend_y + 4, "+" + std::to_string(chart.series.size() - s) + " more series", "start",
+               "fill=\"#666666\"");
+    }
   }
   return svg.finish();
 }
