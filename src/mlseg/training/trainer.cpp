@@ -1,0 +1,499 @@
+#include "mlseg/training/trainer.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "mlseg/analysis/splits.h"
+#include "mlseg/core/atomic_file.h"
+#include "mlseg/core/error.h"
+#include "mlseg/core/parallel.h"
+#include "mlseg/core/progress.h"
+#include "mlseg/core/work_dir.h"
+#include "mlseg/data/batch_loader.h"
+#include "mlseg/data/patch_sampler.h"
+#include "mlseg/data/preprocessed_store.h"
+#include "mlseg/data/training_batches.h"
+#include "mlseg/io/dataset.h"
+#include "mlseg/io/json_file.h"
+#include "mlseg/io/store_layout.h"
+#include "mlseg/nn/checkpoint.h"
+#include "mlseg/nn/network_from_plans.h"
+#include "mlseg/preprocessing/preprocess.h"
+#include "mlseg/training/loss_deep_supervision.h"
+#include "mlseg/training/train_log.h"
+
+namespace mlseg {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr int kDefaultNumFolds = 5;  // nnU-Net's 5-fold cross-validation
+constexpr const char* kLogFile = "log.jsonl";
+constexpr const char* kProgressPlot = "progress.svg";
+constexpr const char* kLatest = "checkpoint_latest.pt";
+constexpr const char* kBest = "checkpoint_best.pt";
+constexpr const char* kFinal = "checkpoint_final.pt";
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct FoldCases {
+  std::string name;  // "fold 0" / "fold all"
+  std::vector<std::size_t> train, val;
+};
+
+std::vector<std::size_t> store_indices(const PreprocessedStore& store, const std::vector<std::string>& ids,
+                                       const fs::path& splits_path) {
+  std::vector<std::size_t> out;
+  for (const std::string& id : ids) {
+    try {
+      out.push_back(store.case_index(id));
+    } catch (const Error&) {
+      throw Error("splits name case '" + id + "', which the preprocessed store does not have",
+                  "rerun `mlseg analyze` to rewrite the splits, or `mlseg preprocess` if cases were added",
+                  {splits_path.string(), id, ""});
+    }
+  }
+  return out;
+}
+
+FoldCases fold_cases(const PreprocessedStore& store, const fs::path& dataset_work, const TrainOptions& options) {
+  FoldCases fold;
+  fold.name = "fold " + options.fold;
+  if (options.fold == "all") {
+    for (std::size_t i = 0; i < store.num_cases(); ++i) fold.train.push_back(i);
+    fold.val = fold.train;  // nnU-Net: fold "all" validates on its training cases
+    return fold;
+  }
+  int k = -1;
+  try {
+    std::size_t used = 0;
+    k = std::stoi(options.fold, &used);
+    if (used != options.fold.size()) k = -1;
+  } catch (const std::exception&) {
+    k = -1;
+  }
+  if (k < 0) throw Error("-f " + options.fold + " is not a fold", "pass a fold number (0-4) or all");
+  const fs::path splits_path = dataset_work / "splits_final.json";
+  std::vector<Fold> folds;
+  if (fs::exists(splits_path)) {
+    folds = folds_from_json(read_json_file(splits_path), splits_path.string());
+  } else {
+    const int n = static_cast<int>(std::min<std::size_t>(kDefaultNumFolds, store.num_cases()));
+    if (n < 2) throw Error("only " + std::to_string(store.num_cases()) + " case: no cross-validation fold possible", "train with -f all");
+    std::vector<std::vector<int>> labels;
+    for (std::size_t i = 0; i < store.num_cases(); ++i) {
+      std::vector<int> present;
+      const auto& voxels = store.stored_case(i).properties().channel_voxels;
+      for (int c = 0; c < store.num_channels() && c < static_cast<int>(voxels.size()); ++c) {
+        if (voxels[static_cast<std::size_t>(c)] > 0) present.push_back(c);
+      }
+      labels.push_back(present);
+    }
+    folds = stratified_folds(store.case_ids(), labels, n, kNnUNetSplitSeed);
+    write_json_file(splits_path, folds_to_json(folds));
+    std::cout << "no splits_final.json: wrote " << n << " stratified folds to " << splits_path.string() << "\n";
+  }
+  if (k >= static_cast<int>(folds.size())) {
+    throw Error("fold " + options.fold + " does not exist: splits_final.json has " + std::to_string(folds.size()) + " folds",
+                "pass -f 0.." + std::to_string(folds.size() - 1) + " or -f all", {splits_path.string(), "", ""});
+  }
+  fold.train = store_indices(store, folds[static_cast<std::size_t>(k)].train, splits_path);
+  fold.val = store_indices(store, folds[static_cast<std::size_t>(k)].val, splits_path);
+  if (fold.train.empty()) throw Error("fold " + options.fold + " has no training case", "check splits_final.json", {splits_path.string(), "", ""});
+  return fold;
+}
+
+torch::Device choose_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) {
+      throw Error("--device cuda, but this LibTorch sees no CUDA device",
+                  "use --device cpu, or build against a CUDA LibTorch (see README: CMAKE_PREFIX_PATH)");
+    }
+    return torch::kCUDA;
+  }
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  throw Error("unknown --device '" + name + "'", "use cpu, cuda or auto");
+}
+
+ModelDescription describe_model(const Json& plans, const std::string& configuration, const PreprocessedStore& store,
+                                const Dataset& dataset, int dimension) {
+  ModelDescription model;
+  model.plans = plans;
+  model.configuration = configuration;
+  model.input_channels = store.info().num_image_channels;
+  model.label_encoding = store.info().label_encoding;
+  model.num_outputs = num_network_outputs(model.label_encoding, store.num_channels());
+  model.channel_names = store.info().channel_names;
+  model.image_channel_names = store.info().image_channels;
+  model.dataset_json = dataset.json;
+  model.mirror_axes = dimension == 2 ? std::vector<int>{1, 2} : std::vector<int>{0, 1, 2};
+  return model;
+}
+
+std::vector<double> plan_sampling_weights(const Json& plans, const std::vector<std::string>& channels) {
+  std::vector<double> weights;
+  const Json sampling = plans.value("sampling_weights", Json::object());
+  for (const std::string& name : channels) weights.push_back(sampling.value(name, 1.0));
+  return weights;
+}
+
+/// What a checkpoint records about the run, so --resume continues exactly.
+struct RunState {
+  std::int64_t next_epoch = 0;
+  std::int64_t next_batch = 0;
+  std::optional<double> ema, best_ema;
+  std::int64_t best_epoch = -1;
+  std::int64_t skipped_steps = 0;
+};
+
+Json run_state_to_json(const RunState& s, const TrainOptions& options) {
+  Json json;
+  json["next_epoch"] = s.next_epoch;
+  json["next_batch_index"] = s.next_batch;
+  json["ema_mean_dice"] = s.ema ? Json(*s.ema) : Json(nullptr);
+  json["best_ema_mean_dice"] = s.best_ema ? Json(*s.best_ema) : Json(nullptr);
+  json["best_epoch"] = s.best_epoch;
+  json["skipped_steps"] = s.skipped_steps;
+  json["seed"] = options.seed;
+  json["fold"] = options.fold;
+  json["epochs"] = options.epochs;
+  json["iterations_per_epoch"] = options.iterations_per_epoch;
+  json["optimizer"] = to_string(options.optimizer.kind());
+  json["precision"] = to_string(options.precision);
+  return json;
+}
+
+RunState run_state_from_json(const Json& json, const fs::path& path) {
+  RunState s;
+  try {
+    const Json& t = json.at("training");
+    s.next_epoch = t.at("next_epoch").get<std::int64_t>();
+    s.next_batch = t.at("next_batch_index").get<std::int64_t>();
+    if (!t.at("ema_mean_dice").is_null()) s.ema = t["ema_mean_dice"].get<double>();
+    if (!t.at("best_ema_mean_dice").is_null()) s.best_ema = t["best_ema_mean_dice"].get<double>();
+    s.best_epoch = t.value("best_epoch", std::int64_t{-1});
+    s.skipped_steps = t.value("skipped_steps", std::int64_t{0});
+  } catch (const nlohmann::json::exception&) {
+    throw Error("the checkpoint has no training progress to resume from", "resume from checkpoint_latest.pt of `mlseg train`",
+                {path.string(), "", ""});
+  }
+  return s;
+}
+
+void copy_parameters(PlainConvUNet& into, PlainConvUNet& from) {
+  torch::NoGradGuard no_grad;
+  auto source = from->named_parameters();
+  for (auto& item : into->named_parameters()) item.value().copy_(source[item.key()]);
+  auto source_buffers = from->named_buffers();
+  for (auto& item : into->named_buffers()) item.value().copy_(source_buffers[item.key()]);
+}
+
+std::string shape_text(const PatchShapeZyx& shape, int dimension) {
+  std::ostringstream out;
+  if (dimension == 3) out << shape[0] << "x";
+  out << shape[1] << "x" << shape[2];
+  return out.str();
+}
+
+}  // namespace
+
+ValidationMode parse_validation_mode(const std::string& name) {
+  if (name == "patches") return ValidationMode::patches;
+  if (name == "full") return ValidationMode::full;
+  if (name == "both") return ValidationMode::both;
+  throw Error("unknown --val-mode '" + name + "'", "use patches, full or both");
+}
+
+std::string fold_folder_name(const std::string& fold) { return "fold_" + fold; }
+
+TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
+  const auto start = Clock::now();
+  if (options.epochs < 1 || options.iterations_per_epoch < 1) {
+    throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
+  }
+  if (options.val_mode != ValidationMode::patches) {
+    throw Error("--val-mode full|both needs whole-case sliding-window inference inside training, which is not built yet",
+                "use --val-mode patches; score whole cases after training with `mlseg predict` + `mlseg evaluate`");
+  }
+  if (options.configuration == "3d_cascade_fullres") {
+    throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
+  }
+  const Dataset dataset = load_dataset(dataset_dir);
+  const fs::path dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), dataset.name);
+  const fs::path store_dir = store_dir_for(dataset_work, options.configuration);
+  if (!fs::exists(store_dir / kStoreFile)) {
+    if (options.show_progress) std::cout << "no preprocessed store for " << options.configuration << ": running mlseg preprocess\n";
+    PreprocessOptions preprocess;
+    preprocess.work_dir = options.work_dir;
+    preprocess.configurations = {options.configuration};
+    preprocess.threads = options.threads;
+    preprocess.show_progress = options.show_progress;
+    const PreprocessRun run = preprocess_dataset(dataset_dir, preprocess);
+    if (!run.ok()) {
+      std::cout << format_preprocess_report(run);
+      throw Error("preprocessing failed for some cases", "fix the cases listed above (see `mlseg verify`) and rerun");
+    }
+  }
+  const Json plans = read_json_file(dataset_work / "plans.json");
+  const PreprocessedStore store(store_dir);
+  const FoldCases fold = fold_cases(store, dataset_work, options);
+  const fs::path fold_dir = dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
+
+  // The network and what it is trained on.
+  const int dimension = store.info().patch_size.size() == 2 ? 2 : 3;
+  const ModelDescription model = describe_model(plans, options.configuration, store, dataset, dimension);
+  const PlainConvUNetOptions net_options = plain_conv_unet_options_from_plans(
+      plans, options.configuration, model.input_channels, model.num_outputs, /*deep_supervision=*/true);
+  const PatchShapeZyx patch = dimension == 2 ? PatchShapeZyx{1, store.info().patch_size[0], store.info().patch_size[1]}
+                                             : PatchShapeZyx{store.info().patch_size[0], store.info().patch_size[1],
+                                                             store.info().patch_size[2]};
+  const std::int64_t batch_size = plans["configurations"][options.configuration].value("batch_size", std::int64_t{2});
+  const TargetEncoding encoding = parse_target_encoding(model.label_encoding);
+  LossOptions loss_options;
+  loss_options.kind(loss_kind_for_encoding(model.label_encoding))
+      .batch_dice(plans["configurations"][options.configuration].value("batch_dice", false));
+  const auto scales = network_deep_supervision_scales(net_options.strides(), dimension);
+
+  const torch::Device device = choose_device(options.device);
+  const int threads = options.threads > 0 ? options.threads : default_thread_count();
+  torch::set_num_threads(threads);
+
+  // Resume or start.
+  fs::create_directories(fold_dir);
+  const fs::path log_path = fold_dir / kLogFile;
+  RunState state;
+  std::vector<EpochRecord> records;
+  PlainConvUNet network(net_options);
+  network->to(device);
+  std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(*network, options.optimizer);
+  if (options.resume) {
+    const fs::path latest = fold_dir / kLatest;
+    LoadedCheckpoint loaded = load_checkpoint(latest);
+    if (loaded.model.configuration != options.configuration || loaded.model.channel_names != model.channel_names) {
+      throw Error("checkpoint_latest.pt was trained on another configuration or channel set",
+                  "resume with the same -c, or start over with --overwrite", {latest.string(), "", ""});
+    }
+    loaded.network->to(device);
+    copy_parameters(network, loaded.network);
+    load_optimizer_state(latest, *optimizer);
+    state = run_state_from_json(loaded.metadata, latest);
+    for (EpochRecord& r : read_epoch_records(log_path)) {
+      if (r.epoch < state.next_epoch) records.push_back(std::move(r));
+    }
+    write_epoch_records(log_path, records);
+    std::cout << "resuming " << fold.name << " at epoch " << state.next_epoch + 1 << " from " << latest.string() << "\n";
+  } else {
+    const bool has_run = fs::exists(fold_dir / kLatest) || fs::exists(fold_dir / kFinal) || fs::exists(log_path);
+    if (has_run && !options.overwrite) {
+      throw Error(fold_dir.string() + " already holds a training run",
+                  "pass --resume to continue it, or --overwrite to start over");
+    }
+    for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(fold_dir / name);
+  }
+  DiceEma ema;
+  ema.restore(state.ema);
+
+  // Data: sampler + augmentation + loader over the training cases; the fixed validation set.
+  const TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(patch).seed(options.seed);
+  SamplerOptions sampler_options =
+      SamplerOptions(batch_size, training_cut_size(batch_options)).final_patch_size_zyx(patch).seed(options.seed);
+  if (options.forced_channel_weights != ForcedChannelWeights::uniform) {
+    sampler_options.forced_channel_weights(options.forced_channel_weights)
+        .channel_weights(plan_sampling_weights(plans, model.channel_names));
+  }
+  const PatchSampler sampler(store, sampler_options, fold.train);
+  SamplingReportAccumulator coverage(model.channel_names);
+  LoaderOptions loader_options;
+  if (options.loader_workers > 0) loader_options.workers(options.loader_workers);
+  loader_options.first_batch(state.next_batch);
+  BatchLoader loader([&](std::int64_t i) { return make_training_batch(store, sampler, batch_options, i, &coverage); },
+                     loader_options);
+
+  ValidationSetOptions val_options(batch_size, patch);
+  val_options.iterations(options.val_iterations)
+      .auto_iterations(options.val_iterations_auto)
+      .min_patches_per_channel(options.nnunet_compatible_validation ? 0 : options.val_min_patches_per_channel)
+      .seed(options.seed);
+  ValidationSet validation_set = build_validation_set(store, fold.val, val_options);
+  ValidatorOptions validator;
+  validator.encoding = encoding;
+  validator.loss = loss_options;
+  validator.empty_policy = options.empty_policy;
+  validator.precision = options.precision;
+  validator.device = device;
+  validator.dimension = dimension;
+
+  if (options.show_progress) {
+    std::cout << "mlseg train: " << dataset.name << " " << options.configuration << " " << fold.name << ": "
+              << fold.train.size() << " training / " << fold.val.size() << " validation cases; patch "
+              << shape_text(patch, dimension) << ", batch " << batch_size << "; " << options.epochs << " epochs x "
+              << options.iterations_per_epoch << " iterations; " << model.label_encoding << " ("
+              << model.channel_names.size() << " channels); " << (device.is_cuda() ? "cuda" : "cpu") << " ("
+              << threads << " threads, " << loader_options.workers() << " loader workers), "
+              << to_string(options.precision) << ", " << to_string(options.optimizer.kind()) << "\n";
+    std::cout << "outputs: " << fold_dir.string() << "\n";
+    if (options.nnunet_compatible_validation) {
+      std::cout << "validation: nnU-Net-compatible (" << options.val_iterations
+                << " fresh random foreground-biased batches per epoch)\n";
+    }
+    std::cout << format_coverage_table(validation_set, fold.name) << std::flush;
+  }
+
+  auto save = [&](const char* name, bool with_optimizer) {
+    Json metadata;
+    metadata["training"] = run_state_to_json(state, options);
+    save_checkpoint(fold_dir / name, network, model, metadata, with_optimizer ? optimizer.get() : nullptr);
+  };
+
+  TrainResult result;
+  result.fold_dir = fold_dir;
+  result.stop_reason = "epochs";
+  const double budget_s = options.time_budget_minutes * 60.0;
+  double mean_step_s = 0, last_validation_s = 0, last_checkpoint_s = 1.0;
+  std::int64_t steps_timed = 0;
+  int nonfinite_in_a_row = 0;
+  bool budget_spent = false;
+  double epoch_seconds_sum = 0;
+  std::int64_t epochs_this_run = 0;
+
+  for (std::int64_t epoch = state.next_epoch; epoch < options.epochs && !budget_spent; ++epoch) {
+    const auto epoch_start = Clock::now();
+    EpochRecord record;
+    record.epoch = epoch;
+    record.channel_names = model.channel_names;
+    record.lr = poly_learning_rate(options.optimizer, epoch, options.epochs);
+    set_learning_rate(*optimizer, record.lr);
+    coverage.reset();
+    network->train();
+    double loss_sum = 0;
+    std::int64_t finite_steps = 0;
+    std::unique_ptr<Progress> progress;
+    if (options.show_progress) {
+      progress = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1), options.iterations_per_epoch, "iterations");
+    }
+    for (std::int64_t it = 0; it < options.iterations_per_epoch; ++it) {
+      if (budget_s > 0 && (record.iterations > 0 || epochs_this_run > 0)) {
+        const double needed = mean_step_s + last_validation_s + 2 * last_checkpoint_s;
+        if (seconds_since(start) + needed > budget_s) {
+          budget_spent = true;
+          break;
+        }
+      }
+      const auto step_start = Clock::now();
+      std::optional<Batch> batch = loader.next();
+      record.data_wait_seconds += seconds_since(step_start);
+      ++state.next_batch;
+      const torch::Tensor image = network_input(batch->tensors[0].to(device, true), dimension);
+      const std::vector<ScaleTargets> targets =
+          batch_targets(batch->tensors[1], store.num_channels(), scales, encoding, dimension, device);
+      std::vector<torch::Tensor> target_list, annotated_list;
+      for (const ScaleTargets& t : targets) {
+        target_list.push_back(t.target);
+        annotated_list.push_back(t.annotated);
+      }
+      optimizer->zero_grad();
+      std::vector<torch::Tensor> outputs;
+      {
+        AutocastScope autocast(options.precision, device);
+        outputs = network->forward(image);
+      }
+      for (torch::Tensor& o : outputs) o = o.to(torch::kFloat);
+      const torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, loss_options);
+      const double loss_value = loss.item<double>();
+      bool finite = std::isfinite(loss_value);
+      if (finite) {
+        loss.backward();
+        const double norm = options.optimizer.gradient_clip_norm() > 0
+                                ? torch::nn::utils::clip_grad_norm_(network->parameters(), options.optimizer.gradient_clip_norm())
+                                : 0.0;
+        finite = std::isfinite(norm);
+      }
+      if (!finite) {
+        // A non-finite loss or gradient never reaches the weights.
+        optimizer->zero_grad();
+        ++record.skipped_steps;
+        ++state.skipped_steps;
+        if (++nonfinite_in_a_row >= options.max_nonfinite_in_a_row) {
+          save(kLatest, true);
+          throw Error(std::to_string(nonfinite_in_a_row) + " training steps in a row had a non-finite loss or gradient (epoch " +
+                          std::to_string(epoch + 1) + "); the weights were not updated by any of them",
+                      "check the images for NaN/Inf (`mlseg verify`), lower the learning rate (--lr), or use --precision fp32");
+        }
+      } else {
+        optimizer->step();
+        nonfinite_in_a_row = 0;
+        loss_sum += loss_value;
+        ++finite_steps;
+      }
+      ++record.iterations;
+      const double step_s = seconds_since(step_start);
+      mean_step_s = (mean_step_s * static_cast<double>(steps_timed) + step_s) / static_cast<double>(steps_timed + 1);
+      ++steps_timed;
+      if (progress) progress->advance();
+    }
+    if (progress) progress->finish();
+    progress.reset();
+    record.train_seconds = seconds_since(epoch_start);
+    if (finite_steps > 0) record.train_loss = loss_sum / static_cast<double>(finite_steps);
+    const SamplingReport sampled = coverage.report();
+    record.train_patches = sampled.patches;
+    record.train_patches_with_channel = sampled.patches_with_channel;
+
+    const bool last_epoch = epoch + 1 == options.epochs || budget_spent;
+    if ((epoch + 1) % std::max<std::int64_t>(1, options.val_every) == 0 || last_epoch) {
+      if (options.nnunet_compatible_validation) {
+        // nnU-Net draws fresh foreground-biased patches every epoch.
+        validation_set = build_validation_set(store, fold.val, ValidationSetOptions(val_options).seed(options.seed + 1 + static_cast<std::uint64_t>(epoch)));
+      }
+      record.validation = run_validation(network, store, validation_set, validator);
+      last_validation_s = record.validation->seconds;
+      record.ema_mean_dice = ema.update(record.validation->mean_dice);
+      state.ema = record.ema_mean_dice;
+      if (record.ema_mean_dice && (!state.best_ema || *record.ema_mean_dice > *state.best_ema)) {
+        state.best_ema = record.ema_mean_dice;
+        state.best_epoch = epoch;
+        record.best = true;
+      }
+    } else {
+      record.ema_mean_dice = ema.value();
+    }
+    state.next_epoch = epoch + 1;
+    const auto checkpoint_start = Clock::now();
+    if (record.best) save(kBest, false);
+    if ((epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0) save(kLatest, true);
+    if (record.best || (epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0) {
+      last_checkpoint_s = std::max(0.1, seconds_since(checkpoint_start));
+    }
+    record.epoch_seconds = seconds_since(epoch_start);
+    records.push_back(record);
+    append_epoch_record(log_path, record);
+    write_text_file_atomically(fold_dir / kProgressPlot, progress_svg(records));
+    ++epochs_this_run;
+    epoch_seconds_sum += record.epoch_seconds;
+    if (options.show_progress) {
+      double eta = epoch_seconds_sum / static_cast<double>(epochs_this_run) * static_cast<double>(options.epochs - epoch - 1);
+      if (budget_s > 0) eta = std::min(eta, std::max(0.0, budget_s - seconds_since(start)));
+      std::cout << format_epoch_lines(record, options.epochs, eta) << std::flush;
+    }
+    if (record.validation) result.final_validation = record.validation;
+  }
+  if (budget_spent) result.stop_reason = "time budget";
+  save(kLatest, true);
+  save(kFinal, false);
+  result.epochs_completed = state.next_epoch;
+  result.best_ema = state.best_ema;
+  result.best_epoch = state.best_epoch;
+  result.skipped_steps = state.skipped_steps;
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace mlseg

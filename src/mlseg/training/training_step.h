@@ -1,0 +1,62 @@
+#pragma once
+// The pieces one training or validation step is made of: network input/output layout (2D
+// networks see [B, C, Y, X]), loss targets per deep-supervision scale from a batch's label codes,
+// mixed precision, and predicted channel masks from logits.
+#include <torch/types.h>
+
+#include <array>
+#include <vector>
+
+#include "mlseg/data/training_target.h"
+
+namespace mlseg {
+
+/// [B, C, z, y, x] batch → what a `dimension`-D network takes (2D: z, which must be 1, dropped).
+torch::Tensor network_input(const torch::Tensor& batch_image, int dimension);
+/// A network output back to [B, K, z, y, x].
+torch::Tensor network_output_5d(const torch::Tensor& output, int dimension);
+
+/// Loss targets of one scale, stacked over the batch: `target` [B, C, ...] float (sigmoid) or
+/// [B, 1, ...] int64 (softmax); `annotated` [B, 1, ...] float, undefined when no voxel of the
+/// batch is ignored.
+struct ScaleTargets {
+  torch::Tensor target;
+  torch::Tensor annotated;
+};
+
+/// Targets for every deep-supervision scale (full resolution first), in the network's layout
+/// (2D: [B, C, Y, X]). `codes` [B, W, z, y, x]; `scales_zyx` from deep_supervision_scales (one
+/// entry {1, 1, 1} when deep supervision is off).
+std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, int num_channels,
+                                        const std::vector<std::array<double, 3>>& scales_zyx, TargetEncoding encoding,
+                                        int dimension, const torch::Device& device);
+
+/// Deep-supervision scales of a plans.json configuration's network (strides per stage; 2D
+/// strides get z = 1).
+std::vector<std::array<double, 3>> network_deep_supervision_scales(const std::vector<std::vector<std::int64_t>>& strides,
+                                                                   int dimension);
+
+/// Predicted channel masks [B, C, z, y, x] (uint8) from logits [B, K, z, y, x]: sigmoid > 0.5
+/// (logit > 0), or softmax argmax with class c + 1 → channel c.
+torch::Tensor predicted_channel_masks(const torch::Tensor& logits, TargetEncoding encoding);
+
+/// --precision.
+enum class Precision { fp32, bf16 };
+Precision parse_precision(const std::string& name);
+std::string to_string(Precision precision);
+
+/// RAII: bf16 autocast on `device` (CPU or CUDA) while alive; a no-op for fp32.
+class AutocastScope {
+ public:
+  AutocastScope(Precision precision, const torch::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  bool cuda_ = false;
+  bool previous_enabled_ = false;
+};
+
+}  // namespace mlseg

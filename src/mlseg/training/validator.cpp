@@ -1,0 +1,122 @@
+#include "mlseg/training/validator.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "mlseg/data/patch_sampler.h"
+#include "mlseg/data/preprocessed_store.h"
+#include "mlseg/labels/label_code.h"
+#include "mlseg/metrics/overlap_metrics.h"
+#include "mlseg/training/losses.h"
+
+namespace mlseg {
+
+MetricValue validation_dice(const ConfusionCounts& counts, bool present_in_validation_cases) {
+  if (counts.tp + counts.fp + counts.fn == 0) {
+    return MetricValue::undefined(present_in_validation_cases ? UndefinedReason::both_empty
+                                                              : UndefinedReason::absent_from_validation);
+  }
+  return dice_from_counts(counts);
+}
+
+std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, EmptyPolicy policy, int* count) {
+  double sum = 0;
+  int n = 0;
+  const std::optional<double> substitute = empty_policy_substitute(policy);
+  for (const MetricValue& v : values) {
+    if (v.defined()) {
+      sum += v.value();
+      ++n;
+    } else if (substitute) {
+      sum += *substitute;
+      ++n;
+    }
+  }
+  if (count != nullptr) *count = n;
+  if (n == 0) return std::nullopt;
+  return sum / n;
+}
+
+ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore& store, const ValidationSet& set,
+                                const ValidatorOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const int channels = store.num_channels();
+  ValidationResult result;
+  result.channel_names = store.info().channel_names;
+  result.counts.assign(static_cast<std::size_t>(channels), {});
+  result.patches_with_channel.assign(static_cast<std::size_t>(channels), 0);
+
+  const bool had_deep_supervision = network->deep_supervision();
+  network->set_deep_supervision(false);
+  torch::NoGradGuard no_grad;
+  // Every patch has the network's patch size (store.json's, planned axes; 2D: one slice).
+  const auto& size = store.info().patch_size;
+  const PatchShapeZyx shape =
+      size.size() == 2 ? PatchShapeZyx{1, size[0], size[1]} : PatchShapeZyx{size.at(0), size.at(1), size.at(2)};
+  double loss_sum = 0;
+  std::int64_t loss_batches = 0;
+  const std::vector<std::array<double, 3>> full_resolution{{1.0, 1.0, 1.0}};
+  for (std::size_t first = 0; first < set.patches.size(); first += static_cast<std::size_t>(set.batch_size)) {
+    const std::size_t last = std::min(set.patches.size(), first + static_cast<std::size_t>(set.batch_size));
+    std::vector<torch::Tensor> images, codes;
+    for (std::size_t i = first; i < last; ++i) {
+      const ValidationPatch& p = set.patches[i];
+      CutPatch cut = store.cut_patch(p.case_index, p.begin_zyx, shape);
+      images.push_back(cut.image);
+      codes.push_back(cut.codes.words);
+    }
+    const torch::Tensor image = torch::stack(images).to(options.device);
+    const torch::Tensor code = torch::stack(codes);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(options.precision, options.device);
+      logits = network->forward(network_input(image, options.dimension))[0];
+    }
+    logits = logits.to(torch::kFloat);
+    const std::vector<ScaleTargets> targets =
+        batch_targets(code, channels, full_resolution, options.encoding, options.dimension, options.device);
+    const double loss = segmentation_loss(logits, targets[0].target, targets[0].annotated, options.loss).item<double>();
+    if (std::isfinite(loss)) {
+      loss_sum += loss;
+      ++loss_batches;
+    }
+    const torch::Tensor predicted = predicted_channel_masks(network_output_5d(logits, options.dimension), options.encoding).cpu();
+    for (std::int64_t b = 0; b < code.size(0); ++b) {
+      const CodeVolume reference{code[b], channels};
+      const torch::Tensor ignored = ignore_mask(reference);
+      add_counts(result.counts, count_confusion_masks(predicted[b], decode_channels(reference), ignored));
+      const std::vector<bool> has = count_channels_in_patch(reference);
+      for (int c = 0; c < channels; ++c) result.patches_with_channel[static_cast<std::size_t>(c)] += has[static_cast<std::size_t>(c)] ? 1 : 0;
+      ++result.patches;
+    }
+  }
+  network->set_deep_supervision(had_deep_supervision);
+
+  for (int c = 0; c < channels; ++c) {
+    result.dice.push_back(validation_dice(result.counts[static_cast<std::size_t>(c)], set.coverage.present(c)));
+  }
+  result.mean_dice = mean_under_policy(result.dice, options.empty_policy, &result.channels_in_mean);
+  if (loss_batches > 0) result.loss = loss_sum / static_cast<double>(loss_batches);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::optional<double> DiceEma::update(const std::optional<double>& mean) {
+  if (!mean || !std::isfinite(*mean)) return value_;
+  value_ = value_ ? alpha_ * *value_ + (1.0 - alpha_) * *mean : *mean;
+  return value_;
+}
+
+std::string format_mean(const std::optional<double>& mean, int channels_in_mean, int channels) {
+  std::ostringstream out;
+  if (!mean) return "n/a (no channel has a value)";
+  out.setf(std::ios::fixed);
+  out.precision(4);
+  out << *mean << " (" << channels_in_mean << " of " << channels << " channels)";
+  return out.str();
+}
+
+}  // namespace mlseg

@@ -1,0 +1,80 @@
+#pragma once
+// One validation pass over a fixed patch set: per-channel TP/FP/FN summed over every patch (the
+// metrics engine's counts, as `evaluate` uses), Dice = 2TP/(2TP+FP+FN) per channel from the sums,
+// undefined values with their reason instead of NaN, the mean over the channels that have a
+// value (saying how many), and the validation loss. Plus the EMA that checkpoint_best follows,
+// which only ever sees finite numbers.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlseg/metrics/confusion_counts.h"
+#include "mlseg/metrics/empty_policy.h"
+#include "mlseg/metrics/metric_value.h"
+#include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/training/loss_options.h"
+#include "mlseg/training/training_step.h"
+#include "mlseg/training/validation_set.h"
+
+namespace mlseg {
+
+class PreprocessedStore;
+
+struct ValidatorOptions {
+  TargetEncoding encoding = TargetEncoding::sigmoid;
+  LossOptions loss;
+  /// What an undefined Dice becomes inside the mean (--empty-policy; default: left out).
+  EmptyPolicy empty_policy = kDefaultEmptyPolicy;
+  Precision precision = Precision::fp32;
+  torch::Device device = torch::kCPU;
+  int dimension = 3;
+};
+
+struct ValidationResult {
+  std::vector<std::string> channel_names;
+  std::vector<ConfusionCounts> counts;  ///< per channel, summed over the pass
+  std::vector<MetricValue> dice;        ///< per channel; undefined with its reason
+  /// Patches of the pass whose reference contains the channel.
+  std::vector<std::int64_t> patches_with_channel;
+  /// Mean over the channels counted (defined ones, plus substituted ones under policy one/zero);
+  /// empty when none.
+  std::optional<double> mean_dice;
+  int channels_in_mean = 0;
+  std::optional<double> loss;  ///< mean full-resolution loss over the batches; empty if none was finite
+  std::int64_t patches = 0;
+  double seconds = 0;
+};
+
+/// Dice of one channel from summed counts: defined when TP+FP+FN > 0, else n/a with
+/// absent_from_validation (the validation cases lack the channel) or both_empty.
+MetricValue validation_dice(const ConfusionCounts& counts, bool present_in_validation_cases);
+
+/// The mean of `values` under `policy`; sets `count` to how many values it covers.
+std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, EmptyPolicy policy, int* count);
+
+/// Scores `network` (deep supervision switched off for the pass, restored after) on every patch
+/// of `set`, without gradients.
+ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore& store, const ValidationSet& set,
+                                const ValidatorOptions& options);
+
+/// nnU-Net's exponential moving average of the mean Dice (α = 0.9; the first value is taken as
+/// is), fed only finite numbers: an epoch without a mean leaves it unchanged.
+class DiceEma {
+ public:
+  static constexpr double kDefaultAlpha = 0.9;
+  explicit DiceEma(double alpha = kDefaultAlpha) : alpha_(alpha) {}
+  /// Updates with `mean` when it has a finite value; returns the current EMA (empty until the
+  /// first finite value).
+  std::optional<double> update(const std::optional<double>& mean);
+  std::optional<double> value() const { return value_; }
+  void restore(std::optional<double> value) { value_ = value; }
+
+ private:
+  double alpha_;
+  std::optional<double> value_;
+};
+
+/// "0.8123 (5 of 6 channels)" / "n/a (no channel has a value)".
+std::string format_mean(const std::optional<double>& mean, int channels_in_mean, int channels);
+
+}  // namespace mlseg
