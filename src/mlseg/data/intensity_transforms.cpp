@@ -177,21 +177,30 @@ std::vector<float> gaussian_kernel(double sigma, double truncate) {
   return kernel;
 }
 
-// Convolves the lines of a [outer, n, inner] block along n (inner > 1: whole rows at a time).
+// Convolves the lines of a [outer, n, inner] block along n. inner > 1: whole rows at a time;
+// inner == 1: each line is padded once (reflect only at the ends), then the taps run over the
+// whole line in the outer loop so the inner loop vectorises. Either way each voxel sums its taps
+// in kernel order starting from 0, so both shapes give the same values.
 void convolve_lines(float* data, std::int64_t outer, std::int64_t n, std::int64_t inner,
                     const std::vector<float>& kernel, std::vector<float>& scratch) {
   const auto radius = static_cast<std::int64_t>(kernel.size() / 2);
   const auto taps = static_cast<std::int64_t>(kernel.size());
   if (inner == 1) {
-    scratch.resize(static_cast<std::size_t>(n + 2 * radius));
+    scratch.resize(static_cast<std::size_t>(2 * n + 2 * radius));
+    float* const padded = scratch.data();
+    float* const sum = padded + n + 2 * radius;
     for (std::int64_t o = 0; o < outer; ++o) {
       float* line = data + o * n;
-      for (std::int64_t i = -radius; i < n + radius; ++i) scratch[static_cast<std::size_t>(i + radius)] = line[reflect_index(i, n)];
-      for (std::int64_t i = 0; i < n; ++i) {
-        float sum = 0.0f;
-        for (std::int64_t k = 0; k < taps; ++k) sum += kernel[static_cast<std::size_t>(k)] * scratch[static_cast<std::size_t>(i + k)];
-        line[i] = sum;
+      for (std::int64_t i = -radius; i < 0; ++i) padded[i + radius] = line[reflect_index(i, n)];
+      std::memcpy(padded + radius, line, static_cast<std::size_t>(n) * sizeof(float));
+      for (std::int64_t i = n; i < n + radius; ++i) padded[i + radius] = line[reflect_index(i, n)];
+      std::fill_n(sum, n, 0.0f);
+      for (std::int64_t k = 0; k < taps; ++k) {
+        const float w = kernel[static_cast<std::size_t>(k)];
+        const float* in = padded + k;
+        for (std::int64_t i = 0; i < n; ++i) sum[i] += w * in[i];
       }
+      std::memcpy(line, sum, static_cast<std::size_t>(n) * sizeof(float));
     }
     return;
   }
@@ -212,25 +221,41 @@ void convolve_lines(float* data, std::int64_t outer, std::int64_t n, std::int64_
 }
 
 // Linear resize along one axis of a [outer, n_in, inner] block into [outer, n_out, inner],
-// PyTorch's align_corners=False source indices.
+// PyTorch's align_corners=False source indices. Block by block (o outer) so that each block's
+// input stays in cache while its output is written.
 void linear_resize_axis(const float* in, std::int64_t outer, std::int64_t n_in, std::int64_t inner, float* out,
                         std::int64_t n_out) {
   const double scale = static_cast<double>(n_in) / static_cast<double>(n_out);
+  std::vector<std::int64_t> first(static_cast<std::size_t>(n_out)), second(static_cast<std::size_t>(n_out));
+  std::vector<float> weight_first(static_cast<std::size_t>(n_out)), weight_second(static_cast<std::size_t>(n_out));
   for (std::int64_t j = 0; j < n_out; ++j) {
     const double source = std::max(0.0, (j + 0.5) * scale - 0.5);
     const auto i0 = static_cast<std::int64_t>(source);
-    const std::int64_t i1 = i0 < n_in - 1 ? i0 + 1 : i0;
     const auto l1 = static_cast<float>(source - static_cast<double>(i0));
-    const float l0 = 1.0f - l1;
-    for (std::int64_t o = 0; o < outer; ++o) {
-      const float* a = in + (o * n_in + i0) * inner;
-      const float* b = in + (o * n_in + i1) * inner;
-      float* r = out + (o * n_out + j) * inner;
+    const auto at = static_cast<std::size_t>(j);
+    first[at] = i0;
+    second[at] = i0 < n_in - 1 ? i0 + 1 : i0;
+    weight_second[at] = l1;
+    weight_first[at] = 1.0f - l1;
+  }
+  for (std::int64_t o = 0; o < outer; ++o) {
+    const float* block = in + o * n_in * inner;
+    float* result = out + o * n_out * inner;
+    if (inner == 1) {
+      for (std::size_t j = 0; j < first.size(); ++j) {
+        result[j] = weight_first[j] * block[first[j]] + weight_second[j] * block[second[j]];
+      }
+      continue;
+    }
+    for (std::size_t j = 0; j < first.size(); ++j) {
+      const float* a = block + first[j] * inner;
+      const float* b = block + second[j] * inner;
+      float* r = result + static_cast<std::int64_t>(j) * inner;
+      const float l0 = weight_first[j], l1 = weight_second[j];
       for (std::int64_t x = 0; x < inner; ++x) r[x] = l0 * a[x] + l1 * b[x];
     }
   }
 }
-
 
 // x^gamma for x in [0, 1]; x = 0 gives 2^-126 (fast_log2(0) = -127), which is 0 for our purposes.
 inline float unit_power(float x, float gamma) { return fast_exp2(gamma * fast_log2(x)); }
