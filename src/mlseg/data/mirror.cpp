@@ -2,17 +2,45 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
+#include <vector>
 
 #include "mlseg/core/error.h"
 
 namespace mlseg {
 namespace {
 
+// dst[x] = src[count - 1 - x] (dst and src distinct). Elements narrower than 8 bytes are
+// reversed eight bytes at a time: one load, an in-register reversal, one store.
+template <typename T>
+void reverse_copy_row(const T* src, std::int64_t count, T* dst) {
+  constexpr std::int64_t kPerWord = static_cast<std::int64_t>(sizeof(std::uint64_t) / sizeof(T));
+  std::int64_t x = 0;
+  if constexpr (kPerWord > 1) {
+    for (; x + kPerWord <= count; x += kPerWord) {
+      std::uint64_t word;
+      std::memcpy(&word, src + count - x - kPerWord, sizeof word);
+      if constexpr (sizeof(T) == 1) {
+        word = __builtin_bswap64(word);
+      } else if constexpr (sizeof(T) == 2) {
+        word = __builtin_bswap64(word);
+        word = ((word >> 8) & 0x00ff00ff00ff00ffull) | ((word & 0x00ff00ff00ff00ffull) << 8);
+      } else {
+        word = (word >> 32) | (word << 32);
+      }
+      std::memcpy(dst + x, &word, sizeof word);
+    }
+  }
+  for (; x < count; ++x) dst[x] = src[count - 1 - x];
+}
+
 template <typename T>
 void mirror_rows(T* data, std::int64_t planes, std::int64_t Z, std::int64_t Y, std::int64_t X,
                  const std::array<bool, 3>& flip) {
   const std::int64_t rows = Z * Y;
+  std::vector<T> buffer(static_cast<std::size_t>(X));
+  const std::size_t row_bytes = static_cast<std::size_t>(X) * sizeof(T);
   for (std::int64_t p = 0; p < planes; ++p) {
     T* volume = data + p * rows * X;
     // Row r = (z, y) trades places with its mirror row; each pair is visited once.
@@ -24,11 +52,17 @@ void mirror_rows(T* data, std::int64_t planes, std::int64_t Z, std::int64_t Y, s
       T* a = volume + r * X;
       T* b = volume + m * X;
       if (m == r) {
-        if (flip[2]) std::reverse(a, a + X);
+        if (!flip[2]) continue;
+        std::memcpy(buffer.data(), a, row_bytes);
+        reverse_copy_row(buffer.data(), X, a);
       } else if (flip[2]) {
-        for (std::int64_t x = 0; x < X; ++x) std::swap(a[x], b[X - 1 - x]);
+        std::memcpy(buffer.data(), a, row_bytes);
+        reverse_copy_row(b, X, a);
+        reverse_copy_row(buffer.data(), X, b);
       } else {
-        std::swap_ranges(a, a + X, b);
+        std::memcpy(buffer.data(), a, row_bytes);
+        std::memcpy(a, b, row_bytes);
+        std::memcpy(b, buffer.data(), row_bytes);
       }
     }
   }
