@@ -10,7 +10,7 @@ namespace mlseg {
 
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;  // keeps the log's channel order
 
 // `key` of `object`, with the reason from "<key>_reason", "reasons": {key: ...} or "reason".
 LoggedValue logged_value(const Json& object, const std::string& key) {
@@ -53,11 +53,16 @@ EpochLog parse_epoch(const Json& line, std::int64_t fallback_epoch) {
   epoch.skipped_steps = logged_count(line, "skipped_steps");
   epoch.best = line.value("best", false) == true;
   const auto validation = line.find("validation");
-  if (validation != line.end() && validation->is_object()) {
+  if (validation == line.end() || !validation->is_object()) {
+    // Training validates every few epochs; the others log "validation": null.
+    epoch.mean_dice.reason = "not_validated_this_epoch";
+    epoch.ema_mean_dice = logged_value(line, "ema_mean_dice");
+  } else {
     epoch.has_validation = true;
     epoch.validation_patches = logged_count(*validation, "patches");
     epoch.mean_dice = logged_value(*validation, "mean_dice");
     epoch.ema_mean_dice = logged_value(*validation, "ema_mean_dice");
+    if (!epoch.ema_mean_dice.value && !validation->contains("ema_mean_dice")) epoch.ema_mean_dice = logged_value(line, "ema_mean_dice");
     epoch.mean_over_channels = logged_count(*validation, "mean_over_channels");
     const auto channels = validation->find("channels");
     if (channels != validation->end() && channels->is_array()) {
@@ -71,6 +76,16 @@ EpochLog parse_epoch(const Json& line, std::int64_t fallback_epoch) {
         entry.fn = logged_count(channel, "fn").value_or(0);
         entry.patches_with_channel = logged_count(channel, "patches_with_channel");
         epoch.channels.push_back(std::move(entry));
+      }
+    }
+  }
+  const auto coverage = line.find("train_coverage");
+  if (coverage != line.end() && coverage->is_object()) {
+    epoch.train_patches = logged_count(*coverage, "patches");
+    const auto per_channel = coverage->find("patches_with_channel");
+    if (per_channel != coverage->end() && per_channel->is_object()) {
+      for (const auto& [name, count] : per_channel->items()) {
+        if (count.is_number()) epoch.train_patches_with_channel.emplace_back(name, count.get<std::int64_t>());
       }
     }
   }

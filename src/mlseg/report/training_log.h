@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mlseg {
@@ -32,6 +33,10 @@ struct EpochLog {
   std::optional<std::int64_t> mean_over_channels;  ///< channels the mean covers
   std::vector<ChannelEpochLog> channels;
   bool best = false;
+  /// Training coverage ("train_coverage"): patches drawn this epoch, and per channel how many
+  /// contained it, in the log's order.
+  std::optional<std::int64_t> train_patches;
+  std::vector<std::pair<std::string, std::int64_t>> train_patches_with_channel;
 };
 
 struct TrainingLog {

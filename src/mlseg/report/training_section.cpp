@@ -28,11 +28,14 @@ HtmlCell logged_cell(const LoggedValue& value) {
   return text_cell(undefined_text(value.reason), "na");
 }
 
+// `validated_only`: leave out epochs without validation (training validates every few epochs),
+// so that a validation curve joins its points instead of breaking at every skipped epoch.
 template <typename Get>
-Series series_of(const TrainingLog& log, const std::string& name, Get get) {
+Series series_of(const TrainingLog& log, const std::string& name, bool validated_only, Get get) {
   Series series;
   series.name = name;
   for (const EpochLog& epoch : log.epochs) {
+    if (validated_only && !epoch.has_validation) continue;
     series.x.push_back(static_cast<double>(epoch.epoch));
     series.y.push_back(get(epoch));
   }
@@ -103,76 +106,80 @@ void add_fold(const ReportInputs& inputs, const std::string& fold, HtmlDocument&
   if (fs::is_regular_file(fold_dir / "progress.svg")) facts.emplace_back("training's own chart", (fold_dir / "progress.svg").string());
   doc.facts(facts);
 
+  const std::vector<std::string> channels = logged_channels(log, inputs.channel_names);
+  const auto chart = [&](const std::string& title, const std::string& y_label, int height) {
+    LineChart out;
+    out.title = title + " (fold " + fold + ")";
+    out.x_label = "epoch";
+    out.y_label = y_label;
+    out.width = kChartWidthPx;
+    out.height = height;
+    return out;
+  };
+  // One series per channel, coloured as everywhere in the report.
+  const auto per_channel = [&](LineChart& target, bool validated_only, auto value_of_channel) {
+    for (std::size_t c = 0; c < channels.size(); ++c) {
+      Series series = series_of(log, channels[c], validated_only,
+                                [&](const EpochLog& e) { return value_of_channel(e, channels[c]); });
+      series.colour = channel_colour(c);
+      target.series.push_back(std::move(series));
+    }
+  };
+  const auto black = [](Series series, bool dashed) {
+    series.colour = kMeanColour;
+    series.dashed = dashed;
+    return series;
+  };
   std::string charts;
-  LineChart losses;
-  losses.title = "Losses (fold " + fold + ")";
-  losses.x_label = "epoch";
-  losses.y_label = "loss";
-  losses.width = kChartWidthPx;
-  losses.height = kChartHeightPx;
-  losses.series.push_back(series_of(log, "training loss", [](const EpochLog& e) { return value_or_nan(e.train_loss); }));
-  losses.series.push_back(series_of(log, "validation loss", [](const EpochLog& e) { return value_or_nan(e.val_loss); }));
+
+  LineChart losses = chart("Losses", "loss", kChartHeightPx);
+  losses.series.push_back(series_of(log, "training loss", false, [](const EpochLog& e) { return value_or_nan(e.train_loss); }));
+  losses.series.push_back(series_of(log, "validation loss", true, [](const EpochLog& e) { return value_or_nan(e.val_loss); }));
   charts += line_chart_svg(losses);
 
-  const std::vector<std::string> channels = logged_channels(log, inputs.channel_names);
-  LineChart dice;
-  dice.title = "Validation Dice per channel (fold " + fold + ")";
-  dice.x_label = "epoch";
-  dice.y_label = "Dice";
+  LineChart dice = chart("Validation Dice per channel", "Dice", kChartHeightPx + 40);
   dice.y_min = 0;
   dice.y_max = 1;
-  dice.width = kChartWidthPx;
-  dice.height = kChartHeightPx + 40;
-  for (std::size_t c = 0; c < channels.size(); ++c) {
-    Series series = series_of(log, channels[c], [&](const EpochLog& e) {
-      const ChannelEpochLog* channel = find_channel(e, channels[c]);
-      return channel != nullptr ? value_or_nan(channel->dice) : std::nan("");
-    });
-    series.colour = channel_colour(c);
-    dice.series.push_back(std::move(series));
-  }
-  Series mean = series_of(log, "mean over channels", [](const EpochLog& e) { return value_or_nan(e.mean_dice); });
-  mean.colour = kMeanColour;
-  dice.series.push_back(mean);
-  Series ema = series_of(log, "EMA of the mean", [](const EpochLog& e) { return value_or_nan(e.ema_mean_dice); });
-  ema.colour = kMeanColour;
-  ema.dashed = true;
-  dice.series.push_back(ema);
+  per_channel(dice, true, [](const EpochLog& e, const std::string& name) {
+    const ChannelEpochLog* channel = find_channel(e, name);
+    return channel != nullptr ? value_or_nan(channel->dice) : std::nan("");
+  });
+  dice.series.push_back(black(series_of(log, "mean over channels", true, [](const EpochLog& e) { return value_or_nan(e.mean_dice); }), false));
+  dice.series.push_back(black(series_of(log, "EMA of the mean", true, [](const EpochLog& e) { return value_or_nan(e.ema_mean_dice); }), true));
   charts += line_chart_svg(dice);
 
-  LineChart lr;
-  lr.title = "Learning rate (fold " + fold + ")";
-  lr.x_label = "epoch";
-  lr.y_label = "learning rate";
+  LineChart lr = chart("Learning rate", "learning rate", 240);
   lr.log_y = true;
-  lr.width = kChartWidthPx;
-  lr.height = 240;
-  lr.series.push_back(series_of(log, "learning rate", [](const EpochLog& e) { return value_or_nan(e.lr); }));
+  lr.series.push_back(series_of(log, "learning rate", false, [](const EpochLog& e) { return value_or_nan(e.lr); }));
   charts += line_chart_svg(lr);
 
-  LineChart coverage;
-  coverage.title = "Validation coverage: patches containing each channel (fold " + fold + ")";
-  coverage.x_label = "epoch";
-  coverage.y_label = "validation patches";
-  coverage.width = kChartWidthPx;
-  coverage.height = kChartHeightPx;
+  LineChart coverage = chart("Validation coverage: patches containing each channel", "validation patches", kChartHeightPx);
   coverage.y_min = 0;
-  for (std::size_t c = 0; c < channels.size(); ++c) {
-    Series series = series_of(log, channels[c], [&](const EpochLog& e) {
-      const ChannelEpochLog* channel = find_channel(e, channels[c]);
-      return channel != nullptr && channel->patches_with_channel ? static_cast<double>(*channel->patches_with_channel)
-                                                                 : std::nan("");
-    });
-    series.colour = channel_colour(c);
-    coverage.series.push_back(std::move(series));
-  }
-  Series all_patches = series_of(log, "all validation patches", [](const EpochLog& e) {
-    return e.validation_patches ? static_cast<double>(*e.validation_patches) : std::nan("");
+  per_channel(coverage, true, [](const EpochLog& e, const std::string& name) {
+    const ChannelEpochLog* channel = find_channel(e, name);
+    return channel != nullptr && channel->patches_with_channel ? static_cast<double>(*channel->patches_with_channel) : std::nan("");
   });
-  all_patches.colour = kMeanColour;
-  all_patches.dashed = true;
-  coverage.series.push_back(all_patches);
+  coverage.series.push_back(black(series_of(log, "all validation patches", true, [](const EpochLog& e) {
+    return e.validation_patches ? static_cast<double>(*e.validation_patches) : std::nan("");
+  }), true));
   charts += line_chart_svg(coverage);
+
+  const bool has_train_coverage = std::any_of(log.epochs.begin(), log.epochs.end(),
+                                              [](const EpochLog& e) { return e.train_patches.has_value(); });
+  if (has_train_coverage) {
+    LineChart train = chart("Training coverage: patches containing each channel", "training patches", kChartHeightPx);
+    train.y_min = 0;
+    per_channel(train, false, [](const EpochLog& e, const std::string& name) {
+      for (const auto& [channel, count] : e.train_patches_with_channel) {
+        if (channel == name) return static_cast<double>(count);
+      }
+      return std::nan("");
+    });
+    train.series.push_back(black(series_of(log, "all training patches", false, [](const EpochLog& e) {
+      return e.train_patches ? static_cast<double>(*e.train_patches) : std::nan("");
+    }), true));
+    charts += line_chart_svg(train);
+  }
   doc.raw("<div class=\"charts\">" + charts + "</div>");
 
   // Table: the last epochs, plus the best one when it is older.
