@@ -1,0 +1,340 @@
+#include "mlseg/inference/predict.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <iomanip>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "mlseg/core/atomic_file.h"
+#include "mlseg/core/error.h"
+#include "mlseg/core/parallel.h"
+#include "mlseg/core/progress.h"
+#include "mlseg/io/image_io.h"
+
+namespace mlseg {
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr int kChannelDigits = 4;  // nnU-Net's CASE_0000 naming
+
+/// "CASE_0001.nii.gz" → {"CASE", 1}; nullopt for other names.
+std::optional<std::pair<std::string, int>> split_image_name(const fs::path& path) {
+  if (!is_supported_image_file(path)) return std::nullopt;
+  const std::string name = path.filename().string();
+  const std::string ending = full_extension(path);
+  const std::string stem = name.substr(0, name.size() - ending.size());
+  if (stem.size() < kChannelDigits + 2 || stem[stem.size() - kChannelDigits - 1] != '_') return std::nullopt;
+  const std::string digits = stem.substr(stem.size() - kChannelDigits);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  return std::make_pair(stem.substr(0, stem.size() - kChannelDigits - 1), std::stoi(digits));
+}
+
+Image read_input_case(const InputCase& input) {
+  Image image;
+  std::vector<torch::Tensor> channels;
+  for (const auto& file : input.images) {
+    Image part = read_image(file);
+    if (channels.empty()) {
+      image.geometry = part.geometry;
+    } else if (part.shape_zyx() != image.shape_zyx() || !spacing_matches(part.geometry, image.geometry) ||
+               !origin_matches(part.geometry, image.geometry) || !direction_matches(part.geometry, image.geometry)) {
+      throw Error("channel file " + file.filename().string() + " has another grid than " + input.images.front().filename().string(),
+                  "all channel files of a case must share shape, spacing, origin and direction", {file.string(), input.case_id, ""});
+    }
+    channels.push_back(part.data);
+  }
+  image.data = channels.size() == 1 ? channels.front() : torch::cat(channels, 0);
+  return image;
+}
+
+}  // namespace
+
+std::vector<InputCase> list_input_cases(const fs::path& input, std::int64_t expected_channels) {
+  std::map<std::string, std::map<int, fs::path>> found;
+  std::error_code ec;
+  fs::path folder = input;
+  std::optional<std::string> only_case;
+  if (fs::is_regular_file(input, ec)) {
+    const auto parts = split_image_name(input);
+    if (!parts) {
+      throw Error("input file " + input.filename().string() + " is not named CASE_XXXX<ending> (nnU-Net imagesTs naming)",
+                  "rename it, e.g. to case_0000.nii.gz (one file per modality: _0000, _0001, ...)", {input.string(), "", ""});
+    }
+    folder = input.parent_path().empty() ? fs::path(".") : input.parent_path();
+    only_case = parts->first;
+  } else if (!fs::is_directory(input, ec)) {
+    throw Error("input " + input.string() + " does not exist", "pass a folder of images (e.g. DATASET/imagesTs) or one image file",
+                {input.string(), "", ""});
+  } else if (fs::is_regular_file(input / "dataset.json", ec) && fs::is_directory(input / "imagesTs", ec)) {
+    folder = input / "imagesTs";
+  }
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (!entry.is_regular_file()) continue;
+    const auto parts = split_image_name(entry.path());
+    if (!parts || (only_case && parts->first != *only_case)) continue;
+    found[parts->first][parts->second] = entry.path();
+  }
+  if (found.empty()) {
+    throw Error("no images named CASE_XXXX<ending> in " + folder.string(),
+                "nnU-Net's imagesTs naming: one file per case and modality, e.g. case_0000.nii.gz", {folder.string(), "", ""});
+  }
+  std::vector<InputCase> cases;
+  for (const auto& [case_id, files] : found) {
+    InputCase c;
+    c.case_id = case_id;
+    int expected_index = 0;
+    for (const auto& [index, path] : files) {
+      if (index != expected_index) {
+        throw Error("case " + case_id + " has channel file _" + std::to_string(index) + " but no _" + std::to_string(expected_index),
+                    "channel files must be numbered _0000, _0001, ... without gaps", {path.string(), case_id, ""});
+      }
+      c.images.push_back(path);
+      ++expected_index;
+    }
+    if (expected_channels > 0 && static_cast<std::int64_t>(c.images.size()) != expected_channels) {
+      throw Error("case " + case_id + " has " + std::to_string(c.images.size()) + " channel file(s), the model was trained on " +
+                      std::to_string(expected_channels),
+                  "give every case one file per modality (_0000 .. _" + std::to_string(expected_channels - 1) + ") as in training",
+                  {c.images.front().string(), case_id, ""});
+    }
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::vector<fs::path> find_checkpoints(const fs::path& model_dir, const std::vector<std::string>& folds, const std::string& name) {
+  if (name != "final" && name != "best" && name != "latest") {
+    throw Error("--checkpoint is '" + name + "'", "use final, best or latest");
+  }
+  std::error_code ec;
+  if (!fs::is_directory(model_dir, ec)) {
+    throw Error("model folder " + model_dir.string() + " does not exist",
+                "pass WORK/<dataset>/results/<configuration> (the folder holding fold_0, fold_1, ...)", {model_dir.string(), "", ""});
+  }
+  const std::string file = "checkpoint_" + name + ".pt";
+  std::vector<fs::path> checkpoints;
+  if (!folds.empty()) {
+    for (const auto& fold : folds) {
+      const fs::path path = model_dir / ("fold_" + fold) / file;
+      if (!fs::is_regular_file(path, ec)) {
+        throw Error("fold " + fold + " has no " + file, "train that fold, or choose other folds (-f) or --checkpoint best|latest",
+                    {path.string(), "", ""});
+      }
+      checkpoints.push_back(path);
+    }
+    return checkpoints;
+  }
+  std::vector<std::string> available;
+  for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
+    const std::string folder = entry.path().filename().string();
+    if (entry.is_directory() && folder.rfind("fold_", 0) == 0 && fs::is_regular_file(entry.path() / file, ec)) {
+      checkpoints.push_back(entry.path() / file);
+      available.push_back(folder);
+    }
+  }
+  std::sort(checkpoints.begin(), checkpoints.end());
+  if (checkpoints.empty()) {
+    throw Error("no fold_*/" + file + " in " + model_dir.string(), "train a fold first, or pass --checkpoint best|latest",
+                {model_dir.string(), "", ""});
+  }
+  return checkpoints;
+}
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "cpu") return torch::Device(torch::kCPU);
+  if (device == "cuda" || device == "auto") {
+    if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
+    if (device == "auto") return torch::Device(torch::kCPU);
+    throw Error("--device cuda, but this LibTorch sees no CUDA GPU", "use --device cpu, or a CUDA build of LibTorch on a GPU machine");
+  }
+  throw Error("--device is '" + device + "'", "use cpu, cuda or auto");
+}
+
+PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, const fs::path& model_dir, const PredictFolderOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  PredictRun run;
+  run.model_dir = model_dir;
+  run.output_dir = output_dir;
+  run.checkpoints = find_checkpoints(model_dir, options.folds, options.checkpoint);
+  std::vector<LoadedCheckpoint> models;
+  for (const auto& path : run.checkpoints) models.push_back(load_checkpoint(path));
+  const ModelDescription& model = shared_model_description(models);
+  const LabelEncoding encoding = parse_label_encoding(model.label_encoding);
+  const int num_channels = static_cast<int>(model.channel_names.size());
+
+  ExportOptions export_options;
+  export_options.format = options.format.value_or(default_prediction_format(encoding, num_channels));
+  export_options.file_ending = options.file_ending;
+  export_options.save_probabilities = options.save_probabilities;
+  export_options.probabilities_format = options.probabilities_format;
+  if (export_options.format == PredictionFormat::bitmask && num_channels > kMaxBitmaskChannels) {
+    throw Error("the bitmask format holds at most 64 channels, the model has " + std::to_string(num_channels),
+                "use --format multihot4d or --format per-channel");
+  }
+  run.format = to_string(export_options.format);
+
+  PredictOptions predict = options.predict;
+  predict.device = resolve_device(options.device);
+  run.device = predict.device.str();
+  const int threads = options.threads > 0 ? options.threads : default_thread_count();
+  at::set_num_threads(threads);
+  predict.threads = 1;  // resampling runs beside the network (next case, last case)
+
+  InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration, run.checkpoints.front().string());
+  plan.resample.threads = 1;
+  const SlidingWindowOptions window = sliding_window_options(model, plan, predict);
+  std::vector<PlainConvUNet> networks;
+  for (auto& loaded : models) {
+    loaded.network->eval();
+    loaded.network->set_deep_supervision(false);
+    if (predict.device != torch::Device(torch::kCPU)) loaded.network->to(predict.device);
+    networks.push_back(loaded.network);
+  }
+
+  std::vector<InputCase> cases = list_input_cases(input, model.input_channels);
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  write_text_file_atomically(output_dir / "dataset.json", prediction_dataset_json(model, export_options).dump(2) + "\n");
+  if (options.continue_prediction) {
+    std::vector<InputCase> todo;
+    for (auto& c : cases) {
+      if (fs::exists(prediction_output_path(output_dir, c.case_id, model, export_options), ec)) {
+        ++run.skipped;
+      } else {
+        todo.push_back(std::move(c));
+      }
+    }
+    cases = std::move(todo);
+  }
+
+  Progress progress("predict", static_cast<std::int64_t>(cases.size()), "cases", ProgressOptions{options.show_progress && !cases.empty()});
+  struct Prepared {
+    std::optional<PreprocessedImage> image;
+    std::string error;
+  };
+  auto prepare = [&plan](const InputCase& c) {
+    Prepared prepared;
+    try {
+      prepared.image = preprocess_image(c.case_id, read_input_case(c), plan);
+    } catch (const std::exception& e) {
+      prepared.error = e.what();
+    }
+    return prepared;
+  };
+  auto finish = [&](const std::string& case_id, torch::Tensor logits, CaseProperties properties, double seconds) {
+    PredictRun::CaseResult result;
+    result.case_id = case_id;
+    result.seconds = seconds;
+    PredictedCase predicted;
+    predicted.case_id = case_id;
+    predicted.encoding = encoding;
+    predicted.channel_names = model.channel_names;
+    predicted.geometry = properties.original_geometry;
+    predicted.probabilities = logits_to_original_probabilities(logits, properties, encoding, plan.anisotropy_threshold, 1);
+    predicted.code = code_from_probabilities(predicted.probabilities, encoding, num_channels);
+    const ExportResult exported = export_prediction(predicted, output_dir, model, export_options);
+    result.files = exported.files;
+    result.voxels_lost_overlap = exported.voxels_lost_overlap;
+    return result;
+  };
+
+  std::future<Prepared> next;
+  std::future<PredictRun::CaseResult> writing;
+  std::string writing_case;
+  auto collect_written = [&]() {
+    if (!writing.valid()) return;
+    try {
+      PredictRun::CaseResult result = writing.get();
+      run.voxels_lost_overlap += result.voxels_lost_overlap;
+      run.cases.push_back(std::move(result));
+      ++run.predicted;
+    } catch (const std::exception& e) {
+      run.failures.push_back({writing_case, e.what()});
+    }
+    progress.advance();
+  };
+  if (!cases.empty()) next = std::async(std::launch::async, prepare, cases.front());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto case_start = std::chrono::steady_clock::now();
+    Prepared prepared = next.get();
+    if (i + 1 < cases.size()) next = std::async(std::launch::async, prepare, cases[i + 1]);
+    if (!prepared.image) {
+      run.failures.push_back({cases[i].case_id, prepared.error});
+      progress.advance();
+      continue;
+    }
+    torch::Tensor logits;
+    try {
+      logits = sliding_window_logits(networks, prepared.image->image, window);
+    } catch (const std::exception& e) {
+      run.failures.push_back({cases[i].case_id, e.what()});
+      progress.advance();
+      continue;
+    }
+    collect_written();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - case_start).count();
+    writing_case = cases[i].case_id;
+    writing = std::async(std::launch::async, finish, cases[i].case_id, logits, prepared.image->properties, seconds);
+  }
+  collect_written();
+  progress.finish();
+  std::sort(run.failures.begin(), run.failures.end(), [](const auto& a, const auto& b) { return a.case_id < b.case_id; });
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run;
+}
+
+std::string format_predict_report(const PredictRun& run) {
+  std::ostringstream out;
+  out << "mlseg predict: " << run.predicted << " case(s) predicted";
+  if (run.skipped) out << ", " << run.skipped << " already done (--continue)";
+  out << " in " << format_duration(run.seconds) << " with " << run.checkpoints.size() << " model(s) on " << run.device << "\n";
+  out << "  format: " << run.format << " -> " << run.output_dir.string() << "\n";
+  for (const auto& path : run.checkpoints) out << "  model: " << path.string() << "\n";
+  if (run.format == "labelmap") {
+    out << "  labelmap: " << run.voxels_lost_overlap << " voxel(s) lost an overlap (their channel set has no label)";
+    if (run.voxels_lost_overlap > 0) out << "; --format bitmask, multihot4d or per-channel keep every channel";
+    out << "\n";
+    for (const auto& c : run.cases) {
+      if (c.voxels_lost_overlap > 0) out << "    " << c.case_id << ": " << c.voxels_lost_overlap << " voxel(s)\n";
+    }
+  }
+  for (const auto& f : run.failures) out << "  FAILED " << f.case_id << ": " << f.message << "\n";
+  return out.str();
+}
+
+Json predict_run_to_json(const PredictRun& run) {
+  Json json;
+  json["model_dir"] = run.model_dir.string();
+  json["output_dir"] = run.output_dir.string();
+  Json checkpoints = Json::array();
+  for (const auto& path : run.checkpoints) checkpoints.push_back(path.string());
+  json["checkpoints"] = checkpoints;
+  json["format"] = run.format;
+  json["device"] = run.device;
+  json["predicted"] = run.predicted;
+  json["skipped"] = run.skipped;
+  json["voxels_lost_overlap"] = run.voxels_lost_overlap;
+  Json cases = Json::array();
+  for (const auto& c : run.cases) {
+    Json files = Json::array();
+    for (const auto& f : c.files) files.push_back(f.string());
+    cases.push_back({{"case", c.case_id}, {"files", files}, {"voxels_lost_overlap", c.voxels_lost_overlap}, {"seconds", c.seconds}});
+  }
+  json["cases"] = cases;
+  Json failures = Json::array();
+  for (const auto& f : run.failures) failures.push_back({{"case", f.case_id}, {"message", f.message}});
+  json["failures"] = failures;
+  json["seconds"] = run.seconds;
+  return json;
+}
+
+}  // namespace mlseg

@@ -1,0 +1,59 @@
+#pragma once
+// Preprocessing of an image without labels, for prediction: the steps of `mlseg preprocess`
+// (transpose → crop to nonzero → normalise → resample, nnU-Net's order) composed from
+// preprocessing/'s pieces, with the plan read from a model's plans.json; and the way back
+// (resample the logits to the cropped original shape, nonlinearity, uncrop, transpose back).
+#include <torch/types.h>
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "mlseg/core/image.h"
+#include "mlseg/io/store_layout.h"
+#include "mlseg/preprocessing/normalize.h"
+#include "mlseg/preprocessing/resample.h"
+
+namespace mlseg {
+
+/// What preprocessing an image for one configuration needs, from plans.json.
+struct InferencePlan {
+  std::string configuration;
+  std::array<int, 3> transpose_forward{0, 1, 2};
+  std::array<int, 3> transpose_backward{0, 1, 2};
+  std::vector<double> spacing_mm;          ///< 3 values, or 2 for 2d (z keeps the case's own)
+  std::vector<std::int64_t> patch_size;    ///< 3 (zyx) or 2 (yx)
+  std::vector<ChannelNormalization> normalization;
+  bool use_mask_for_norm = false;
+  ResampleOptions resample;                ///< images: cubic unless plans say order 1
+  double anisotropy_threshold = kDefaultAnisotropyThreshold;
+};
+
+/// Reads configuration `configuration` of `plans`. Throws mlseg::Error naming `source` and the key.
+InferencePlan inference_plan_from_plans(const nlohmann::ordered_json& plans, const std::string& configuration,
+                                        const std::string& source);
+
+struct PreprocessedImage {
+  torch::Tensor image;        ///< float32 [C, Z, Y, X], planned axes, at the target spacing
+  CaseProperties properties;  ///< geometry, transposes, crop box, shapes (no label fields)
+};
+
+/// Throws mlseg::Error (naming the case) when the channel count differs from the plan's.
+PreprocessedImage preprocess_image(const std::string& case_id, const Image& image, const InferencePlan& plan);
+
+/// How network outputs become probabilities.
+enum class LabelEncoding { sigmoid, softmax };
+/// "sigmoid" | "softmax"; throws mlseg::Error otherwise.
+LabelEncoding parse_label_encoding(const std::string& text);
+
+/// Logits [K, planned, resampled shape] → probabilities float32 [K, original Z, Y, X]: resampled to
+/// the cropped shape with nnU-Net's resampling_fn_probabilities (linear, nearest along the
+/// anisotropic axis), then sigmoid / softmax (nnU-Net's order), put back into the original extent
+/// (0 outside the crop box; softmax background 1) and transposed back. `threads`: resampling.
+torch::Tensor logits_to_original_probabilities(const torch::Tensor& logits, const CaseProperties& properties,
+                                               LabelEncoding encoding, double anisotropy_threshold = kDefaultAnisotropyThreshold,
+                                               int threads = 0);
+
+}  // namespace mlseg
