@@ -66,6 +66,8 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--loader-workers", o.loader_workers, "Data loader threads (default: cores - 1, at least 1)");
   command->add_option("--seed", state->seed, "Seed of sampling, augmentation and the validation set")->capture_default_str();
   command->add_flag("--resume", o.resume, "Continue from checkpoint_latest.pt exactly");
+  command->add_option("--stop-after-epoch", o.stop_after_epoch,
+                      "End this run after epoch N with checkpoint_latest (train in chunks; --resume continues)");
   command->add_flag("--overwrite", o.overwrite, "Start over in a fold folder that already holds a run");
   command->add_option("--work-dir", o.work_dir, "Work folder (default: $MLSEG_WORK, else ./mlseg_work)");
   add_common_flags(*command, state->common, false);

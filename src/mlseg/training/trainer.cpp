@@ -248,18 +248,28 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   const fs::path fold_dir = dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
 
   // The network and what it is trained on.
-  const int dimension = store.info().patch_size.size() == 2 ? 2 : 3;
+  if (!plans.contains("configurations") || !plans["configurations"].contains(options.configuration)) {
+    throw Error("plans.json has no configuration '" + options.configuration + "'",
+                "pass -c with a configuration `mlseg plan` wrote (3d_fullres, 2d, 3d_lowres)",
+                {(dataset_work / "plans.json").string(), "", ""});
+  }
+  const Json& configuration = plans["configurations"][options.configuration];
+  const std::vector<std::int64_t> patch_size = configuration.value("patch_size", std::vector<std::int64_t>{});
+  if (patch_size.size() != 2 && patch_size.size() != 3) {
+    throw Error("configurations." + options.configuration + ".patch_size is missing or malformed",
+                "rerun `mlseg plan`", {(dataset_work / "plans.json").string(), "", ""});
+  }
+  const int dimension = static_cast<int>(patch_size.size());
   const ModelDescription model = describe_model(plans, options.configuration, store, dataset, dimension);
   const PlainConvUNetOptions net_options = plain_conv_unet_options_from_plans(
       plans, options.configuration, model.input_channels, model.num_outputs, /*deep_supervision=*/true);
-  const PatchShapeZyx patch = dimension == 2 ? PatchShapeZyx{1, store.info().patch_size[0], store.info().patch_size[1]}
-                                             : PatchShapeZyx{store.info().patch_size[0], store.info().patch_size[1],
-                                                             store.info().patch_size[2]};
-  const std::int64_t batch_size = plans["configurations"][options.configuration].value("batch_size", std::int64_t{2});
+  const PatchShapeZyx patch = dimension == 2 ? PatchShapeZyx{1, patch_size[0], patch_size[1]}
+                                             : PatchShapeZyx{patch_size[0], patch_size[1], patch_size[2]};
+  const std::int64_t batch_size = configuration.value("batch_size", std::int64_t{2});
   const TargetEncoding encoding = parse_target_encoding(model.label_encoding);
   LossOptions loss_options;
   loss_options.kind(loss_kind_for_encoding(model.label_encoding))
-      .batch_dice(plans["configurations"][options.configuration].value("batch_dice", false));
+      .batch_dice(configuration.value("batch_dice", false));
   const auto scales = network_deep_supervision_scales(net_options.strides(), dimension);
 
   const torch::Device device = choose_device(options.device);
@@ -271,6 +281,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   const fs::path log_path = fold_dir / kLogFile;
   RunState state;
   std::vector<EpochRecord> records;
+  torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
   PlainConvUNet network(net_options);
   network->to(device);
   std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(*network, options.optimizer);
@@ -361,6 +372,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   std::int64_t steps_timed = 0;
   int nonfinite_in_a_row = 0;
   bool budget_spent = false;
+  bool interrupted = false;  // --stop-after-epoch
   double epoch_seconds_sum = 0;
   std::int64_t epochs_this_run = 0;
 
@@ -447,7 +459,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     record.train_patches = sampled.patches;
     record.train_patches_with_channel = sampled.patches_with_channel;
 
-    const bool last_epoch = epoch + 1 == options.epochs || budget_spent;
+    const bool last_epoch = epoch + 1 == options.epochs || budget_spent || epoch + 1 == options.stop_after_epoch;
     if ((epoch + 1) % std::max<std::int64_t>(1, options.val_every) == 0 || last_epoch) {
       if (options.nnunet_compatible_validation) {
         // nnU-Net draws fresh foreground-biased patches every epoch.
@@ -484,10 +496,15 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
       std::cout << format_epoch_lines(record, options.epochs, eta) << std::flush;
     }
     if (record.validation) result.final_validation = record.validation;
+    if (options.stop_after_epoch > 0 && epoch + 1 == options.stop_after_epoch && epoch + 1 < options.epochs) {
+      interrupted = true;
+      break;
+    }
   }
   if (budget_spent) result.stop_reason = "time budget";
+  if (interrupted) result.stop_reason = "stopped after epoch " + std::to_string(options.stop_after_epoch) + " (--resume continues)";
   save(kLatest, true);
-  save(kFinal, false);
+  if (!interrupted) save(kFinal, false);
   result.epochs_completed = state.next_epoch;
   result.best_ema = state.best_ema;
   result.best_epoch = state.best_epoch;

@@ -58,6 +58,10 @@ struct TrainOptions {
   std::string device = "auto";       ///< cpu | cuda | auto
   std::uint64_t seed = kDefaultTrainingSeed;
   bool resume = false;               ///< --resume: continue from checkpoint_latest.pt exactly
+  /// --stop-after-epoch N: end this run after epoch N (1-based) with checkpoint_latest, as if
+  /// interrupted, to train in chunks (e.g. time-limited cluster jobs) and --resume later; the
+  /// schedule still runs to `epochs`. 0 = run to the end.
+  std::int64_t stop_after_epoch = 0;
   bool overwrite = false;            ///< --overwrite: start over in a fold folder that has a run
   OptimizerOptions optimizer;
   std::int64_t checkpoint_every = kDefaultCheckpointEvery;
@@ -73,7 +77,7 @@ struct TrainOptions {
 struct TrainResult {
   std::filesystem::path fold_dir;
   std::int64_t epochs_completed = 0;  ///< epochs run in total, including resumed ones
-  std::string stop_reason;            ///< "epochs", "time budget"
+  std::string stop_reason;            ///< "epochs", "time budget", "stopped after epoch N"
   std::optional<double> best_ema;
   std::int64_t best_epoch = -1;
   std::optional<ValidationResult> final_validation;

@@ -51,6 +51,7 @@ ValidationSet build_validation_set(const PreprocessedStore& store, const std::ve
 
   ValidationSet set;
   set.batch_size = options.batch_size();
+  set.patch_size_zyx = patch;
   ValidationCoverage& coverage = set.coverage;
   coverage.channel_names = store.info().channel_names;
   coverage.validation_cases = static_cast<std::int64_t>(validation_cases.size());

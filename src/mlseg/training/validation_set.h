@@ -68,6 +68,7 @@ struct ValidationSet {
   std::vector<ValidationPatch> patches;
   ValidationCoverage coverage;
   std::int64_t batch_size = 1;
+  PatchShapeZyx patch_size_zyx{};  ///< every patch's size (the network's patch)
   std::int64_t iterations = 0;  ///< batches per pass (the last one may be short)
   /// The budget (iterations × batch) could not give every present channel its minimum; only
   /// without --val-iterations auto.

@@ -15,9 +15,9 @@
 namespace mlseg {
 
 MetricValue validation_dice(const ConfusionCounts& counts, bool present_in_validation_cases) {
-  if (counts.tp + counts.fp + counts.fn == 0) {
-    return MetricValue::undefined(present_in_validation_cases ? UndefinedReason::both_empty
-                                                              : UndefinedReason::absent_from_validation);
+  if (counts.tp + counts.fn == 0) {
+    if (!present_in_validation_cases) return MetricValue::undefined(UndefinedReason::absent_from_validation);
+    return MetricValue::undefined(counts.fp == 0 ? UndefinedReason::both_empty : UndefinedReason::ref_empty);
   }
   return dice_from_counts(counts);
 }
@@ -52,10 +52,7 @@ ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore&
   const bool had_deep_supervision = network->deep_supervision();
   network->set_deep_supervision(false);
   torch::NoGradGuard no_grad;
-  // Every patch has the network's patch size (store.json's, planned axes; 2D: one slice).
-  const auto& size = store.info().patch_size;
-  const PatchShapeZyx shape =
-      size.size() == 2 ? PatchShapeZyx{1, size[0], size[1]} : PatchShapeZyx{size.at(0), size.at(1), size.at(2)};
+  const PatchShapeZyx shape = set.patch_size_zyx;
   double loss_sum = 0;
   std::int64_t loss_batches = 0;
   const std::vector<std::array<double, 3>> full_resolution{{1.0, 1.0, 1.0}};

@@ -45,8 +45,12 @@ struct ValidationResult {
   double seconds = 0;
 };
 
-/// Dice of one channel from summed counts: defined when TP+FP+FN > 0, else n/a with
-/// absent_from_validation (the validation cases lack the channel) or both_empty.
+/// Dice of one channel from summed counts. A channel without support (no reference voxel in the
+/// pass: TP+FN = 0) has no Dice and is left out of the mean: n/a (absent_from_validation) when
+/// the validation cases lack it, else n/a (both_empty), or n/a (ref_empty) when the network
+/// predicted it somewhere (its false positives stay in the counts and the log). This differs
+/// from `evaluate` (reference empty, prediction not → 0) on purpose: a validation mean must not
+/// move with false positives of a channel it cannot score.
 MetricValue validation_dice(const ConfusionCounts& counts, bool present_in_validation_cases);
 
 /// The mean of `values` under `policy`; sets `count` to how many values it covers.
