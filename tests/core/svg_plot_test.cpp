@@ -130,6 +130,15 @@ TEST(SvgLineChart, LegendThatDoesNotFitSaysHowManyMore) {
   EXPECT_NE(svg.find("<title>channel_29</title>"), std::string::npos);  // the line still names itself
 }
 
+TEST(SvgLineChart, IntegerXGetsIntegerTicks) {
+  LineChart chart;
+  chart.series = {{"loss", {0, 1, 2, 3}, {0.8, 0.7, 0.6, 0.5}, "", false}};
+  const std::string svg = line_chart_svg(chart);
+  EXPECT_NE(svg.find("\"middle\">3<"), std::string::npos);
+  EXPECT_EQ(svg.find("\"middle\">0.5<"), std::string::npos);  // no half epochs
+  EXPECT_EQ(svg.find("\"middle\">2.5<"), std::string::npos);
+}
+
 TEST(SvgLineChart, FixedRangeAndEscapedNames) {
   LineChart chart;
   chart.y_min = 0;

@@ -102,14 +102,15 @@ double nice_step(double range, int target_ticks) {
   return nice * magnitude;
 }
 
-Axis linear_axis(double lo, double hi, int target_ticks) {
+// `min_step`: e.g. 1 for integer data (epochs), which must not get ticks at 0.5.
+Axis linear_axis(double lo, double hi, int target_ticks, double min_step = 0) {
   if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0, hi = 1;
   if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
     const double pad = lo == 0 ? 1 : std::abs(lo) * 0.1;
     lo -= pad;
     hi += pad;
   }
-  const double step = nice_step(hi - lo, target_ticks);
+  const double step = std::max(nice_step(hi - lo, target_ticks), min_step);
   Axis axis;
   axis.lo = std::floor(lo / step + 1e-9) * step;
   axis.hi = std::ceil(hi / step - 1e-9) * step;
@@ -199,12 +200,13 @@ std::string line_chart_svg(const LineChart& chart) {
   Svg svg(width, height, chart.title);
 
   double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
-  bool any_point = false;
+  bool any_point = false, integer_x = true;
   for (const Series& series : chart.series) {
     const std::size_t n = std::min(series.x.size(), series.y.size());
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(series.x[i]) || !usable(series.y[i], chart.log_y)) continue;
       any_point = true;
+      integer_x = integer_x && series.x[i] == std::round(series.x[i]);
       x_lo = std::min(x_lo, series.x[i]);
       x_hi = std::max(x_hi, series.x[i]);
       y_lo = std::min(y_lo, series.y[i]);
@@ -215,7 +217,7 @@ std::string line_chart_svg(const LineChart& chart) {
   if (usable(chart.y_min, chart.log_y)) y_lo = chart.y_min;
   if (usable(chart.y_max, chart.log_y)) y_hi = chart.y_max;
 
-  const Axis x_axis = linear_axis(x_lo, x_hi, 6);
+  const Axis x_axis = linear_axis(x_lo, x_hi, 6, integer_x ? 1.0 : 0.0);
   const Axis y_axis = chart.log_y ? log_axis(y_lo, y_hi) : linear_axis(y_lo, y_hi, 5);
 
   double legend_width = 0;
