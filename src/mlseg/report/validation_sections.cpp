@@ -219,11 +219,6 @@ void add_validation_images_section(const ReportInputs& inputs, HtmlDocument& doc
     doc.end_section();
     return;
   }
-  if (layout.raw_dataset_dir.empty()) {
-    doc.note("No slice images: " + layout.raw_dataset_note + ".");
-    doc.end_section();
-    return;
-  }
   int remaining = std::max(0, inputs.options.max_slice_cases);
   bool legend_written = false;
   for (const std::string& fold : layout.folds) {
@@ -233,6 +228,10 @@ void add_validation_images_section(const ReportInputs& inputs, HtmlDocument& doc
       doc.missing("validation predictions of fold " + fold, validation_dir.string(),
                   inputs.command("train", "-c " + layout.configuration + " -f " + fold));
       continue;
+    }
+    if (layout.raw_dataset_dir.empty()) {
+      doc.note("No slice images: " + layout.raw_dataset_note + ".");
+      break;
     }
     ValidationSlices slices;
     ValidationSliceOptions options;
