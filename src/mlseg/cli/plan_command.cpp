@@ -19,6 +19,7 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
     PlanOptions options;
     std::string preset = "gpu";
     bool check = false;
+    int max_features = 0;  // 0: PlanOptions' per-dimension defaults
     std::string plans_file;
     CommonFlags common;
   };
@@ -32,6 +33,12 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
       ->check(CLI::PositiveNumber);
   command->add_option("--preset", state->preset, "gpu (nnU-Net's budget) | cpu (a small budget for a 2-core CPU)")
       ->capture_default_str();
+  command->add_option("--base-features", state->options.base_features,
+                      "Features of the first stage, doubled per stage (nnU-Net: 32; smaller trains faster on a CPU)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-features", state->max_features, "Cap on features per stage (default: 320 in 3D, 512 in 2D)")
+      ->check(CLI::PositiveNumber);
   command->add_option("--encoding", state->options.encoding, "auto (analyze's recommendation) | sigmoid | softmax")
       ->capture_default_str();
   command->add_flag("--check", state->check, "Validate an (edited) plans.json instead of planning; exit 2 on problems");
@@ -40,6 +47,7 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [state] {
     PlanOptions options = state->options;
+    if (state->max_features > 0) options.max_features_3d = options.max_features_2d = state->max_features;
     if (state->preset == "cpu") {
       options.preset = PlanPreset::cpu;
     } else if (state->preset != "gpu") {

@@ -8,6 +8,10 @@
 #include "mlseg/cli/commands.h"
 #include "mlseg/core/error.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/core/work_dir.h"
+#include "mlseg/evaluation/evaluation_report.h"
+#include "mlseg/evaluation/final_validation.h"
+#include "mlseg/io/dataset.h"
 #include "mlseg/metrics/empty_policy.h"
 #include "mlseg/training/trainer.h"
 
@@ -26,6 +30,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     std::string sampling = "uniform";
     std::uint64_t seed = kDefaultTrainingSeed;
     double lr = 0;
+    bool skip_final_validation = false;
     CommonFlags common;
   };
   auto state = std::make_shared<State>();
@@ -69,6 +74,8 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--stop-after-epoch", o.stop_after_epoch,
                       "End this run after epoch N with checkpoint_latest (train in chunks; --resume continues)");
   command->add_flag("--overwrite", o.overwrite, "Start over in a fold folder that already holds a run");
+  command->add_flag("--skip-final-validation", state->skip_final_validation,
+                    "Do not predict and score the whole validation cases after the last epoch (nnU-Net does)");
   command->add_option("--work-dir", o.work_dir, "Work folder (default: $MLSEG_WORK, else ./mlseg_work)");
   add_common_flags(*command, state->common, false);
 
@@ -120,6 +127,20 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
       }
     }
     std::cout << "outputs: " << result.fold_dir.string() << " (checkpoint_final.pt, checkpoint_best.pt, log.jsonl, progress.svg)\n";
+    const bool finished = result.stop_reason.rfind("stopped after", 0) != 0;
+    if (finished && !state->skip_final_validation && options.fold != "all") {
+      // nnU-Net's final validation: whole validation cases, sliding window, every metric.
+      std::cout << "\nfinal validation: predicting the fold's validation cases with checkpoint_final\n" << std::flush;
+      FinalValidationOptions final_options;
+      final_options.device = options.device;
+      final_options.threads = options.threads;
+      final_options.show_progress = options.show_progress;
+      const auto dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), load_dataset(state->dataset).name);
+      const FinalValidation validation = run_final_validation(
+          state->dataset, result.fold_dir, fold_validation_cases(dataset_work, options.fold), final_options);
+      if (options.show_progress) std::cout << format_evaluation_report(validation.evaluation);
+      std::cout << "final validation: " << (validation.folder / "summary.json").string() << "\n";
+    }
     return 0;
   });
 }

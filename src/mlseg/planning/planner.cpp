@@ -50,7 +50,7 @@ PlanningInput planning_input_from_json(const nlohmann::ordered_json& fingerprint
     input.foreground_intensity_properties = require(fingerprint, "foreground_intensity_properties_per_channel", fp_file);
     input.channel_names = require(labels, "channel_names", labels_file).get<std::vector<std::string>>();
     for (const auto& ch : require(labels, "channels", labels_file)) {
-      ChannelPresence presence;
+      ChannelPresenceStats presence;
       presence.name = ch.at("name").get<std::string>();
       presence.foreground_selection_probability = ch.at("foreground_selection_probability").get<double>();
       presence.case_presence_fraction = ch.at("case_presence_fraction").get<double>();

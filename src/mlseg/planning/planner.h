@@ -26,7 +26,7 @@ struct PlanningInput {
   std::vector<std::string> image_channel_names;
   nlohmann::ordered_json foreground_intensity_properties = nlohmann::ordered_json::object();  ///< per data channel
   std::vector<std::string> channel_names;  ///< label channels
-  std::vector<ChannelPresence> channels;
+  std::vector<ChannelPresenceStats> channels;
   std::vector<double> bce_pos_weight, sampling_weights;  ///< per label channel
   std::string recommended_encoding = "softmax";         ///< sigmoid | softmax | powerset
   bool channels_overlap = false;  ///< some voxel has two channels

@@ -5,7 +5,7 @@
 
 namespace mlseg {
 
-double patch_hit_probability(const ChannelPresence& channel, double patch_to_image_ratio, const PlanOptions& options) {
+double patch_hit_probability(const ChannelPresenceStats& channel, double patch_to_image_ratio, const PlanOptions& options) {
   const double grown = std::pow(std::cbrt(std::max(0.0, channel.mean_volume_fraction)) +
                                     std::cbrt(std::clamp(patch_to_image_ratio, 0.0, 1.0)),
                                 3.0);
@@ -14,7 +14,7 @@ double patch_hit_probability(const ChannelPresence& channel, double patch_to_ima
   return std::clamp(o * channel.foreground_selection_probability + (1 - o) * random_hit, 0.0, 1.0);
 }
 
-int validation_iterations_for_coverage(const std::vector<ChannelPresence>& channels, double patch_to_image_ratio,
+int validation_iterations_for_coverage(const std::vector<ChannelPresenceStats>& channels, double patch_to_image_ratio,
                                        const PlanOptions& options) {
   int iterations = options.min_val_iterations;
   for (const auto& channel : channels) {

@@ -7,7 +7,7 @@
 
 namespace mlseg {
 
-struct ChannelPresence {
+struct ChannelPresenceStats {
   std::string name;
   double foreground_selection_probability = 0;  ///< labels.json: chance a forced-foreground patch is centred on it
   double case_presence_fraction = 0;            ///< cases with the channel / cases
@@ -20,10 +20,10 @@ struct ChannelPresence {
 /// f_c = mean volume fraction, r = patch voxels / median image voxels (structure and patch taken as
 /// boxes of the image's aspect: a random patch touches the structure when its centre falls in the
 /// structure grown by half a patch).
-double patch_hit_probability(const ChannelPresence& channel, double patch_to_image_ratio, const PlanOptions& options);
+double patch_hit_probability(const ChannelPresenceStats& channel, double patch_to_image_ratio, const PlanOptions& options);
 
 /// max over present channels of ceil(ln(1 - P) / ln(1 - p_c)), P = 0.99, and at least 50.
-int validation_iterations_for_coverage(const std::vector<ChannelPresence>& channels, double patch_to_image_ratio,
+int validation_iterations_for_coverage(const std::vector<ChannelPresenceStats>& channels, double patch_to_image_ratio,
                                        const PlanOptions& options);
 
 }  // namespace mlseg

@@ -348,7 +348,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
               << shape_text(patch, dimension) << ", batch " << batch_size << "; " << options.epochs << " epochs x "
               << options.iterations_per_epoch << " iterations; " << model.label_encoding << " ("
               << model.channel_names.size() << " channels); " << (device.is_cuda() ? "cuda" : "cpu") << " ("
-              << threads << " threads, " << loader_options.workers() << " loader workers), "
+              << threads << " threads; loader workers: " << loader_options.workers() << "), "
               << to_string(options.precision) << ", " << to_string(options.optimizer.kind()) << "\n";
     std::cout << "outputs: " << fold_dir.string() << "\n";
     if (options.nnunet_compatible_validation) {

@@ -1,0 +1,44 @@
+#pragma once
+// Final validation (nnU-Net's perform_actual_validation): every validation case of a trained
+// fold predicted whole, by sliding window with the fold's checkpoint, written to
+// fold_<k>/validation/ in the dataset's own label format, and scored against the references
+// with the metrics engine (every metric, per case and per channel, explicit empty semantics):
+// fold_<k>/validation/summary.json and metrics_per_case.csv.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mlseg/evaluation/evaluate.h"
+#include "mlseg/inference/predict.h"
+
+namespace mlseg {
+
+struct FinalValidationOptions {
+  std::string checkpoint = "final";  ///< nnU-Net validates checkpoint_final
+  PredictOptions predict;            ///< step 0.5, Gaussian, mirroring (nnU-Net's final validation)
+  std::string device = "auto";
+  int threads = 0;
+  std::string metrics = kDefaultMetrics;
+  bool show_progress = true;
+};
+
+struct FinalValidation {
+  std::filesystem::path folder;  ///< fold_<k>/validation
+  PredictRun prediction;
+  EvaluationResult evaluation;
+};
+
+/// The prediction format that round-trips through the dataset's own reader (label_map →
+/// labelmap, bitmask → bitmask, multihot4d → multihot4d, channel_masks → per-channel).
+PredictionFormat dataset_prediction_format(LabelFormat format);
+
+/// Predicts `validation_cases` (training cases of `dataset_dir`) with `fold_dir`'s checkpoint and
+/// scores them. Throws mlseg::Error naming what is missing.
+FinalValidation run_final_validation(const std::filesystem::path& dataset_dir, const std::filesystem::path& fold_dir,
+                                     const std::vector<std::string>& validation_cases,
+                                     const FinalValidationOptions& options = {});
+
+/// The validation case ids of `fold` ("0".."4" or "all") from WORK/<dataset>/splits_final.json.
+std::vector<std::string> fold_validation_cases(const std::filesystem::path& dataset_work_dir, const std::string& fold);
+
+}  // namespace mlseg
