@@ -6,11 +6,13 @@
 // nnU-Net v2 predict_sliding_window_return_logits on the same network, volume and machine
 // (PyTorch 1.13.1, median of 5): reference BLAS 88.5 s / 728.8 s with mirroring; OpenBLAS
 // 37.4 s / 275.1 s. Target: <= 0.8x of those.
+// Default: tiles one at a time through the fused inference forward (fused_unet_forward.h).
 // BM_SlidingWindow160_NnUNetLoop runs nnU-Net's loop (one tile per forward, fp16 accumulators,
 // plain network forward) in this process, so that both are measured under the same load.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "mlseg/inference/fused_unet_forward.h"
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/nn/plain_conv_unet.h"
 
@@ -37,7 +39,7 @@ void run_sliding_window(benchmark::State& state, bool mirroring) {
   torch::manual_seed(1);
   const torch::Tensor image = torch::randn({1, 160, 160, 160});
   mlseg::SlidingWindowOptions options({64, 64, 64});
-  options.step_size(0.5).tile_batch(static_cast<int>(state.range(0)));
+  options.step_size(0.5).tile_batch(static_cast<int>(state.range(0))).fused_forward(state.range(1) != 0);
   if (mirroring) options.mirror_axes({0, 1, 2});
   for (auto _ : state) {
     const torch::Tensor logits = mlseg::sliding_window_logits(std::vector<mlseg::PlainConvUNet>{network}, image, options);
@@ -79,9 +81,23 @@ void BM_SlidingWindow160_NnUNetLoop(benchmark::State& state) {
   }
 }
 
-// One run each: a run takes minutes on two cores.
-BENCHMARK(BM_SlidingWindow160)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
-BENCHMARK(BM_SlidingWindow160_TTA)->Arg(1)->Iterations(1)->Repetitions(3)->Unit(benchmark::kSecond)->UseRealTime();
+// One 1x1x64^3 tile through the reference network: module forward (0) or fused forward (1).
+void BM_ReferenceTile64(benchmark::State& state) {
+  at::set_num_threads(kThreads);
+  mlseg::PlainConvUNet network = reference_network();
+  network->set_deep_supervision(false);
+  const mlseg::TileForward forward =
+      state.range(0) ? mlseg::fused_network_tile_forward(network) : mlseg::network_tile_forward(network);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tile = torch::randn({1, 1, 64, 64, 64});
+  for (auto _ : state) benchmark::DoNotOptimize(forward(tile).data_ptr<float>());
+}
+BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One run each: a run takes minutes on two cores. Arguments: tile batch, fused forward (1) or the
+// module's forward (0); the first registration is the default configuration.
+BENCHMARK(BM_SlidingWindow160)->Args({1, 1})->Args({2, 1})->Args({1, 0})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_SlidingWindow160_TTA)->Args({1, 1})->Iterations(1)->Repetitions(3)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_NnUNetLoop)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace

@@ -27,6 +27,7 @@ struct PredictOptions {
   torch::Device device = torch::Device(torch::kCPU);
   int threads = 0;                      ///< resampling workers (0 = all cores); the network uses at::get_num_threads()
   bool show_progress = false;           ///< progress over tiles
+  bool fused_forward = true;            ///< CPU: fused InstanceNorm + LeakyReLU forward (fused_unet_forward.h)
 };
 
 struct PredictedCase {

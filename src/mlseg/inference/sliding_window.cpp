@@ -11,6 +11,7 @@
 
 #include "mlseg/core/error.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/inference/fused_unet_forward.h"
 
 namespace mlseg {
 namespace {
@@ -273,7 +274,8 @@ torch::Tensor sliding_window_logits(const std::vector<PlainConvUNet>& networks, 
                   "pass the image channels the model was trained on");
     }
     guards.push_back(std::make_unique<InferenceModeGuard>(network, options.device()));
-    forwards.push_back(network_tile_forward(network));
+    const bool fused = options.fused_forward() && options.device().is_cpu();
+    forwards.push_back(fused ? fused_network_tile_forward(network) : network_tile_forward(network));
   }
   return sliding_window_logits(forwards, image_czyx, options);
 }

@@ -42,6 +42,9 @@ struct SlidingWindowOptions {
   TORCH_ARG(std::vector<int>, mirror_axes);
   /// Where tiles are predicted and accumulated; the result comes back on the CPU.
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
+  /// PlainConvUNets on the CPU run fused_network_tile_forward (InstanceNorm + LeakyReLU fused,
+  /// same result up to float rounding) instead of the module's forward.
+  TORCH_ARG(bool, fused_forward) = true;
   /// A progress line over tiles on stderr.
   TORCH_ARG(bool, show_progress) = false;
 };
