@@ -175,6 +175,34 @@ TEST(Trainer, TimeBudgetEndsCleanlyWithFinalCheckpointAndValidation) {
   EXPECT_LT(records.back().iterations, 1000);
 }
 
+TEST(Trainer, WholeCaseValidationModes) {
+  mlseg::testing::TempDir dir;
+  const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 3, PhantomLabelFormat::regions, 6);
+  const auto folds = folds_from_json(read_json_file(data.dataset_work / "splits_final.json"), "splits");
+  TrainOptions options = quick_options(data);
+  options.epochs = 1;
+  options.val_mode = ValidationMode::both;
+  train(data.raw, options);
+  const fs::path log = data.dataset_work / "results/3d_fullres/fold_0/log.jsonl";
+  auto records = read_epoch_records(log);
+  ASSERT_EQ(records.size(), 1u);
+  ASSERT_TRUE(records[0].validation && records[0].full_validation);
+  EXPECT_EQ(records[0].validation->kind, "patches");
+  EXPECT_EQ(records[0].full_validation->kind, "full_cases");
+  EXPECT_EQ(records[0].full_validation->patches, static_cast<std::int64_t>(folds[0].val.size()));
+  // Whole cases see every voxel: "body" (in every case) has reference voxels.
+  EXPECT_GT(records[0].full_validation->counts[0].tp + records[0].full_validation->counts[0].fn, 0);
+  options.val_mode = ValidationMode::full;
+  options.overwrite = true;
+  train(data.raw, options);
+  records = read_epoch_records(log);
+  ASSERT_EQ(records.size(), 1u);
+  ASSERT_TRUE(records[0].validation.has_value());
+  EXPECT_EQ(records[0].validation->kind, "full_cases");
+  EXPECT_FALSE(records[0].full_validation.has_value());
+  EXPECT_TRUE(records[0].ema_mean_dice.has_value());
+}
+
 /// Overwrites every stored image with NaN (as a corrupted store would hold).
 void poison_store_images(const fs::path& store_dir) {
   for (const auto& entry : fs::directory_iterator(store_dir)) {

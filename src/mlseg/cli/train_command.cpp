@@ -49,7 +49,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--val-min-patches-per-channel", o.val_min_patches_per_channel,
                       "Fixed validation patches centred on each channel present in the validation cases")
       ->capture_default_str();
-  command->add_option("--val-mode", state->val_mode, "patches (fixed patch set) | full | both (whole cases; not built yet)")
+  command->add_option("--val-mode", state->val_mode, "patches (fixed patch set) | full (whole validation cases by sliding window) | both")
       ->capture_default_str();
   command->add_option("--val-every", o.val_every, "Validate every N epochs (and after the last)")->capture_default_str();
   command->add_flag("--nnunet-compatible-validation", o.nnunet_compatible_validation,

@@ -32,6 +32,61 @@ std::string fixed(double value, int digits) {
   return out.str();
 }
 
+Json validation_to_json(const ValidationResult& v, const std::optional<double>& ema) {
+  Json validation;
+  validation["kind"] = v.kind;
+  validation["patches"] = v.patches;
+  validation["seconds"] = v.seconds;
+  validation["mean_dice"] = optional_number(v.mean_dice);
+  if (!v.mean_dice) validation["mean_dice_reason"] = "no_channel_has_a_value";
+  validation["mean_over_channels"] = v.channels_in_mean;
+  validation["ema_mean_dice"] = optional_number(ema);
+  Json channels = Json::array();
+  for (std::size_t c = 0; c < v.channel_names.size(); ++c) {
+    Json channel;
+    channel["name"] = v.channel_names[c];
+    channel["tp"] = v.counts[c].tp;
+    channel["fp"] = v.counts[c].fp;
+    channel["fn"] = v.counts[c].fn;
+    if (v.dice[c].defined()) {
+      channel["dice"] = v.dice[c].value();
+    } else {
+      channel["dice"] = nullptr;
+      channel["reason"] = to_string(v.dice[c].reason());
+    }
+    channel["patches_with_channel"] = v.patches_with_channel[c];
+    channels.push_back(channel);
+  }
+  validation["channels"] = channels;
+  return validation;
+}
+
+ValidationResult validation_from_json(const Json& v, const Json& epoch) {
+  ValidationResult result;
+  result.kind = v.value("kind", std::string("patches"));
+  result.patches = v.value("patches", std::int64_t{0});
+  result.seconds = v.value("seconds", 0.0);
+  result.mean_dice = read_optional(v, "mean_dice");
+  result.channels_in_mean = v.value("mean_over_channels", 0);
+  result.loss = read_optional(epoch, "val_loss");
+  for (const Json& channel : v.at("channels")) {
+    result.channel_names.push_back(channel.at("name").get<std::string>());
+    ConfusionCounts counts;
+    counts.tp = channel.value("tp", std::int64_t{0});
+    counts.fp = channel.value("fp", std::int64_t{0});
+    counts.fn = channel.value("fn", std::int64_t{0});
+    result.counts.push_back(counts);
+    if (channel.contains("dice") && !channel["dice"].is_null()) {
+      result.dice.push_back(MetricValue::of(channel["dice"].get<double>()));
+    } else {
+      const auto reason = parse_undefined_reason(channel.value("reason", std::string("both_empty")));
+      result.dice.push_back(MetricValue::undefined(reason.value_or(UndefinedReason::both_empty)));
+    }
+    result.patches_with_channel.push_back(channel.value("patches_with_channel", std::int64_t{0}));
+  }
+  return result;
+}
+
 }  // namespace
 
 Json epoch_record_to_json(const EpochRecord& r) {
@@ -53,35 +108,11 @@ Json epoch_record_to_json(const EpochRecord& r) {
   json["iterations"] = r.iterations;
   json["skipped_steps"] = r.skipped_steps;
   if (r.validation) {
-    const ValidationResult& v = *r.validation;
-    Json validation;
-    validation["patches"] = v.patches;
-    validation["seconds"] = v.seconds;
-    validation["mean_dice"] = optional_number(v.mean_dice);
-    if (!v.mean_dice) validation["mean_dice_reason"] = "no_channel_has_a_value";
-    validation["mean_over_channels"] = v.channels_in_mean;
-    validation["ema_mean_dice"] = optional_number(r.ema_mean_dice);
-    Json channels = Json::array();
-    for (std::size_t c = 0; c < v.channel_names.size(); ++c) {
-      Json channel;
-      channel["name"] = v.channel_names[c];
-      channel["tp"] = v.counts[c].tp;
-      channel["fp"] = v.counts[c].fp;
-      channel["fn"] = v.counts[c].fn;
-      if (v.dice[c].defined()) {
-        channel["dice"] = v.dice[c].value();
-      } else {
-        channel["dice"] = nullptr;
-        channel["reason"] = to_string(v.dice[c].reason());
-      }
-      channel["patches_with_channel"] = v.patches_with_channel[c];
-      channels.push_back(channel);
-    }
-    validation["channels"] = channels;
-    json["validation"] = validation;
+    json["validation"] = validation_to_json(*r.validation, r.ema_mean_dice);
   } else {
     json["validation"] = nullptr;
   }
+  if (r.full_validation) json["validation_full"] = validation_to_json(*r.full_validation, std::nullopt);
   json["ema_mean_dice"] = optional_number(r.ema_mean_dice);
   json["best"] = r.best;
   Json coverage;
@@ -109,30 +140,11 @@ EpochRecord epoch_record_from_json(const Json& json) {
     r.ema_mean_dice = read_optional(json, "ema_mean_dice");
     r.best = json.value("best", false);
     if (json.contains("validation") && json["validation"].is_object()) {
-      const Json& v = json["validation"];
-      ValidationResult result;
-      result.patches = v.value("patches", std::int64_t{0});
-      result.seconds = v.value("seconds", 0.0);
-      result.mean_dice = read_optional(v, "mean_dice");
-      result.channels_in_mean = v.value("mean_over_channels", 0);
-      result.loss = read_optional(json, "val_loss");
-      for (const Json& channel : v.at("channels")) {
-        result.channel_names.push_back(channel.at("name").get<std::string>());
-        ConfusionCounts counts;
-        counts.tp = channel.value("tp", std::int64_t{0});
-        counts.fp = channel.value("fp", std::int64_t{0});
-        counts.fn = channel.value("fn", std::int64_t{0});
-        result.counts.push_back(counts);
-        if (channel.contains("dice") && !channel["dice"].is_null()) {
-          result.dice.push_back(MetricValue::of(channel["dice"].get<double>()));
-        } else {
-          const auto reason = parse_undefined_reason(channel.value("reason", std::string("both_empty")));
-          result.dice.push_back(MetricValue::undefined(reason.value_or(UndefinedReason::both_empty)));
-        }
-        result.patches_with_channel.push_back(channel.value("patches_with_channel", std::int64_t{0}));
-      }
-      r.channel_names = result.channel_names;
-      r.validation = result;
+      r.validation = validation_from_json(json["validation"], json);
+      r.channel_names = r.validation->channel_names;
+    }
+    if (json.contains("validation_full") && json["validation_full"].is_object()) {
+      r.full_validation = validation_from_json(json["validation_full"], Json::object());
     }
     if (json.contains("train_coverage") && json["train_coverage"].is_object()) {
       r.train_patches = json["train_coverage"].value("patches", std::int64_t{0});
@@ -198,6 +210,13 @@ std::string format_epoch_lines(const EpochRecord& r, std::int64_t epochs, double
   if (r.validation) {
     const ValidationResult& v = *r.validation;
     out << "   ";
+    if (v.kind == "full_cases") out << " whole cases:";
+    for (std::size_t c = 0; c < v.channel_names.size(); ++c) out << " " << v.channel_names[c] << " " << v.dice[c].format(3);
+    out << "\n";
+  }
+  if (r.full_validation) {
+    const ValidationResult& v = *r.full_validation;
+    out << "    whole cases: Dice " << format_mean(v.mean_dice, v.channels_in_mean, static_cast<int>(v.channel_names.size())) << ":";
     for (std::size_t c = 0; c < v.channel_names.size(); ++c) out << " " << v.channel_names[c] << " " << v.dice[c].format(3);
     out << "\n";
   }

@@ -22,7 +22,11 @@ struct EpochRecord {
   double data_wait_seconds = 0;      ///< time the loop waited for the loader
   std::int64_t iterations = 0;       ///< steps run (fewer than planned when the time budget ended the epoch)
   std::int64_t skipped_steps = 0;    ///< non-finite loss or gradients: no update
-  std::optional<ValidationResult> validation;  ///< empty on epochs without validation
+  /// What the EMA and checkpoint_best follow (the patch set, or whole cases with --val-mode full);
+  /// empty on epochs without validation.
+  std::optional<ValidationResult> validation;
+  /// --val-mode both: the whole-case pass, logged beside the patch set's.
+  std::optional<ValidationResult> full_validation;
   std::optional<double> ema_mean_dice;
   bool best = false;                 ///< checkpoint_best was written after this epoch
   std::vector<std::string> channel_names;

@@ -219,10 +219,6 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   if (options.epochs < 1 || options.iterations_per_epoch < 1) {
     throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
   }
-  if (options.val_mode != ValidationMode::patches) {
-    throw Error("--val-mode full|both needs whole-case sliding-window inference inside training, which is not built yet",
-                "use --val-mode patches; score whole cases after training with `mlseg predict` + `mlseg evaluate`");
-  }
   if (options.configuration == "3d_cascade_fullres") {
     throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
   }
@@ -465,8 +461,19 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
         // nnU-Net draws fresh foreground-biased patches every epoch.
         validation_set = build_validation_set(store, fold.val, ValidationSetOptions(val_options).seed(options.seed + 1 + static_cast<std::uint64_t>(epoch)));
       }
-      record.validation = run_validation(network, store, validation_set, validator);
-      last_validation_s = record.validation->seconds;
+      if (options.val_mode != ValidationMode::full) {
+        record.validation = run_validation(network, store, validation_set, validator);
+      }
+      if (options.val_mode != ValidationMode::patches) {
+        ValidationResult full = run_full_case_validation(network, store, fold.val, patch,
+                                                         validation_set.coverage.cases_with_channel, validator);
+        if (options.val_mode == ValidationMode::full) {
+          record.validation = std::move(full);
+        } else {
+          record.full_validation = std::move(full);
+        }
+      }
+      last_validation_s = record.validation->seconds + (record.full_validation ? record.full_validation->seconds : 0.0);
       record.ema_mean_dice = ema.update(record.validation->mean_dice);
       state.ema = record.ema_mean_dice;
       if (record.ema_mean_dice && (!state.best_ema || *record.ema_mean_dice > *state.best_ema)) {

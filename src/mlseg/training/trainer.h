@@ -31,7 +31,9 @@ inline constexpr std::uint64_t kDefaultTrainingSeed = 12345;
 
 enum class ValidationMode {
   patches,  ///< the fixed patch set every --val-every epochs (default)
-  full,     ///< whole validation cases by sliding window (needs mlseg predict's inference)
+  /// whole validation cases (preprocessed grid) by sliding window, no mirroring; the EMA follows it
+  full,
+  /// both every validation epoch; the EMA follows the patch set, the whole-case pass is logged beside
   both,
 };
 ValidationMode parse_validation_mode(const std::string& name);

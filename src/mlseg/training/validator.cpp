@@ -8,6 +8,7 @@
 
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
+#include "mlseg/inference/sliding_window.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/overlap_metrics.h"
 #include "mlseg/training/losses.h"
@@ -97,6 +98,43 @@ ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore&
   }
   result.mean_dice = mean_under_policy(result.dice, options.empty_policy, &result.channels_in_mean);
   if (loss_batches > 0) result.loss = loss_sum / static_cast<double>(loss_batches);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+ValidationResult run_full_case_validation(PlainConvUNet& network, const PreprocessedStore& store,
+                                          const std::vector<std::size_t>& case_indices, const PatchShapeZyx& patch_zyx,
+                                          const std::vector<std::int64_t>& cases_with_channel,
+                                          const ValidatorOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const int channels = store.num_channels();
+  ValidationResult result;
+  result.kind = "full_cases";
+  result.channel_names = store.info().channel_names;
+  result.counts.assign(static_cast<std::size_t>(channels), {});
+  result.patches_with_channel.assign(static_cast<std::size_t>(channels), 0);
+  std::vector<std::int64_t> tile(patch_zyx.begin(), patch_zyx.end());
+  if (options.dimension == 2) tile = {patch_zyx[1], patch_zyx[2]};
+  const SlidingWindowOptions window = SlidingWindowOptions(tile).device(options.device);
+  for (std::size_t case_index : case_indices) {
+    const StoredCase& stored = store.stored_case(case_index);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(options.precision, options.device);
+      logits = sliding_window_logits(std::vector<PlainConvUNet>{network}, stored.image(), window);
+    }
+    const torch::Tensor predicted = predicted_channel_masks(logits.to(torch::kFloat).unsqueeze(0), options.encoding)[0];
+    const CodeVolume reference = stored.codes();
+    add_counts(result.counts, count_confusion_masks(predicted, decode_channels(reference), ignore_mask(reference)));
+    const std::vector<bool> has = count_channels_in_patch(reference);
+    for (int c = 0; c < channels; ++c) result.patches_with_channel[static_cast<std::size_t>(c)] += has[static_cast<std::size_t>(c)] ? 1 : 0;
+    ++result.patches;
+  }
+  for (int c = 0; c < channels; ++c) {
+    result.dice.push_back(validation_dice(result.counts[static_cast<std::size_t>(c)],
+                                          cases_with_channel.at(static_cast<std::size_t>(c)) > 0));
+  }
+  result.mean_dice = mean_under_policy(result.dice, options.empty_policy, &result.channels_in_mean);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -31,6 +31,9 @@ struct ValidatorOptions {
 };
 
 struct ValidationResult {
+  /// "patches" (the fixed patch set; `patches` counts patches) or "full_cases" (whole validation
+  /// cases by sliding window; `patches` counts cases).
+  std::string kind = "patches";
   std::vector<std::string> channel_names;
   std::vector<ConfusionCounts> counts;  ///< per channel, summed over the pass
   std::vector<MetricValue> dice;        ///< per channel; undefined with its reason
@@ -60,6 +63,14 @@ std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, 
 /// of `set`, without gradients.
 ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore& store, const ValidationSet& set,
                                 const ValidatorOptions& options);
+
+/// Scores `network` on whole validation cases of the store (preprocessed grid) by sliding window
+/// (Gaussian, step 0.5, no mirroring, so it stays cheap enough to run during training), counts
+/// summed over the cases. `cases_with_channel` tells which channels the cases contain. No loss.
+ValidationResult run_full_case_validation(PlainConvUNet& network, const PreprocessedStore& store,
+                                          const std::vector<std::size_t>& case_indices, const PatchShapeZyx& patch_zyx,
+                                          const std::vector<std::int64_t>& cases_with_channel,
+                                          const ValidatorOptions& options);
 
 /// nnU-Net's exponential moving average of the mean Dice (α = 0.9; the first value is taken as
 /// is), fed only finite numbers: an epoch without a mean leaves it unchanged.
