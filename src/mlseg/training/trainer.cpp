@@ -449,6 +449,9 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     }
     if (progress) progress->finish();
     progress.reset();
+    // The budget ran out before this epoch's first step: the last epoch's validation and
+    // checkpoints stand; an empty epoch is not recorded.
+    if (budget_spent && record.iterations == 0) break;
     record.train_seconds = seconds_since(epoch_start);
     if (finite_steps > 0) record.train_loss = loss_sum / static_cast<double>(finite_steps);
     const SamplingReport sampled = coverage.report();
