@@ -5,8 +5,10 @@
 // of which 0.20 s reading files.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "mlseg/core/parallel.h"
 #include "mlseg/evaluation/evaluate.h"
@@ -70,6 +72,21 @@ void BM_EvaluateEndToEnd(benchmark::State& state, const std::string& metrics) {
 }
 BENCHMARK_CAPTURE(BM_EvaluateEndToEnd, dice_iou, std::string("dice,iou"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_EvaluateEndToEnd, dice_iou_hd95_nsd, std::string("dice,iou,hd95,nsd"))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The command as users run it, in a new process each time: start-up (the mlseg executable does
+// not load LibTorch), reading, scoring, summary.json + CSV. nnU-Net: 2.15 s.
+void BM_EvaluateCommand(benchmark::State& state, const std::string& metrics) {
+  const EvaluateWorkload& w = workload();
+  const std::string command = std::string(MLSEG_EXECUTABLE) + " evaluate --ref '" + w.reference.string() +
+                              "' --pred '" + (w.prediction / "labelsTr").string() + "' --metrics " + metrics +
+                              " --threads " + std::to_string(kThreads) + " -q -o '" + w.output.string() + "' > /dev/null";
+  for (auto _ : state) {
+    if (std::system(command.c_str()) != 0) state.SkipWithError(("failed: " + command).c_str());
+  }
+}
+BENCHMARK_CAPTURE(BM_EvaluateCommand, dice_iou, std::string("dice,iou"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_EvaluateCommand, dice_iou_hd95_nsd, std::string("dice,iou,hd95,nsd"))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Scoring alone: codes already in memory, count + metrics + aggregation over 20 cases.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "mlseg/metrics/aggregation.h"
+#include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/case_metrics.h"
 #include "mlseg/core/error.h"
 

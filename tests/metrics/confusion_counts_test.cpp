@@ -3,6 +3,7 @@
 
 #include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/confusion_counts.h"
+#include "mlseg/metrics/tensor_metrics.h"
 
 namespace mlseg {
 namespace {

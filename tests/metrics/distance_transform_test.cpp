@@ -6,6 +6,7 @@
 #include <random>
 
 #include "mlseg/metrics/distance_transform.h"
+#include "mlseg/metrics/tensor_metrics.h"
 
 namespace mlseg {
 namespace {

@@ -7,6 +7,7 @@
 
 #include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/surface_metrics.h"
+#include "mlseg/metrics/tensor_metrics.h"
 
 namespace mlseg {
 namespace {

@@ -45,4 +45,11 @@ void add_registered_commands(CLI::App& app, CommandRegistry& registry);
 inline constexpr int kOrderSynth = 0, kOrderVerify = 1, kOrderAnalyze = 2, kOrderPlan = 3, kOrderPreprocess = 4,
                      kOrderTrain = 5, kOrderPredict = 6, kOrderEvaluate = 7, kOrderReport = 8, kOrderDemo = 9;
 
+/// The application both executables build: name, version flag, the registered commands.
+void configure_app(CLI::App& app, CommandRegistry& registry);
+
+/// Parses argv and runs the chosen command: exit 0 on success and for --help/--version, 2 for
+/// bad input (usage errors and mlseg::Error), 3 for internal errors.
+int run_cli(CLI::App& app, const CommandRegistry& registry, int argc, char** argv);
+
 }  // namespace mlseg::cli

@@ -41,4 +41,8 @@ std::string format_zyx(const std::array<double, 3>& values) {
   return out.str();
 }
 
+std::string format_shape(const std::array<std::int64_t, 3>& shape_zyx) {
+  return std::to_string(shape_zyx[0]) + " x " + std::to_string(shape_zyx[1]) + " x " + std::to_string(shape_zyx[2]);
+}
+
 }  // namespace mlseg

@@ -7,6 +7,7 @@
 // direction_zyx[r][c] = ITK_direction[2 - r][2 - c]. Then, exactly as in ITK,
 //   point_zyx = origin_zyx_mm + direction_zyx · (spacing_zyx_mm ∘ index_zyx).
 #include <array>
+#include <cstdint>
 #include <string>
 
 namespace mlseg {
@@ -33,5 +34,8 @@ bool direction_matches(const Geometry& a, const Geometry& b, const GeometryToler
 
 /// "1 x 0.5 x 0.5" (z x y x x).
 std::string format_zyx(const std::array<double, 3>& values);
+
+/// "155 x 240 x 240" (z x y x x).
+std::string format_shape(const std::array<std::int64_t, 3>& shape_zyx);
 
 }  // namespace mlseg

@@ -10,7 +10,7 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
-#include "mlseg/io/case_reader.h"
+#include "mlseg/io/case_codes.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
 
@@ -137,13 +137,13 @@ CaseFiles case_files(const FolderCase& folder_case, const Dataset& dataset) {
   return files;
 }
 
-void check_same_grid(const CaseLabels& ref, const CaseLabels& pred, const std::string& case_id, const fs::path& pred_file,
+void check_same_grid(const CaseCodes& ref, const CaseCodes& pred, const std::string& case_id, const fs::path& pred_file,
                      const fs::path& ref_file, const GeometryTolerance& tolerance) {
   const ErrorLocation where{pred_file.string(), case_id, ""};
   const std::string fix = "resample the prediction onto the reference grid (or export it with the reference's header)";
-  if (pred.code.shape_zyx() != ref.code.shape_zyx()) {
-    throw Error("prediction shape " + format_shape(pred.code.shape_zyx()) + " (z x y x x) differs from the reference's " +
-                    format_shape(ref.code.shape_zyx()) + " (" + ref_file.string() + ")",
+  if (pred.code.shape_zyx != ref.code.shape_zyx) {
+    throw Error("prediction shape " + format_shape(pred.code.shape_zyx) + " (z x y x x) differs from the reference's " +
+                    format_shape(ref.code.shape_zyx) + " (" + ref_file.string() + ")",
                 fix, where);
   }
   if (!spacing_matches(pred.geometry, ref.geometry, tolerance)) {
@@ -279,21 +279,21 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
     evaluation.case_id = reference.case_id;
     evaluation.reference_file = reference.path;
     try {
-      const CaseLabels ref = read_case_labels(dataset, case_files(reference, dataset), options.read);
-      CaseLabels pred;
+      const CaseCodes ref = read_case_codes(dataset, case_files(reference, dataset), options.read);
+      CaseCodes pred;
       const auto found = prediction_of.find(reference.case_id);
       if (found != prediction_of.end()) {
         evaluation.prediction_file = found->second;
-        pred = read_case_labels(dataset, case_files({reference.case_id, found->second}, dataset), options.read);
+        pred = read_case_codes(dataset, case_files({reference.case_id, found->second}, dataset), options.read);
         check_same_grid(ref, pred, reference.case_id, found->second, reference.path, options.geometry_tolerance);
       } else {
-        pred.code = empty_code_volume(ref.code.shape_zyx(), spec.num_channels());
+        pred.code = empty_code_array(ref.code.shape_zyx, spec.num_channels());
         pred.geometry = ref.geometry;
       }
       CaseMetricOptions case_options = base_options;
       case_options.surface.threads = references.size() >= static_cast<std::size_t>(threads) ? 1 : threads;
       if (options.hd_empty_penalty.kind == HdEmptyPenalty::Kind::image_diagonal) {
-        case_options.surface.hd_empty_penalty_mm = image_diagonal_mm(ref.code.shape_zyx(), ref.geometry.spacing_zyx_mm);
+        case_options.surface.hd_empty_penalty_mm = image_diagonal_mm(ref.code.shape_zyx, ref.geometry.spacing_zyx_mm);
       }
       evaluation.channels = case_metrics(pred.code, ref.code, ref.geometry.spacing_zyx_mm, channels, case_options);
     } catch (const Error& error) {

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "mlseg/core/geometry.h"
-#include "mlseg/io/image_io.h"
-#include "mlseg/labels/label_code.h"
+#include "mlseg/io/pixel_io.h"
+#include "mlseg/labels/code_array.h"
 #include "mlseg/labels/label_spec.h"
 #include "mlseg/metrics/aggregation.h"
 #include "mlseg/metrics/case_metrics.h"

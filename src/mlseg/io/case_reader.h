@@ -1,6 +1,7 @@
 #pragma once
 // Reading one case of a Dataset: its image channels stacked, and its labels as a channel code.
 #include "mlseg/core/image.h"
+#include "mlseg/io/case_codes.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/image_io.h"
 #include "mlseg/labels/label_code.h"

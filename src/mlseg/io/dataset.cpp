@@ -6,7 +6,7 @@
 
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
-#include "mlseg/io/image_io.h"
+#include "mlseg/io/pixel_io.h"
 #include "mlseg/io/json_file.h"
 
 namespace mlseg {

@@ -2,7 +2,7 @@
 #include <cctype>
 
 #include "mlseg/core/atomic_file.h"
-#include "mlseg/io/image_io.h"
+#include "mlseg/io/pixel_io.h"
 
 namespace mlseg {
 

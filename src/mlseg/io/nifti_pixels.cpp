@@ -3,9 +3,11 @@
 #include <libdeflate.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "mlseg/core/error.h"
 
@@ -128,22 +130,24 @@ std::optional<NiftiPixels> read_gz_whole(const std::filesystem::path& path, std:
       static_cast<std::int64_t>(isize) > kNifti1HeaderSize + 8 * num_elements + (1 << 20)) {
     return std::nullopt;
   }
-  torch::Tensor buffer = torch::empty({static_cast<std::int64_t>(isize)}, torch::kUInt8);
+  SharedBuffer buffer = SharedBuffer::allocate(static_cast<std::int64_t>(isize));
   libdeflate_decompressor* decompressor = libdeflate_alloc_decompressor();
   if (!decompressor) return std::nullopt;
   std::size_t used_in = 0, produced = 0;
   const libdeflate_result status = libdeflate_gzip_decompress_ex(
-      decompressor, compressed.data(), compressed.size(), buffer.data_ptr(), static_cast<std::size_t>(isize), &used_in,
+      decompressor, compressed.data(), compressed.size(), buffer.data, static_cast<std::size_t>(isize), &used_in,
       &produced);
   libdeflate_free_decompressor(decompressor);
   if (status != LIBDEFLATE_SUCCESS || used_in != compressed.size() || produced != isize) return std::nullopt;
-  auto parsed = parse_header(buffer.data_ptr<unsigned char>());
+  auto parsed = parse_header(buffer.data);
   if (!parsed) return std::nullopt;
   const std::int64_t bytes = num_elements * parsed->element_size;
   if (parsed->vox_offset + bytes > static_cast<std::int64_t>(produced)) return std::nullopt;
   NiftiPixels pixels = parsed->pixels;
-  pixels.bytes = buffer.narrow(0, parsed->vox_offset, bytes);
-  swap_elements(pixels.bytes.data_ptr<unsigned char>(), bytes, parsed->swap ? parsed->element_size : 1);
+  pixels.bytes = buffer;
+  pixels.bytes.data += parsed->vox_offset;
+  pixels.bytes.size = bytes;
+  swap_elements(pixels.bytes.data, bytes, parsed->swap ? parsed->element_size : 1);
   return pixels;
 }
 
@@ -175,8 +179,8 @@ std::optional<NiftiPixels> read_nifti1_pixels(const std::filesystem::path& path,
     skip -= chunk;
   }
   const std::int64_t bytes = num_elements * size;
-  pixels.bytes = torch::empty({bytes}, torch::kUInt8);
-  auto* target = pixels.bytes.data_ptr<unsigned char>();
+  pixels.bytes = SharedBuffer::allocate(bytes);
+  auto* target = pixels.bytes.data;
   const std::int64_t got = read_fully(file.handle, target, bytes);
   if (got < 0) {
     int code = 0;

@@ -8,12 +8,13 @@
 #include <filesystem>
 #include <optional>
 
-#include <torch/types.h>
+#include "mlseg/core/shared_buffer.h"
 
 namespace mlseg {
 
 struct NiftiPixels {
-  torch::Tensor bytes;  ///< uint8 [num_elements * element_size], native byte order, file order
+  SharedBuffer bytes;  ///< num_elements * element_size bytes, native byte order, file order (may
+                      ///< start at any byte offset of its block: an odd vox_offset)
   int datatype = 0;     ///< NIfTI datatype code (2 uint8, 4 int16, 8 int32, 16 float32, 64 float64,
                         ///< 256 int8, 512 uint16, 768 uint32, 1024 int64, 1280 uint64)
   double slope = 1.0;   ///< applied only when `rescale`

@@ -1,17 +1,17 @@
 #pragma once
-// Channel codes: every voxel's labels as one bitmask over the dataset's channels.
-//
-// Bit c is channel c; bit C (C = channel count) is the reserved ignore flag. With C + 1 <= 64
-// bits the code is one integer per voxel of the narrowest type that holds C + 1 bits: uint8,
-// then int16 / int32 / int64 used as unsigned bit patterns (LibTorch has no uint16/32/64).
-// Above 64 bits it is W = ceil((C + 1) / 64) int64 words per voxel. Either way a CodeVolume
-// holds a [W, Z, Y, X] tensor (W = 1 for single-word codes).
+// Channel codes as tensors, for the training and inference pipeline: CodeVolume holds the
+// [W, Z, Y, X] words (code_array.h describes the layout) in a torch::Tensor. Word types are
+// uint8, then int16 / int32 / int64 used as unsigned bit patterns (LibTorch 1.13 has no
+// uint16/32/64). A CodeVolume converts to a CodeView for the torch-free counting code, and
+// wraps a CodeArray from the torch-free readers without copying.
 #include <torch/types.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "mlseg/labels/code_array.h"
+#include "mlseg/labels/code_encode.h"
 #include "mlseg/labels/label_spec.h"
 
 namespace mlseg {
@@ -29,20 +29,21 @@ struct CodeVolume {
   int num_channels = 0;
 
   std::array<std::int64_t, 3> shape_zyx() const { return {words.size(1), words.size(2), words.size(3)}; }
+  /// The words as a view; throws std::invalid_argument unless they are contiguous CPU [W, Z, Y, X].
+  CodeView view() const;
+  operator CodeView() const { return view(); }  // NOLINT: every counting function takes a view
 };
+
+/// The same memory as a CodeVolume (no copy; the tensor keeps the array's storage alive).
+CodeVolume code_volume_from(const CodeArray& code);
 
 /// An all-zero code volume (every voxel background).
 CodeVolume empty_code_volume(const std::array<std::int64_t, 3>& shape_zyx, int num_channels);
 
-/// Raw label values found in `label_map` ([1, Z, Y, X] int64) that `spec` (label_map or
-/// bitmask) does not allow, each with its voxel count, ascending; empty when all are allowed.
-struct UnexpectedValue {
-  std::int64_t value = 0;
-  std::int64_t voxels = 0;
-};
+/// Raw label values found in `label_map` ([1, Z, Y, X], any integer dtype) that `spec` does not allow.
 std::vector<UnexpectedValue> find_unexpected_values(const torch::Tensor& label_map, const LabelSpec& spec);
 
-/// label_map / bitmask formats: [1, Z, Y, X] int64 raw map -> code. Throws mlseg::Error listing
+/// label_map / bitmask formats: [1, Z, Y, X] integer raw map -> code. Throws mlseg::Error listing
 /// the unexpected values (fill in the file with Error::located).
 CodeVolume encode_label_map(const torch::Tensor& label_map, const LabelSpec& spec);
 
@@ -58,8 +59,6 @@ torch::Tensor decode_channels(const CodeVolume& code);
 torch::Tensor channel_mask(const CodeVolume& code, int channel);
 /// [1, Z, Y, X] bool: the ignore flag.
 torch::Tensor ignore_mask(const CodeVolume& code);
-/// Voxels per channel (index C counts ignored voxels), in one pass.
-std::vector<std::int64_t> count_channel_voxels(const CodeVolume& code);
 
 /// Back to the dataset's own raw format:
 ///  - label_map, plain labels: each channel's label value (exact inverse; overlapping input throws);
@@ -69,7 +68,9 @@ std::vector<std::int64_t> count_channel_voxels(const CodeVolume& code);
 /// Returns [1, Z, Y, X] int64. Ignore-flagged voxels get the ignore value.
 torch::Tensor encode_to_raw_label_map(const CodeVolume& code, const LabelSpec& spec);
 
-/// Channels' combination of a single-word code value, as "a+b" (or "background").
-std::string describe_combination(std::uint64_t code_value, const LabelSpec& spec);
+namespace detail {
+/// Throws std::invalid_argument unless `code` is a contiguous CPU [W, Z, Y, X] code volume.
+void require_code_volume(const CodeVolume& code, const char* what);
+}  // namespace detail
 
 }  // namespace mlseg

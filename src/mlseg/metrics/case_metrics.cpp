@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <sstream>
 
 #include "mlseg/core/error.h"
+#include "mlseg/labels/code_encode.h"
 #include "mlseg/metrics/overlap_metrics.h"
 
 namespace mlseg {
@@ -92,16 +94,17 @@ MetricSelection parse_metric_selection(const std::string& text) {
   return selection;
 }
 
-std::vector<ChannelCaseMetrics> case_metrics(const CodeVolume& pred, const CodeVolume& ref,
+std::vector<ChannelCaseMetrics> case_metrics(const CodeView& pred, const CodeView& ref,
                                              const std::array<double, 3>& spacing_zyx_mm, const std::vector<int>& channels,
-                                             const CaseMetricOptions& options, const torch::Tensor& ignore_mask) {
-  const std::vector<ConfusionCounts> counts = count_confusion(pred, ref, ignore_mask);
+                                             const CaseMetricOptions& options, const std::uint8_t* ignore_flags) {
+  const std::vector<ConfusionCounts> counts = count_confusion(pred, ref, ignore_flags);
   std::vector<SurfaceMetrics> surface;
   if (options.metrics.needs_surface()) {
-    if (ignore_mask.defined()) {
+    if (ignore_flags != nullptr) {
       // Fold the extra ignore mask into the reference's ignore flag for the surface pass.
-      CodeVolume flagged{ref.words.clone(), ref.num_channels};
-      add_channel_mask(flagged, ref.num_channels, ignore_mask.reshape({1, ref.words.size(1), ref.words.size(2), ref.words.size(3)}));
+      CodeArray flagged = empty_code_array(ref.shape_zyx, ref.num_channels);
+      std::memcpy(flagged.storage.data, ref.words, static_cast<std::size_t>(flagged.storage.size));
+      add_channel_mask(flagged, ref.num_channels, LabelValuesView{ignore_flags, LabelValueType::uint8, 1, ref.shape_zyx});
       surface = surface_metrics_codes(pred, flagged, spacing_zyx_mm, channels, options.surface);
     } else {
       surface = surface_metrics_codes(pred, ref, spacing_zyx_mm, channels, options.surface);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "mlseg/labels/label_code.h"
+#include "mlseg/labels/code_array.h"
 #include "mlseg/metrics/confusion_counts.h"
 #include "mlseg/metrics/empty_policy.h"
 #include "mlseg/metrics/metric_value.h"
@@ -68,11 +68,12 @@ struct ChannelCaseMetrics {
 };
 
 /// Per channel (result[i] for channels[i]) metrics of prediction vs reference. Voxels with the
-/// reference's ignore flag or in `ignore_mask` are excluded from the counts (and are background
-/// for surface metrics). `spacing_zyx_mm` gives volumes and distances their units.
-std::vector<ChannelCaseMetrics> case_metrics(const CodeVolume& pred, const CodeVolume& ref,
+/// reference's ignore flag or in `ignore_flags` (one byte per voxel, may be null) are excluded
+/// from the counts (and are background for surface metrics). `spacing_zyx_mm` gives volumes and
+/// distances their units. (Tensor ignore mask: metrics/tensor_metrics.h.)
+std::vector<ChannelCaseMetrics> case_metrics(const CodeView& pred, const CodeView& ref,
                                              const std::array<double, 3>& spacing_zyx_mm, const std::vector<int>& channels,
                                              const CaseMetricOptions& options = {},
-                                             const torch::Tensor& ignore_mask = {});
+                                             const std::uint8_t* ignore_flags = nullptr);
 
 }  // namespace mlseg

@@ -1,33 +1,23 @@
 #pragma once
-// detail: raw access to a CodeVolume's words for the counting loops (not part of the public API).
+// detail: raw access to a code view's words for the counting loops (not part of the public API).
 #include <cstdint>
 #include <stdexcept>
 
-#include "mlseg/labels/label_code.h"
+#include "mlseg/labels/code_array.h"
 
 namespace mlseg::detail {
 
 /// Calls fn(Word{}) with the unsigned C++ type of one code word of `code`.
 template <typename Function>
-decltype(auto) with_code_word_type(const CodeVolume& code, Function&& fn) {
-  switch (code.words.scalar_type()) {
-    case torch::kUInt8: return fn(std::uint8_t{});
-    case torch::kInt16: return fn(std::uint16_t{});
-    case torch::kInt32: return fn(std::uint32_t{});
-    case torch::kInt64: return fn(std::uint64_t{});
-    default: throw std::invalid_argument("CodeVolume: unsupported word dtype");
-  }
+decltype(auto) with_code_word_type(const CodeView& code, Function&& fn) {
+  return with_code_word(code.word, std::forward<Function>(fn));
 }
 
-/// Word w of every voxel (contiguous [W, Z, Y, X] words required).
+/// Word w of every voxel.
 template <typename Word>
-const Word* code_word_plane(const CodeVolume& code, int w) {
-  const std::int64_t voxels = code.words.size(1) * code.words.size(2) * code.words.size(3);
-  return reinterpret_cast<const Word*>(code.words.data_ptr()) + static_cast<std::int64_t>(w) * voxels;
+const Word* code_word_plane(const CodeView& code, int w) {
+  return code.plane<Word>(w);
 }
-
-/// Throws std::invalid_argument unless `code` is a contiguous CPU [W, Z, Y, X] code volume.
-void require_code_volume(const CodeVolume& code, const char* what);
 
 /// Mask of the low `channels_here` bits of a code word (all bits when the word is full).
 template <typename Word>

@@ -11,14 +11,6 @@
 
 namespace mlseg {
 
-namespace detail {
-void require_code_volume(const CodeVolume& code, const char* what) {
-  if (!code.words.defined() || code.words.dim() != 4 || !code.words.is_contiguous() ||
-      !code.words.device().is_cpu() || code.words.size(0) != code_layout(code.num_channels).num_words) {
-    throw std::invalid_argument(std::string(what) + ": expected a contiguous CPU [W, Z, Y, X] code volume");
-  }
-}
-}  // namespace detail
 
 ConfusionCounts& ConfusionCounts::operator+=(const ConfusionCounts& other) {
   tp += other.tp;
@@ -40,15 +32,6 @@ void add_counts(std::vector<ConfusionCounts>& total, const std::vector<Confusion
 
 namespace {
 
-// [Z, Y, X] or [1, Z, Y, X] nonzero -> contiguous uint8 of `voxels` entries (undefined stays undefined).
-torch::Tensor ignore_flags(const torch::Tensor& ignore_mask, std::int64_t voxels, const char* what) {
-  if (!ignore_mask.defined()) return {};
-  if (ignore_mask.numel() != voxels || (ignore_mask.dim() == 4 && ignore_mask.size(0) != 1)) {
-    throw std::invalid_argument(std::string(what) + ": ignore mask shape differs from the volumes");
-  }
-  return ignore_mask.ne(0).to(torch::kUInt8).contiguous().reshape({voxels});
-}
-
 // TN from the other three and the number of counted voxels.
 void finish_true_negatives(std::vector<ConfusionCounts>& counts, std::int64_t counted_voxels) {
   for (auto& c : counts) c.tn = counted_voxels - c.tp - c.fp - c.fn;
@@ -56,11 +39,11 @@ void finish_true_negatives(std::vector<ConfusionCounts>& counts, std::int64_t co
 
 constexpr int kPairHistogramMaxChannels = 4;
 
-std::vector<ConfusionCounts> count_confusion_pair_histogram(const CodeVolume& pred, const CodeVolume& ref,
+std::vector<ConfusionCounts> count_confusion_pair_histogram(const CodeView& pred, const CodeView& ref,
                                                             const std::uint8_t* extra_flags, std::int64_t voxels) {
   const int num_channels = ref.num_channels;
-  const std::uint8_t* p = pred.words.data_ptr<std::uint8_t>();
-  const std::uint8_t* r = ref.words.data_ptr<std::uint8_t>();
+  const std::uint8_t* p = static_cast<const std::uint8_t*>(pred.words);
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(ref.words);
   const std::uint8_t channel_bits = static_cast<std::uint8_t>((1u << num_channels) - 1);
   const std::uint8_t ignore_bit = static_cast<std::uint8_t>(1u << num_channels);
   // Bin 256 counts ignored voxels; bins 0..255 are (pred code << 4) | ref code.
@@ -101,11 +84,11 @@ std::vector<ConfusionCounts> count_confusion_pair_histogram(const CodeVolume& pr
 // Up to 7 channels (one byte per code) and no extra ignore mask: histogram of (pred, ref) byte
 // pairs, accumulated per run. Run boundaries — where either volume changes — are found 16 voxels
 // at a time with SIMD, so the work follows the number of runs, not the number of voxels.
-std::vector<ConfusionCounts> count_confusion_byte_runs(const CodeVolume& pred, const CodeVolume& ref,
+std::vector<ConfusionCounts> count_confusion_byte_runs(const CodeView& pred, const CodeView& ref,
                                                        std::int64_t voxels) {
   const int num_channels = ref.num_channels;
-  const std::uint8_t* p = pred.words.data_ptr<std::uint8_t>();
-  const std::uint8_t* r = ref.words.data_ptr<std::uint8_t>();
+  const std::uint8_t* p = static_cast<const std::uint8_t*>(pred.words);
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(ref.words);
   std::vector<std::int64_t> table(65536, 0);
   if (voxels > 0) {
     auto pair_at = [&](std::int64_t v) { return static_cast<std::uint16_t>((p[v] << 8) | r[v]); };
@@ -162,22 +145,19 @@ std::vector<ConfusionCounts> count_confusion_byte_runs(const CodeVolume& pred, c
 
 }  // namespace
 
-std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeVolume& ref,
-                                             const torch::Tensor& ignore_mask) {
-  detail::require_code_volume(pred, "count_confusion (prediction)");
-  detail::require_code_volume(ref, "count_confusion (reference)");
-  if (pred.num_channels != ref.num_channels || pred.words.sizes() != ref.words.sizes()) {
+std::vector<ConfusionCounts> count_confusion(const CodeView& pred, const CodeView& ref,
+                                             const std::uint8_t* extra_flags) {
+  if (pred.num_channels != ref.num_channels || pred.shape_zyx != ref.shape_zyx || pred.word != ref.word ||
+      pred.num_words != ref.num_words) {
     throw std::invalid_argument("count_confusion: prediction and reference differ in channels or shape");
   }
   const int num_channels = ref.num_channels;
-  const CodeLayout layout = code_layout(num_channels);
-  const std::int64_t voxels = ref.words.size(1) * ref.words.size(2) * ref.words.size(3);
-  const torch::Tensor extra = ignore_flags(ignore_mask, voxels, "count_confusion");
-  const std::uint8_t* extra_flags = extra.defined() ? extra.data_ptr<std::uint8_t>() : nullptr;
+  const CodeWordLayout layout = code_word_layout(num_channels);
+  const std::int64_t voxels = ref.voxels();
 
   // Few channels (the common case: BraTS's 3 regions): a histogram of (pred, ref) code pairs,
   // four interleaved copies so that long runs of one code do not serialise on one counter.
-  if (layout.dtype == torch::kUInt8 && extra_flags == nullptr) {
+  if (layout.word == CodeWord::u8 && extra_flags == nullptr) {
     return count_confusion_byte_runs(pred, ref, voxels);
   }
   if (layout.num_words == 1 && num_channels <= kPairHistogramMaxChannels) {
@@ -238,18 +218,9 @@ std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeV
   return counts;
 }
 
-std::vector<ConfusionCounts> count_confusion_masks(const torch::Tensor& pred, const torch::Tensor& ref,
-                                                   const torch::Tensor& ignore_mask) {
-  if (!pred.defined() || !ref.defined() || pred.dim() != 4 || pred.sizes() != ref.sizes()) {
-    throw std::invalid_argument("count_confusion_masks: expected two [C, Z, Y, X] masks of one shape");
-  }
-  const std::int64_t channels = ref.size(0);
-  const std::int64_t voxels = ref.size(1) * ref.size(2) * ref.size(3);
-  const torch::Tensor p_flags = pred.ne(0).to(torch::kUInt8).contiguous().cpu();
-  const torch::Tensor r_flags = ref.ne(0).to(torch::kUInt8).contiguous().cpu();
-  const torch::Tensor extra = ignore_flags(ignore_mask.defined() ? ignore_mask.cpu() : ignore_mask, voxels,
-                                           "count_confusion_masks");
-  const std::uint8_t* excluded = extra.defined() ? extra.data_ptr<std::uint8_t>() : nullptr;
+std::vector<ConfusionCounts> count_confusion_flags(const std::uint8_t* pred, const std::uint8_t* ref,
+                                                   std::int64_t channels, std::int64_t voxels,
+                                                   const std::uint8_t* excluded) {
   std::int64_t counted = voxels;
   if (excluded) {
     counted = 0;
@@ -257,8 +228,8 @@ std::vector<ConfusionCounts> count_confusion_masks(const torch::Tensor& pred, co
   }
   std::vector<ConfusionCounts> counts(static_cast<std::size_t>(channels));
   for (std::int64_t c = 0; c < channels; ++c) {
-    const std::uint8_t* p = p_flags.data_ptr<std::uint8_t>() + c * voxels;
-    const std::uint8_t* r = r_flags.data_ptr<std::uint8_t>() + c * voxels;
+    const std::uint8_t* p = pred + c * voxels;
+    const std::uint8_t* r = ref + c * voxels;
     std::int64_t tp = 0, fp = 0, fn = 0;
     for (std::int64_t v = 0; v < voxels; ++v) {
       if (excluded && excluded[v]) continue;

@@ -1,12 +1,10 @@
 #pragma once
 // Confusion counts: TP, FP, FN, TN per channel as int64. Summable over patches, cases and
 // processes, so training validation and `evaluate` count the same way (Dice = 2TP/(2TP+FP+FN)).
-#include <torch/types.h>
-
 #include <cstdint>
 #include <vector>
 
-#include "mlseg/labels/label_code.h"
+#include "mlseg/labels/code_array.h"
 
 namespace mlseg {
 
@@ -27,14 +25,16 @@ void add_counts(std::vector<ConfusionCounts>& total, const std::vector<Confusion
 
 /// Per channel counts from two code volumes of the same shape and channel count. Voxels whose
 /// reference carries the ignore flag (nnU-Net: seg_ref == ignore_label) are excluded from all four
-/// counts, as are voxels where `ignore_mask` ([Z, Y, X] or [1, Z, Y, X], nonzero = ignore) is set.
-/// A prediction's own ignore flag means nothing and is not read.
-std::vector<ConfusionCounts> count_confusion(const CodeVolume& pred, const CodeVolume& ref,
-                                             const torch::Tensor& ignore_mask = {});
+/// counts, as are voxels where `ignore_flags` (one byte per voxel, nonzero = ignore; may be null)
+/// is set. A prediction's own ignore flag means nothing and is not read.
+/// (Tensor forms: metrics/tensor_metrics.h.)
+std::vector<ConfusionCounts> count_confusion(const CodeView& pred, const CodeView& ref,
+                                             const std::uint8_t* ignore_flags = nullptr);
 
-/// The same from raw masks: `pred` and `ref` are [C, Z, Y, X] (any dtype, nonzero = inside);
-/// `ignore_mask` as above.
-std::vector<ConfusionCounts> count_confusion_masks(const torch::Tensor& pred, const torch::Tensor& ref,
-                                                   const torch::Tensor& ignore_mask = {});
+/// The same from per-channel 0/1 flags [channels, voxels] (one byte each, values 0 or 1);
+/// `ignore_flags` as above.
+std::vector<ConfusionCounts> count_confusion_flags(const std::uint8_t* pred, const std::uint8_t* ref,
+                                                   std::int64_t channels, std::int64_t voxels,
+                                                   const std::uint8_t* ignore_flags = nullptr);
 
 }  // namespace mlseg

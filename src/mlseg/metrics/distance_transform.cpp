@@ -108,18 +108,4 @@ std::vector<double> squared_distance_transform(const std::uint8_t* features, con
   return grid;
 }
 
-torch::Tensor distance_transform_mm(const torch::Tensor& features, const std::array<double, 3>& spacing_zyx_mm,
-                                    int threads) {
-  if (!features.defined() || features.dim() != 3) {
-    throw std::invalid_argument("distance_transform_mm: expected a [Z, Y, X] tensor");
-  }
-  const torch::Tensor flags = features.ne(0).to(torch::kUInt8).contiguous().cpu();
-  const std::array<std::int64_t, 3> shape{features.size(0), features.size(1), features.size(2)};
-  std::vector<double> squared = squared_distance_transform(flags.data_ptr<std::uint8_t>(), shape, spacing_zyx_mm, threads);
-  torch::Tensor result = torch::empty({shape[0], shape[1], shape[2]}, torch::kFloat64);
-  double* out = result.data_ptr<double>();
-  for (std::size_t i = 0; i < squared.size(); ++i) out[i] = std::sqrt(squared[i]);
-  return result;
-}
-
 }  // namespace mlseg

@@ -5,8 +5,6 @@
 // 2012): a 1D lower envelope of parabolas along X, then Y, then Z, each with that axis' spacing,
 // which gives the exact squared Euclidean distance in mm² (not a chamfer approximation). Lines of
 // one pass are independent, so each pass is spread over threads.
-#include <torch/types.h>
-
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -19,9 +17,6 @@ namespace mlseg {
 std::vector<double> squared_distance_transform(const std::uint8_t* features, const std::array<std::int64_t, 3>& shape_zyx,
                                                const std::array<double, 3>& spacing_zyx_mm, int threads = 0);
 
-/// Tensor form: `features` [Z, Y, X] (any dtype, nonzero = feature) → float64 [Z, Y, X]
-/// distances in mm (not squared).
-torch::Tensor distance_transform_mm(const torch::Tensor& features, const std::array<double, 3>& spacing_zyx_mm,
-                                    int threads = 0);
+/// (Tensor form, distances in mm: distance_transform_mm in metrics/tensor_metrics.h.)
 
 }  // namespace mlseg

@@ -160,17 +160,9 @@ SurfaceMetrics surface_metrics_from_distances(const SurfaceDistances& distances,
   return m;
 }
 
-SurfaceMetrics surface_metrics_masks(const torch::Tensor& pred, const torch::Tensor& ref,
+SurfaceMetrics surface_metrics_flags(const std::uint8_t* pp, const std::uint8_t* rp, const Shape& full,
                                      const std::array<double, 3>& spacing_zyx_mm, const SurfaceMetricOptions& options) {
-  if (!pred.defined() || !ref.defined() || pred.dim() != 3 || pred.sizes() != ref.sizes()) {
-    throw std::invalid_argument("surface_metrics_masks: expected two [Z, Y, X] masks of one shape");
-  }
   require_connectivity(options.connectivity);
-  const torch::Tensor p = pred.ne(0).to(torch::kUInt8).contiguous().cpu();
-  const torch::Tensor r = ref.ne(0).to(torch::kUInt8).contiguous().cpu();
-  const Shape full{pred.size(0), pred.size(1), pred.size(2)};
-  const std::uint8_t* pp = p.data_ptr<std::uint8_t>();
-  const std::uint8_t* rp = r.data_ptr<std::uint8_t>();
   Box box;
   for (std::int64_t z = 0; z < full[0]; ++z) {
     for (std::int64_t y = 0; y < full[1]; ++y) {
@@ -197,13 +189,12 @@ SurfaceMetrics surface_metrics_masks(const torch::Tensor& pred, const torch::Ten
   return metrics_of_crops(pred_crop, ref_crop, shape, spacing_zyx_mm, options.nsd_tolerance_mm, options);
 }
 
-std::vector<SurfaceMetrics> surface_metrics_codes(const CodeVolume& pred, const CodeVolume& ref,
+std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const CodeView& ref,
                                                   const std::array<double, 3>& spacing_zyx_mm,
                                                   const std::vector<int>& channels,
                                                   const SurfaceMetricOptions& options) {
-  detail::require_code_volume(pred, "surface_metrics_codes (prediction)");
-  detail::require_code_volume(ref, "surface_metrics_codes (reference)");
-  if (pred.num_channels != ref.num_channels || pred.words.sizes() != ref.words.sizes()) {
+  if (pred.num_channels != ref.num_channels || pred.shape_zyx != ref.shape_zyx || pred.word != ref.word ||
+      pred.num_words != ref.num_words) {
     throw std::invalid_argument("surface_metrics_codes: prediction and reference differ in channels or shape");
   }
   require_connectivity(options.connectivity);
@@ -211,8 +202,8 @@ std::vector<SurfaceMetrics> surface_metrics_codes(const CodeVolume& pred, const 
   for (int c : channels) {
     if (c < 0 || c >= num_channels) throw std::invalid_argument("surface_metrics_codes: channel out of range");
   }
-  const CodeLayout layout = code_layout(num_channels);
-  const Shape full = ref.shape_zyx();
+  const CodeWordLayout layout = code_word_layout(num_channels);
+  const Shape full = ref.shape_zyx;
   const std::int64_t nz = full[0], ny = full[1], nx = full[2];
   std::vector<Box> boxes(static_cast<std::size_t>(num_channels));
   std::vector<SurfaceMetrics> results;

@@ -15,14 +15,12 @@
 // ASSD n/a (ref_empty / pred_empty), or hd_empty_penalty_mm when set; NSD 0.
 // The work is confined to the bounding box of both masks: every boundary voxel lies inside it, so
 // the distances are the same as over the whole image.
-#include <torch/types.h>
-
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
 
-#include "mlseg/labels/label_code.h"
+#include "mlseg/labels/code_array.h"
 #include "mlseg/metrics/metric_value.h"
 
 namespace mlseg {
@@ -80,16 +78,18 @@ SurfaceMetrics surface_metrics_from_distances(const SurfaceDistances& distances,
 /// The `q`-th percentile with linear interpolation (numpy.percentile's default). `values` non-empty.
 double percentile_linear(std::vector<double> values, double q);
 
-/// Surface metrics of two [Z, Y, X] masks (any dtype, nonzero = inside), cropped to their
-/// bounding box first; NSD uses options.nsd_tolerance_mm.
-SurfaceMetrics surface_metrics_masks(const torch::Tensor& pred, const torch::Tensor& ref,
+/// Surface metrics of two [Z, Y, X] masks (one byte per voxel, nonzero = inside), cropped to
+/// their bounding box first; NSD uses options.nsd_tolerance_mm. (Tensor form:
+/// metrics/tensor_metrics.h.)
+SurfaceMetrics surface_metrics_flags(const std::uint8_t* pred, const std::uint8_t* ref,
+                                     const std::array<std::int64_t, 3>& shape_zyx,
                                      const std::array<double, 3>& spacing_zyx_mm,
                                      const SurfaceMetricOptions& options = {});
 
 /// Surface metrics of the listed channels of two code volumes (one bounding-box pass for all
 /// channels, then per channel crop, boundaries and two distance transforms). Voxels carrying the
 /// reference's ignore flag are background in both masks. Result[i] is for channels[i].
-std::vector<SurfaceMetrics> surface_metrics_codes(const CodeVolume& pred, const CodeVolume& ref,
+std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const CodeView& ref,
                                                   const std::array<double, 3>& spacing_zyx_mm,
                                                   const std::vector<int>& channels,
                                                   const SurfaceMetricOptions& options = {});

@@ -11,6 +11,7 @@
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/overlap_metrics.h"
+#include "mlseg/metrics/tensor_metrics.h"
 #include "mlseg/training/losses.h"
 
 namespace mlseg {

@@ -1,65 +1,29 @@
-// The only translation unit that sees ITK. It talks to itk::ImageIOBase directly (no templated
-// pipeline): the header is read and checked before any pixel memory is allocated, and pixels are
-// decoded straight into a buffer we own.
-#include <itkBMPImageIOFactory.h>
-#include <itkImageIOBase.h>
-#include <itkImageIOFactory.h>
-#include <itkJPEGImageIOFactory.h>
-#include <itkMetaImageIOFactory.h>
-#include <itkNiftiImageIOFactory.h>
-#include <itkNrrdImageIOFactory.h>
-#include <itkPNGImageIOFactory.h>
-#include <itkTIFFImageIOFactory.h>
-
-#include <algorithm>
-#include <cctype>
+// ITK reading, without LibTorch: the header is read and checked before any pixel memory is
+// allocated, and pixels are decoded straight into a buffer we own (itk::ImageIOBase directly, no
+// templated pipeline). Scalar NIfTI-1 goes through mlseg's own reader (nifti_pixels.h).
 #include <cmath>
+#include <cstring>
 #include <limits>
-#include <mutex>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
-#include "mlseg/io/image_io.h"
+#include "mlseg/io/itk_support.h"
 #include "mlseg/io/nifti_pixels.h"
+#include "mlseg/io/pixel_io.h"
 
 namespace mlseg {
 namespace fs = std::filesystem;
 
 namespace {
 
-using ComponentType = itk::IOComponentEnum;
-
-constexpr const char* kReexportFix =
-    "check that the file opens in a viewer (ITK-SNAP, 3D Slicer); re-export or re-download it";
-
-void register_itk_factories() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    itk::Object::GlobalWarningDisplayOff();
-    itk::NiftiImageIOFactory::RegisterOneFactory();
-    itk::NrrdImageIOFactory::RegisterOneFactory();
-    itk::MetaImageIOFactory::RegisterOneFactory();
-    itk::PNGImageIOFactory::RegisterOneFactory();
-    itk::TIFFImageIOFactory::RegisterOneFactory();
-    itk::JPEGImageIOFactory::RegisterOneFactory();
-    itk::BMPImageIOFactory::RegisterOneFactory();
-  });
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-// The first line of an ITK exception's description, without ITK's file/line prefix.
-std::string itk_reason(const itk::ExceptionObject& error) {
-  std::string text = error.GetDescription();
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
+using detail::ComponentType;
+using detail::itk_reason;
+using detail::kReexportFix;
+using detail::lower;
+using detail::register_itk_factories;
 
 std::string component_name(ComponentType type) {
   switch (type) {
@@ -218,7 +182,7 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
 
 // Pixels as stored, ready to convert: raw bytes of `type`, and the scaling still to apply.
 struct RawPixels {
-  torch::Tensor bytes;
+  SharedBuffer bytes;
   ComponentType type = ComponentType::UNKNOWNCOMPONENTTYPE;
   bool rescale = false;
   double slope = 1.0;
@@ -241,7 +205,7 @@ ComponentType nifti_component(int datatype) {
   }
 }
 
-torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path);
+SharedBuffer read_raw_bytes_itk(OpenedImage& opened, const fs::path& path);
 
 // Decodes all pixels in ITK's layout: x fastest, components innermost. Scalar NIfTI-1 is read
 // by mlseg's own reader (ITK's nifti1_io zeroes NaN/Inf and zero-fills truncated .nii.gz).
@@ -263,7 +227,7 @@ RawPixels read_raw_pixels(OpenedImage& opened, const fs::path& path) {
   return raw;
 }
 
-torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
+SharedBuffer read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
   itk::ImageIOBase& io = *opened.io;
   const unsigned dims = io.GetNumberOfDimensions();
   itk::ImageIORegion region(dims);
@@ -273,9 +237,9 @@ torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
   }
   io.SetIORegion(region);
   const std::int64_t bytes = opened.num_elements * static_cast<std::int64_t>(io.GetComponentSize());
-  torch::Tensor raw = torch::empty({bytes}, torch::kUInt8);
+  SharedBuffer raw = SharedBuffer::allocate(bytes);
   try {
-    io.Read(raw.data_ptr());
+    io.Read(raw.data);
   } catch (const itk::ExceptionObject& error) {
     throw Error("cannot decode the pixel data (the file is probably truncated or corrupt): " +
                     itk_reason(error),
@@ -286,9 +250,9 @@ torch::Tensor read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
 
 // Copies pixels from ITK's layout into [C, Z, Y, X], converting each value with `convert`.
 template <typename Source, typename Target, typename Convert>
-void copy_to_channels_first(const torch::Tensor& raw, const ImageHeader& header, bool interleaved,
+void copy_to_channels_first(const SharedBuffer& raw, const ImageHeader& header, bool interleaved,
                             Target* target, Convert convert) {
-  const auto* source = reinterpret_cast<const Source*>(raw.data_ptr());
+  const auto* source = raw.as<const Source>();
   const std::int64_t channels = header.num_channels;
   const std::int64_t voxels = header.shape_zyx[0] * header.shape_zyx[1] * header.shape_zyx[2];
   if (!interleaved || channels == 1) {
@@ -322,10 +286,6 @@ void dispatch_component(ComponentType type, Function&& function) {
   }
 }
 
-std::vector<std::int64_t> tensor_shape(const ImageHeader& header) {
-  return {header.num_channels, header.shape_zyx[0], header.shape_zyx[1], header.shape_zyx[2]};
-}
-
 // "voxel (z=3, y=10, x=7)" for a flat index in ITK's layout.
 std::string describe_voxel(std::int64_t index, const ImageHeader& header, bool interleaved) {
   const std::int64_t channels = header.num_channels;
@@ -346,20 +306,6 @@ std::string describe_voxel(std::int64_t index, const ImageHeader& header, bool i
   return text;
 }
 
-ComponentType component_for(torch::ScalarType type) {
-  switch (type) {
-    case torch::kUInt8: return ComponentType::UCHAR;
-    case torch::kInt8: return ComponentType::CHAR;
-    case torch::kInt16: return ComponentType::SHORT;
-    case torch::kInt32: return ComponentType::INT;
-    case torch::kInt64: return ComponentType::LONGLONG;
-    case torch::kFloat32: return ComponentType::FLOAT;
-    case torch::kFloat64: return ComponentType::DOUBLE;
-    case torch::kBool: return ComponentType::UCHAR;
-    default: return ComponentType::UNKNOWNCOMPONENTTYPE;
-  }
-}
-
 }  // namespace
 
 bool image_io_available() { return true; }
@@ -368,15 +314,15 @@ ImageHeader read_image_header(const fs::path& path, const ImageReadOptions& opti
   return open_image(path, options).header;
 }
 
-Image read_image(const fs::path& path, const ImageReadOptions& options) {
+IntensityPixels read_intensity_pixels(const fs::path& path, const ImageReadOptions& options) {
   OpenedImage opened = open_image(path, options);
   const RawPixels raw = read_raw_pixels(opened, path);
   const ImageHeader& header = opened.header;
   const bool interleaved = header.num_dimensions < 4;
-  Image image;
-  image.geometry = header.geometry;
-  image.data = torch::empty(tensor_shape(header), torch::kFloat32);
-  float* target = image.data.data_ptr<float>();
+  IntensityPixels image;
+  image.header = header;
+  image.values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(float)));
+  float* target = image.values.as<float>();
   dispatch_component(raw.type, [&](auto tag) {
     using Source = decltype(tag);
     if (raw.rescale) {
@@ -391,29 +337,31 @@ Image read_image(const fs::path& path, const ImageReadOptions& options) {
   return image;
 }
 
-Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
-  OpenedImage opened = open_image(path, options);
-  RawPixels raw = read_raw_pixels(opened, path);
+namespace {
+
+// Labels widened to int64 [C, Z, Y, X] (float-stored ones checked for integrality).
+LabelPixels read_int64_labels(const fs::path& path, OpenedImage& opened, RawPixels raw, const ImageReadOptions& options) {
   if (raw.rescale) {
     // Scaled labels (e.g. a mask stored with slope 0.99999997): apply, then check integrality.
-    torch::Tensor values = torch::empty({opened.num_elements}, torch::kFloat64);
-    double* scaled = values.data_ptr<double>();
+    SharedBuffer values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(double)));
+    double* scaled = values.as<double>();
     dispatch_component(raw.type, [&](auto tag) {
       using Source = decltype(tag);
-      const auto* source = reinterpret_cast<const Source*>(raw.bytes.data_ptr());
+      const auto* source = raw.bytes.as<const Source>();
       for (std::int64_t i = 0; i < opened.num_elements; ++i) {
         scaled[i] = static_cast<double>(source[i]) * raw.slope + raw.intercept;
       }
     });
-    raw.bytes = values.view(torch::kUInt8);
+    raw.bytes = values;
     raw.type = ComponentType::DOUBLE;
   }
   const ImageHeader& header = opened.header;
   const bool interleaved = header.num_dimensions < 4;
-  Image image;
-  image.geometry = header.geometry;
-  image.data = torch::empty(tensor_shape(header), torch::kInt64);
-  auto* target = image.data.data_ptr<std::int64_t>();
+  LabelPixels image;
+  image.header = header;
+  image.type = LabelValueType::int64;
+  image.values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(std::int64_t)));
+  auto* target = image.values.as<std::int64_t>();
 
   // First non-integral value seen (float-stored labels), reported after the copy.
   bool bad_value = false;
@@ -461,124 +409,29 @@ Image read_label_image(const fs::path& path, const ImageReadOptions& options) {
   return image;
 }
 
-Image read_label_image_compact(const fs::path& path, const ImageReadOptions& options) {
+}  // namespace
+
+LabelPixels read_label_pixels(const fs::path& path, const ImageReadOptions& options, bool compact) {
   OpenedImage opened = open_image(path, options);
   RawPixels raw = read_raw_pixels(opened, path);
   const ImageHeader& header = opened.header;
   const bool planar = header.num_channels == 1 || header.num_dimensions == 4;
-  torch::ScalarType dtype = torch::kInt64;
-  if (raw.type == ComponentType::UCHAR) dtype = torch::kUInt8;
-  if (raw.type == ComponentType::CHAR) dtype = torch::kInt8;
-  if (raw.type == ComponentType::SHORT) dtype = torch::kInt16;
-  if (raw.rescale || !planar || dtype == torch::kInt64) return read_label_image(path, options);
-  Image image;
-  image.geometry = header.geometry;
-  // The decoded bytes already are the label map, in [C, Z, Y, X] order: view them, no copy.
-  torch::Tensor bytes = raw.bytes;
-  if (bytes.storage_offset() % torch::elementSize(dtype) != 0) bytes = bytes.clone();  // odd vox_offset
-  image.data = bytes.view(dtype).reshape(tensor_shape(header));
-  return image;
-}
-
-void write_image(const Image& image, const fs::path& path, const ImageWriteOptions& options) {
-  register_itk_factories();
-  const ErrorLocation where{path.string(), "", ""};
-  if (!image.data.defined() || image.data.dim() != 4) {
-    throw Error("an image to write must be a [C, Z, Y, X] tensor", "this is a bug in the caller", where);
+  std::optional<LabelValueType> stored;
+  if (raw.type == ComponentType::UCHAR) stored = LabelValueType::uint8;
+  if (raw.type == ComponentType::CHAR) stored = LabelValueType::int8;
+  if (raw.type == ComponentType::SHORT) stored = LabelValueType::int16;
+  if (!compact || raw.rescale || !planar || !stored) return read_int64_labels(path, opened, std::move(raw), options);
+  // The decoded bytes already are the label map, in [C, Z, Y, X] order: keep them, no copy.
+  LabelPixels pixels;
+  pixels.header = header;
+  pixels.type = *stored;
+  pixels.values = raw.bytes;
+  const int element = label_value_bytes(*stored);
+  if (reinterpret_cast<std::uintptr_t>(pixels.values.data) % static_cast<std::uintptr_t>(element) != 0) {
+    pixels.values = SharedBuffer::allocate(raw.bytes.size);  // odd vox_offset: realign
+    std::memcpy(pixels.values.data, raw.bytes.data, static_cast<std::size_t>(raw.bytes.size));
   }
-  if (!is_supported_image_file(path)) {
-    throw Error("unsupported file ending '" + full_extension(path) + "'",
-                "use .nii.gz, .nii, .nrrd, .mha, .png, .tif, .jpg or .bmp", where);
-  }
-  const std::string ending = lower(full_extension(path));
-  const bool flat_format = is_2d_image_format(ending);
-  const std::int64_t channels = image.data.size(0), z = image.data.size(1),
-                     y = image.data.size(2), x = image.data.size(3);
-  torch::Tensor data = image.data.cpu();
-  if (data.scalar_type() == torch::kBool) data = data.to(torch::kUInt8);
-
-  unsigned dims = 3;
-  unsigned components = 1;
-  itk::IOPixelEnum pixel = itk::IOPixelEnum::SCALAR;
-  if (flat_format) {
-    if (z != 1) {
-      throw Error("a " + ending + " file holds one 2D slice but the image has " +
-                      std::to_string(z) + " slices",
-                  "write 3D images as .nii.gz, .nrrd or .mha", where);
-    }
-    if (channels > 4) {
-      throw Error("a " + ending + " file holds at most 4 channels, the image has " +
-                      std::to_string(channels),
-                  "write one file per channel, or use .nii.gz", where);
-    }
-    if (data.scalar_type() != torch::kUInt8) {
-      const bool fits = data.numel() == 0 ||
-                        (data.min().item<double>() >= 0 && data.max().item<double>() <= 255 &&
-                         torch::equal(data, data.round()));
-      if (!fits) {
-        throw Error("a " + ending + " file holds 8-bit integers; the image has other values",
-                    "scale to 0..255 first, or write .nii.gz / .tif", where);
-      }
-      data = data.to(torch::kUInt8);
-    }
-    dims = 2;
-    components = static_cast<unsigned>(channels);
-    pixel = channels == 3 ? itk::IOPixelEnum::RGB
-                          : channels == 4 ? itk::IOPixelEnum::RGBA
-                                          : channels == 1 ? itk::IOPixelEnum::SCALAR
-                                                          : itk::IOPixelEnum::VECTOR;
-    data = data.permute({1, 2, 3, 0});  // components innermost
-  } else if (channels > 1) {
-    dims = 4;
-  }
-  data = data.contiguous();
-  const ComponentType component = component_for(data.scalar_type());
-  if (component == ComponentType::UNKNOWNCOMPONENTTYPE) {
-    throw Error(std::string("cannot store tensors of type ") + c10::toString(data.scalar_type()),
-                "convert to uint8, int16, int32, int64, float32 or float64", where);
-  }
-
-  AtomicOutput output(path);
-  itk::ImageIOBase::Pointer io =
-      itk::ImageIOFactory::CreateImageIO(output.temp_path().c_str(), itk::IOFileModeEnum::WriteMode);
-  if (!io) throw Error("no image writer for '" + ending + "'", "use .nii.gz", where);
-  io->SetNumberOfDimensions(dims);
-  const std::array<std::int64_t, 4> size{x, y, z, channels};
-  const unsigned spatial = std::min(dims, 3u);
-  for (unsigned axis = 0; axis < dims; ++axis) {
-    io->SetDimensions(axis, static_cast<unsigned>(size[axis]));
-    const bool is_spatial = axis < spatial;
-    io->SetSpacing(axis, is_spatial ? image.geometry.spacing_zyx_mm[2 - axis] : 1.0);
-    io->SetOrigin(axis, is_spatial ? image.geometry.origin_zyx_mm[2 - axis] : 0.0);
-    std::vector<double> column(dims, 0.0);
-    for (unsigned row = 0; row < dims; ++row) {
-      if (is_spatial && row < spatial) {
-        column[row] = image.geometry.direction_zyx[2 - row][2 - axis];
-      } else {
-        column[row] = row == axis ? 1.0 : 0.0;
-      }
-    }
-    io->SetDirection(axis, column);
-  }
-  io->SetComponentType(component);
-  io->SetPixelType(pixel);
-  io->SetNumberOfComponents(components);
-  io->SetUseCompression(options.compress);
-  io->SetFileName(output.temp_path().string());
-  itk::ImageIORegion region(dims);
-  for (unsigned axis = 0; axis < dims; ++axis) {
-    region.SetIndex(axis, 0);
-    region.SetSize(axis, static_cast<itk::SizeValueType>(size[axis]));
-  }
-  io->SetIORegion(region);
-  try {
-    io->WriteImageInformation();
-    io->Write(data.data_ptr());
-  } catch (const itk::ExceptionObject& error) {
-    throw Error("cannot write the image: " + itk_reason(error),
-                "check that the folder is writable and the disk is not full", where);
-  }
-  output.commit();
+  return pixels;
 }
 
 }  // namespace mlseg
