@@ -28,10 +28,6 @@ std::array<int, 3> read_transpose(const Json& plans, const char* key, const std:
   return transpose;
 }
 
-torch::Tensor permute_spatial(const torch::Tensor& data, const std::array<int, 3>& order) {
-  return data.permute({0, 1 + order[0], 1 + order[1], 1 + order[2]});
-}
-
 }  // namespace
 
 InferencePlan inference_plan_from_plans(const Json& plans, const std::string& configuration, const std::string& source) {
@@ -72,43 +68,7 @@ PreprocessedImage preprocess_image(const std::string& case_id, const Image& imag
                 "give one file per modality (CASE_0000, CASE_0001, ...) as in the training data", {"", case_id, ""});
   }
   PreprocessedImage result;
-  CaseProperties& p = result.properties;
-  p.case_id = case_id;
-  p.original_shape_zyx = image.shape_zyx();
-  p.original_geometry = image.geometry;
-  p.transpose_forward = plan.transpose_forward;
-  p.transpose_backward = plan.transpose_backward;
-  const auto& t = plan.transpose_forward;
-  torch::Tensor data = permute_spatial(image.data.to(torch::kFloat), t).contiguous();
-  std::array<double, 3> spacing{};
-  for (int i = 0; i < 3; ++i) spacing[i] = image.geometry.spacing_zyx_mm[t[i]];
-
-  const CropBox box = nonzero_bounding_box(data);
-  data = crop_to_box(data, box);
-  p.crop_begin = box.begin;
-  p.crop_end = box.end;
-  p.shape_after_crop = box.shape();
-  p.spacing_after_crop_mm = spacing;
-
-  const torch::Tensor mask = plan.use_mask_for_norm ? filled_nonzero_mask(data) : torch::Tensor();
-  try {
-    normalize_channels(data, plan.normalization, mask);
-  } catch (const Error& error) {
-    throw error.located({"", case_id, ""});
-  }
-
-  std::array<double, 3> target = spacing;
-  if (plan.spacing_mm.size() == 3) {
-    target = {plan.spacing_mm[0], plan.spacing_mm[1], plan.spacing_mm[2]};
-  } else {
-    target = {spacing[0], plan.spacing_mm[0], plan.spacing_mm[1]};
-  }
-  const auto new_shape = resampled_shape(p.shape_after_crop, spacing, target);
-  p.separate_axis = separate_axis_for(spacing, target, plan.anisotropy_threshold);
-  p.spacing_mm = target;
-  p.shape_after_resample = new_shape;
-  if (new_shape != p.shape_after_crop) data = resample_image(data, new_shape, p.separate_axis, plan.resample);
-  result.image = data;
+  result.image = preprocess_image_data(case_id, image, plan, result.properties);
   return result;
 }
 

@@ -13,22 +13,15 @@
 
 #include "mlseg/core/image.h"
 #include "mlseg/io/store_layout.h"
+#include "mlseg/preprocessing/image_steps.h"
 #include "mlseg/preprocessing/normalize.h"
 #include "mlseg/preprocessing/resample.h"
 
 namespace mlseg {
 
 /// What preprocessing an image for one configuration needs, from plans.json.
-struct InferencePlan {
-  std::string configuration;
-  std::array<int, 3> transpose_forward{0, 1, 2};
-  std::array<int, 3> transpose_backward{0, 1, 2};
-  std::vector<double> spacing_mm;          ///< 3 values, or 2 for 2d (z keeps the case's own)
-  std::vector<std::int64_t> patch_size;    ///< 3 (zyx) or 2 (yx)
-  std::vector<ChannelNormalization> normalization;
-  bool use_mask_for_norm = false;
-  ResampleOptions resample;                ///< images: cubic unless plans say order 1
-  double anisotropy_threshold = kDefaultAnisotropyThreshold;
+struct InferencePlan : ImagePreprocessingPlan {
+  std::vector<std::int64_t> patch_size;  ///< 3 (zyx) or 2 (yx)
 };
 
 /// Reads configuration `configuration` of `plans`. Throws mlseg::Error naming `source` and the key.

@@ -131,51 +131,14 @@ PreprocessedCase preprocess_case(const std::string& case_id, const Image& image,
   }
   PreprocessedCase result;
   CaseProperties& p = result.properties;
-  p.case_id = case_id;
-  p.original_shape_zyx = image_shape;
-  p.original_geometry = image.geometry;
-  p.transpose_forward = plan.transpose_forward;
-  p.transpose_backward = plan.transpose_backward;
-
-  // Transpose: planned axis i is the image's axis transpose_forward[i].
-  const auto& t = plan.transpose_forward;
-  torch::Tensor data = image.data.to(torch::kFloat).permute({0, 1 + t[0], 1 + t[1], 1 + t[2]}).contiguous();
-  torch::Tensor words = code.words.permute({0, 1 + t[0], 1 + t[1], 1 + t[2]}).contiguous();
-  std::array<double, 3> spacing{};
-  for (int i = 0; i < 3; ++i) spacing[i] = image.geometry.spacing_zyx_mm[t[i]];
-
-  // Crop to the nonzero box of the images.
-  const CropBox box = nonzero_bounding_box(data);
-  data = crop_to_box(data, box);
-  CodeVolume cropped{crop_to_box(words, box), code.num_channels};
-  p.crop_begin = box.begin;
-  p.crop_end = box.end;
-  p.shape_after_crop = box.shape();
-  p.spacing_after_crop_mm = spacing;
-
-  // Normalise (before resampling, as nnU-Net does).
-  const torch::Tensor mask = plan.use_mask_for_norm ? filled_nonzero_mask(data) : torch::Tensor();
-  try {
-    normalize_channels(data, plan.normalization, mask);
-  } catch (const Error& error) {
-    throw error.located({"", case_id, ""});
-  }
-
-  // Resample to the configuration's spacing (2d: the z spacing stays the case's own).
-  std::array<double, 3> target = spacing;
-  if (plan.spacing_mm.size() == 3) {
-    target = {plan.spacing_mm[0], plan.spacing_mm[1], plan.spacing_mm[2]};
-  } else {
-    target = {spacing[0], plan.spacing_mm[0], plan.spacing_mm[1]};
-  }
-  const auto new_shape = resampled_shape(p.shape_after_crop, spacing, target);
-  const int separate_axis = separate_axis_for(spacing, target, plan.anisotropy_threshold);
-  p.separate_axis = separate_axis;
-  p.spacing_mm = target;
-  p.shape_after_resample = new_shape;
-  if (new_shape != p.shape_after_crop) {
-    data = resample_image(data, new_shape, separate_axis, plan.resample);
-    cropped = resample_codes(cropped, new_shape, separate_axis, plan.label_resampling, plan.resample.threads);
+  torch::Tensor data = preprocess_image_data(case_id, image, plan, p);
+  // The labels follow the image: same transpose, same crop box, same grid.
+  const CropBox box{p.crop_begin, p.crop_end};
+  CodeVolume cropped{crop_to_box(permute_spatial(code.words, plan.transpose_forward).contiguous(), box),
+                     code.num_channels};
+  if (p.shape_after_resample != p.shape_after_crop) {
+    cropped = resample_codes(cropped, p.shape_after_resample, p.separate_axis, plan.label_resampling,
+                             plan.resample.threads);
   }
 
   // Rare combinations, then sampling locations on the final codes.

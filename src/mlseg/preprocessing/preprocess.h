@@ -15,6 +15,7 @@
 #include "mlseg/core/image.h"
 #include "mlseg/io/store_layout.h"
 #include "mlseg/labels/label_code.h"
+#include "mlseg/preprocessing/image_steps.h"
 #include "mlseg/preprocessing/normalize.h"
 #include "mlseg/preprocessing/rare_combinations.h"
 #include "mlseg/preprocessing/resample.h"
@@ -39,16 +40,8 @@ struct PreprocessOptions {
 };
 
 /// Everything one case needs, derived once per configuration from plans.json and labels.json.
-struct CasePreprocessingPlan {
-  std::string configuration;
-  std::array<int, 3> transpose_forward{0, 1, 2};
-  std::array<int, 3> transpose_backward{0, 1, 2};
-  std::vector<double> spacing_mm;  ///< plans' spacing: 3 values, or 2 for 2d (z keeps the case's own)
-  std::vector<ChannelNormalization> normalization;
-  bool use_mask_for_norm = false;  ///< some channel normalises inside the nonzero mask
+struct CasePreprocessingPlan : ImagePreprocessingPlan {
   LabelResampling label_resampling = LabelResampling::per_channel_bit;
-  ResampleOptions resample;
-  double anisotropy_threshold = kDefaultAnisotropyThreshold;
   std::vector<std::string> channel_names;
   RareCombinationPlan rare;
   std::vector<CombinationTarget> location_combinations;  ///< rare combinations that survive the policy

@@ -203,6 +203,238 @@ std::string shape_text(const PatchShapeZyx& shape, int dimension) {
   return out.str();
 }
 
+
+// Runs `mlseg preprocess` for the configuration when its store is missing.
+void ensure_preprocessed(const fs::path& dataset_dir, const fs::path& store_dir, const TrainOptions& options) {
+  if (fs::exists(store_dir / kStoreFile)) return;
+  if (options.show_progress) std::cout << "no preprocessed store for " << options.configuration << ": running mlseg preprocess\n";
+  PreprocessOptions preprocess;
+  preprocess.work_dir = options.work_dir;
+  preprocess.configurations = {options.configuration};
+  preprocess.threads = options.threads;
+  preprocess.show_progress = options.show_progress;
+  const PreprocessRun run = preprocess_dataset(dataset_dir, preprocess);
+  if (!run.ok()) {
+    std::cout << format_preprocess_report(run);
+    throw Error("preprocessing failed for some cases", "fix the cases listed above (see `mlseg verify`) and rerun");
+  }
+}
+
+/// What a run sets up once from the dataset, plans.json and the store.
+struct RunSetup {
+  Dataset dataset;
+  fs::path dataset_work, fold_dir, log_path;
+  Json plans;
+  std::unique_ptr<PreprocessedStore> store;
+  FoldCases fold;
+  ModelDescription model;
+  PlainConvUNetOptions net_options{1, 1};  // from plans.json (prepare_run)
+  PatchShapeZyx patch{};
+  int dimension = 3;
+  std::int64_t batch_size = 2;
+  TargetEncoding encoding = TargetEncoding::sigmoid;
+  LossOptions loss_options;
+  std::vector<std::array<double, 3>> scales;  // deep-supervision target scales
+  torch::Device device = torch::kCPU;
+  int threads = 1;
+};
+
+RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
+  if (options.epochs < 1 || options.iterations_per_epoch < 1) {
+    throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
+  }
+  if (options.configuration == "3d_cascade_fullres") {
+    throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
+  }
+  RunSetup run;
+  run.dataset = load_dataset(dataset_dir);
+  run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
+  const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
+  ensure_preprocessed(dataset_dir, store_dir, options);
+  const fs::path plans_path = run.dataset_work / "plans.json";
+  run.plans = read_json_file(plans_path);
+  run.store = std::make_unique<PreprocessedStore>(store_dir);
+  run.fold = fold_cases(*run.store, run.dataset_work, options);
+  run.fold_dir = run.dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
+  run.log_path = run.fold_dir / kLogFile;
+
+  // The network and what it is trained on.
+  if (!run.plans.contains("configurations") || !run.plans["configurations"].contains(options.configuration)) {
+    throw Error("plans.json has no configuration '" + options.configuration + "'",
+                "pass -c with a configuration `mlseg plan` wrote (3d_fullres, 2d, 3d_lowres)", {plans_path.string(), "", ""});
+  }
+  const Json& configuration = run.plans["configurations"][options.configuration];
+  const std::vector<std::int64_t> patch_size = configuration.value("patch_size", std::vector<std::int64_t>{});
+  if (patch_size.size() != 2 && patch_size.size() != 3) {
+    throw Error("configurations." + options.configuration + ".patch_size is missing or malformed", "rerun `mlseg plan`",
+                {plans_path.string(), "", ""});
+  }
+  run.dimension = static_cast<int>(patch_size.size());
+  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
+  run.net_options = plain_conv_unet_options_from_plans(run.plans, options.configuration, run.model.input_channels,
+                                                       run.model.num_outputs, /*deep_supervision=*/true);
+  run.patch = run.dimension == 2 ? PatchShapeZyx{1, patch_size[0], patch_size[1]}
+                                 : PatchShapeZyx{patch_size[0], patch_size[1], patch_size[2]};
+  run.batch_size = configuration.value("batch_size", std::int64_t{2});
+  run.encoding = parse_target_encoding(run.model.label_encoding);
+  run.loss_options.kind(loss_kind_for_encoding(run.model.label_encoding)).batch_dice(configuration.value("batch_dice", false));
+  run.scales = network_deep_supervision_scales(run.net_options.strides(), run.dimension);
+  run.device = choose_device(options.device);
+  run.threads = options.threads > 0 ? options.threads : default_thread_count();
+  return run;
+}
+
+/// The trained state: network, optimizer, run progress and the epochs logged so far.
+struct ModelState {
+  PlainConvUNet network{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  RunState state;
+  std::vector<EpochRecord> records;
+};
+
+// Seeded initial weights and a fresh optimizer, then either --resume's checkpoint_latest (the log
+// cut back to its epoch) or a clean fold folder.
+ModelState start_or_resume(const RunSetup& run, const TrainOptions& options) {
+  fs::create_directories(run.fold_dir);
+  ModelState m;
+  torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
+  m.network = PlainConvUNet(run.net_options);
+  m.network->to(run.device);
+  m.optimizer = make_optimizer(*m.network, options.optimizer);
+  if (options.resume) {
+    const fs::path latest = run.fold_dir / kLatest;
+    LoadedCheckpoint loaded = load_checkpoint(latest);
+    if (loaded.model.configuration != options.configuration || loaded.model.channel_names != run.model.channel_names) {
+      throw Error("checkpoint_latest.pt was trained on another configuration or channel set",
+                  "resume with the same -c, or start over with --overwrite", {latest.string(), "", ""});
+    }
+    loaded.network->to(run.device);
+    copy_parameters(m.network, loaded.network);
+    load_optimizer_state(latest, *m.optimizer);
+    m.state = run_state_from_json(loaded.metadata, latest);
+    for (EpochRecord& r : read_epoch_records(run.log_path)) {
+      if (r.epoch < m.state.next_epoch) m.records.push_back(std::move(r));
+    }
+    write_epoch_records(run.log_path, m.records);
+    std::cout << "resuming " << run.fold.name << " at epoch " << m.state.next_epoch + 1 << " from " << latest.string() << "\n";
+  } else {
+    const bool has_run = fs::exists(run.fold_dir / kLatest) || fs::exists(run.fold_dir / kFinal) || fs::exists(run.log_path);
+    if (has_run && !options.overwrite) {
+      throw Error(run.fold_dir.string() + " already holds a training run",
+                  "pass --resume to continue it, or --overwrite to start over");
+    }
+    for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(run.fold_dir / name);
+  }
+  return m;
+}
+
+void print_run_header(const RunSetup& run, const TrainOptions& options, const ValidationSet& validation_set,
+                      int loader_workers) {
+  std::cout << "mlseg train: " << run.dataset.name << " " << options.configuration << " " << run.fold.name << ": "
+            << run.fold.train.size() << " training / " << run.fold.val.size() << " validation cases; patch "
+            << shape_text(run.patch, run.dimension) << ", batch " << run.batch_size << "; " << options.epochs
+            << " epochs x " << options.iterations_per_epoch << " iterations; " << run.model.label_encoding << " ("
+            << run.model.channel_names.size() << " channels); " << (run.device.is_cuda() ? "cuda" : "cpu") << " ("
+            << run.threads << " threads; loader workers: " << loader_workers << "), " << to_string(options.precision)
+            << ", " << to_string(options.optimizer.kind()) << "\n";
+  std::cout << "outputs: " << run.fold_dir.string() << "\n";
+  if (options.nnunet_compatible_validation) {
+    std::cout << "validation: nnU-Net-compatible (" << options.val_iterations
+              << " fresh random foreground-biased batches per epoch)\n";
+  }
+  std::cout << format_coverage_table(validation_set, run.fold.name) << std::flush;
+}
+
+// One optimisation step on `batch`. Returns the loss when the step was taken; nullopt when the
+// loss or the gradient was not finite (the weights are then left untouched).
+std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options) {
+  const torch::Tensor image = network_input(batch.tensors[0].to(run.device, true), run.dimension);
+  const std::vector<ScaleTargets> targets =
+      batch_targets(batch.tensors[1], run.store->num_channels(), run.scales, run.encoding, run.dimension, run.device);
+  std::vector<torch::Tensor> target_list, annotated_list;
+  for (const ScaleTargets& t : targets) {
+    target_list.push_back(t.target);
+    annotated_list.push_back(t.annotated);
+  }
+  m.optimizer->zero_grad();
+  std::vector<torch::Tensor> outputs;
+  {
+    AutocastScope autocast(options.precision, run.device);
+    outputs = m.network->forward(image);
+  }
+  for (torch::Tensor& o : outputs) o = o.to(torch::kFloat);
+  const torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, run.loss_options);
+  const double loss_value = loss.item<double>();
+  bool finite = std::isfinite(loss_value);
+  if (finite) {
+    loss.backward();
+    const double clip = options.optimizer.gradient_clip_norm();
+    const double norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(m.network->parameters(), clip) : 0.0;
+    finite = std::isfinite(norm);
+  }
+  if (!finite) {
+    m.optimizer->zero_grad();
+    return std::nullopt;
+  }
+  m.optimizer->step();
+  return loss_value;
+}
+
+/// The validation side of a run: the fixed patch set and how it is scored.
+struct ValidationPlan {
+  ValidationSetOptions set_options;
+  ValidationSet set;
+  ValidatorOptions validator;
+};
+
+ValidationPlan plan_validation(const RunSetup& run, const TrainOptions& options) {
+  ValidationPlan v{ValidationSetOptions(run.batch_size, run.patch), {}, {}};
+  v.set_options.iterations(options.val_iterations)
+      .auto_iterations(options.val_iterations_auto)
+      .min_patches_per_channel(options.nnunet_compatible_validation ? 0 : options.val_min_patches_per_channel)
+      .seed(options.seed);
+  v.set = build_validation_set(*run.store, run.fold.val, v.set_options);
+  v.validator.encoding = run.encoding;
+  v.validator.loss = run.loss_options;
+  v.validator.empty_policy = options.empty_policy;
+  v.validator.precision = options.precision;
+  v.validator.device = run.device;
+  v.validator.dimension = run.dimension;
+  return v;
+}
+
+// Scores the epoch's network (--val-mode) into `record`, moves the EMA and marks a new best.
+// Returns the seconds validation took.
+double validate_epoch(EpochRecord& record, ModelState& m, DiceEma& ema, ValidationPlan& validation, const RunSetup& run,
+                      const TrainOptions& options) {
+  if (options.nnunet_compatible_validation) {
+    // nnU-Net draws fresh foreground-biased patches every epoch.
+    validation.set = build_validation_set(
+        *run.store, run.fold.val,
+        ValidationSetOptions(validation.set_options).seed(options.seed + 1 + static_cast<std::uint64_t>(record.epoch)));
+  }
+  if (options.val_mode != ValidationMode::full) {
+    record.validation = run_validation(m.network, *run.store, validation.set, validation.validator);
+  }
+  if (options.val_mode != ValidationMode::patches) {
+    ValidationResult full = run_full_case_validation(m.network, *run.store, run.fold.val, run.patch,
+                                                     validation.set.coverage.cases_with_channel, validation.validator);
+    if (options.val_mode == ValidationMode::full) {
+      record.validation = std::move(full);
+    } else {
+      record.full_validation = std::move(full);
+    }
+  }
+  record.ema_mean_dice = ema.update(record.validation->mean_dice);
+  m.state.ema = record.ema_mean_dice;
+  if (record.ema_mean_dice && (!m.state.best_ema || *record.ema_mean_dice > *m.state.best_ema)) {
+    m.state.best_ema = record.ema_mean_dice;
+    m.state.best_epoch = record.epoch;
+    record.best = true;
+  }
+  return record.validation->seconds + (record.full_validation ? record.full_validation->seconds : 0.0);
+}
+
 }  // namespace
 
 ValidationMode parse_validation_mode(const std::string& name) {
@@ -216,152 +448,39 @@ std::string fold_folder_name(const std::string& fold) { return "fold_" + fold; }
 
 TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   const auto start = Clock::now();
-  if (options.epochs < 1 || options.iterations_per_epoch < 1) {
-    throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
-  }
-  if (options.configuration == "3d_cascade_fullres") {
-    throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
-  }
-  const Dataset dataset = load_dataset(dataset_dir);
-  const fs::path dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), dataset.name);
-  const fs::path store_dir = store_dir_for(dataset_work, options.configuration);
-  if (!fs::exists(store_dir / kStoreFile)) {
-    if (options.show_progress) std::cout << "no preprocessed store for " << options.configuration << ": running mlseg preprocess\n";
-    PreprocessOptions preprocess;
-    preprocess.work_dir = options.work_dir;
-    preprocess.configurations = {options.configuration};
-    preprocess.threads = options.threads;
-    preprocess.show_progress = options.show_progress;
-    const PreprocessRun run = preprocess_dataset(dataset_dir, preprocess);
-    if (!run.ok()) {
-      std::cout << format_preprocess_report(run);
-      throw Error("preprocessing failed for some cases", "fix the cases listed above (see `mlseg verify`) and rerun");
-    }
-  }
-  const Json plans = read_json_file(dataset_work / "plans.json");
-  const PreprocessedStore store(store_dir);
-  const FoldCases fold = fold_cases(store, dataset_work, options);
-  const fs::path fold_dir = dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
-
-  // The network and what it is trained on.
-  if (!plans.contains("configurations") || !plans["configurations"].contains(options.configuration)) {
-    throw Error("plans.json has no configuration '" + options.configuration + "'",
-                "pass -c with a configuration `mlseg plan` wrote (3d_fullres, 2d, 3d_lowres)",
-                {(dataset_work / "plans.json").string(), "", ""});
-  }
-  const Json& configuration = plans["configurations"][options.configuration];
-  const std::vector<std::int64_t> patch_size = configuration.value("patch_size", std::vector<std::int64_t>{});
-  if (patch_size.size() != 2 && patch_size.size() != 3) {
-    throw Error("configurations." + options.configuration + ".patch_size is missing or malformed",
-                "rerun `mlseg plan`", {(dataset_work / "plans.json").string(), "", ""});
-  }
-  const int dimension = static_cast<int>(patch_size.size());
-  const ModelDescription model = describe_model(plans, options.configuration, store, dataset, dimension);
-  const PlainConvUNetOptions net_options = plain_conv_unet_options_from_plans(
-      plans, options.configuration, model.input_channels, model.num_outputs, /*deep_supervision=*/true);
-  const PatchShapeZyx patch = dimension == 2 ? PatchShapeZyx{1, patch_size[0], patch_size[1]}
-                                             : PatchShapeZyx{patch_size[0], patch_size[1], patch_size[2]};
-  const std::int64_t batch_size = configuration.value("batch_size", std::int64_t{2});
-  const TargetEncoding encoding = parse_target_encoding(model.label_encoding);
-  LossOptions loss_options;
-  loss_options.kind(loss_kind_for_encoding(model.label_encoding))
-      .batch_dice(configuration.value("batch_dice", false));
-  const auto scales = network_deep_supervision_scales(net_options.strides(), dimension);
-
-  const torch::Device device = choose_device(options.device);
-  const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  torch::set_num_threads(threads);
-
-  // Resume or start.
-  fs::create_directories(fold_dir);
-  const fs::path log_path = fold_dir / kLogFile;
-  RunState state;
-  std::vector<EpochRecord> records;
-  torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
-  PlainConvUNet network(net_options);
-  network->to(device);
-  std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(*network, options.optimizer);
-  if (options.resume) {
-    const fs::path latest = fold_dir / kLatest;
-    LoadedCheckpoint loaded = load_checkpoint(latest);
-    if (loaded.model.configuration != options.configuration || loaded.model.channel_names != model.channel_names) {
-      throw Error("checkpoint_latest.pt was trained on another configuration or channel set",
-                  "resume with the same -c, or start over with --overwrite", {latest.string(), "", ""});
-    }
-    loaded.network->to(device);
-    copy_parameters(network, loaded.network);
-    load_optimizer_state(latest, *optimizer);
-    state = run_state_from_json(loaded.metadata, latest);
-    for (EpochRecord& r : read_epoch_records(log_path)) {
-      if (r.epoch < state.next_epoch) records.push_back(std::move(r));
-    }
-    write_epoch_records(log_path, records);
-    std::cout << "resuming " << fold.name << " at epoch " << state.next_epoch + 1 << " from " << latest.string() << "\n";
-  } else {
-    const bool has_run = fs::exists(fold_dir / kLatest) || fs::exists(fold_dir / kFinal) || fs::exists(log_path);
-    if (has_run && !options.overwrite) {
-      throw Error(fold_dir.string() + " already holds a training run",
-                  "pass --resume to continue it, or --overwrite to start over");
-    }
-    for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(fold_dir / name);
-  }
+  const RunSetup run = prepare_run(dataset_dir, options);
+  torch::set_num_threads(run.threads);
+  ModelState m = start_or_resume(run, options);
   DiceEma ema;
-  ema.restore(state.ema);
+  ema.restore(m.state.ema);
 
   // Data: sampler + augmentation + loader over the training cases; the fixed validation set.
-  const TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(patch).seed(options.seed);
+  const PreprocessedStore& store = *run.store;
+  const TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed);
   SamplerOptions sampler_options =
-      SamplerOptions(batch_size, training_cut_size(batch_options)).final_patch_size_zyx(patch).seed(options.seed);
+      SamplerOptions(run.batch_size, training_cut_size(batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
   if (options.forced_channel_weights != ForcedChannelWeights::uniform) {
     sampler_options.forced_channel_weights(options.forced_channel_weights)
-        .channel_weights(plan_sampling_weights(plans, model.channel_names));
+        .channel_weights(plan_sampling_weights(run.plans, run.model.channel_names));
   }
-  const PatchSampler sampler(store, sampler_options, fold.train);
-  SamplingReportAccumulator coverage(model.channel_names);
+  const PatchSampler sampler(store, sampler_options, run.fold.train);
+  SamplingReportAccumulator coverage(run.model.channel_names);
   LoaderOptions loader_options;
   if (options.loader_workers > 0) loader_options.workers(options.loader_workers);
-  loader_options.first_batch(state.next_batch);
+  loader_options.first_batch(m.state.next_batch);
   BatchLoader loader([&](std::int64_t i) { return make_training_batch(store, sampler, batch_options, i, &coverage); },
                      loader_options);
-
-  ValidationSetOptions val_options(batch_size, patch);
-  val_options.iterations(options.val_iterations)
-      .auto_iterations(options.val_iterations_auto)
-      .min_patches_per_channel(options.nnunet_compatible_validation ? 0 : options.val_min_patches_per_channel)
-      .seed(options.seed);
-  ValidationSet validation_set = build_validation_set(store, fold.val, val_options);
-  ValidatorOptions validator;
-  validator.encoding = encoding;
-  validator.loss = loss_options;
-  validator.empty_policy = options.empty_policy;
-  validator.precision = options.precision;
-  validator.device = device;
-  validator.dimension = dimension;
-
-  if (options.show_progress) {
-    std::cout << "mlseg train: " << dataset.name << " " << options.configuration << " " << fold.name << ": "
-              << fold.train.size() << " training / " << fold.val.size() << " validation cases; patch "
-              << shape_text(patch, dimension) << ", batch " << batch_size << "; " << options.epochs << " epochs x "
-              << options.iterations_per_epoch << " iterations; " << model.label_encoding << " ("
-              << model.channel_names.size() << " channels); " << (device.is_cuda() ? "cuda" : "cpu") << " ("
-              << threads << " threads; loader workers: " << loader_options.workers() << "), "
-              << to_string(options.precision) << ", " << to_string(options.optimizer.kind()) << "\n";
-    std::cout << "outputs: " << fold_dir.string() << "\n";
-    if (options.nnunet_compatible_validation) {
-      std::cout << "validation: nnU-Net-compatible (" << options.val_iterations
-                << " fresh random foreground-biased batches per epoch)\n";
-    }
-    std::cout << format_coverage_table(validation_set, fold.name) << std::flush;
-  }
+  ValidationPlan validation = plan_validation(run, options);
+  if (options.show_progress) print_run_header(run, options, validation.set, loader_options.workers());
 
   auto save = [&](const char* name, bool with_optimizer) {
     Json metadata;
-    metadata["training"] = run_state_to_json(state, options);
-    save_checkpoint(fold_dir / name, network, model, metadata, with_optimizer ? optimizer.get() : nullptr);
+    metadata["training"] = run_state_to_json(m.state, options);
+    save_checkpoint(run.fold_dir / name, m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr);
   };
 
   TrainResult result;
-  result.fold_dir = fold_dir;
+  result.fold_dir = run.fold_dir;
   result.stop_reason = "epochs";
   const double budget_s = options.time_budget_minutes * 60.0;
   double mean_step_s = 0, last_validation_s = 0, last_checkpoint_s = 1.0;
@@ -372,15 +491,15 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   double epoch_seconds_sum = 0;
   std::int64_t epochs_this_run = 0;
 
-  for (std::int64_t epoch = state.next_epoch; epoch < options.epochs && !budget_spent; ++epoch) {
+  for (std::int64_t epoch = m.state.next_epoch; epoch < options.epochs && !budget_spent; ++epoch) {
     const auto epoch_start = Clock::now();
     EpochRecord record;
     record.epoch = epoch;
-    record.channel_names = model.channel_names;
+    record.channel_names = run.model.channel_names;
     record.lr = poly_learning_rate(options.optimizer, epoch, options.epochs);
-    set_learning_rate(*optimizer, record.lr);
+    set_learning_rate(*m.optimizer, record.lr);
     coverage.reset();
-    network->train();
+    m.network->train();
     double loss_sum = 0;
     std::int64_t finite_steps = 0;
     std::unique_ptr<Progress> progress;
@@ -388,58 +507,30 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
       progress = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1), options.iterations_per_epoch, "iterations");
     }
     for (std::int64_t it = 0; it < options.iterations_per_epoch; ++it) {
-      if (budget_s > 0 && (record.iterations > 0 || epochs_this_run > 0)) {
-        const double needed = mean_step_s + last_validation_s + 2 * last_checkpoint_s;
-        if (seconds_since(start) + needed > budget_s) {
-          budget_spent = true;
-          break;
-        }
+      // Stop early enough to validate and write the checkpoints within the budget.
+      if (budget_s > 0 && (record.iterations > 0 || epochs_this_run > 0) &&
+          seconds_since(start) + mean_step_s + last_validation_s + 2 * last_checkpoint_s > budget_s) {
+        budget_spent = true;
+        break;
       }
       const auto step_start = Clock::now();
       std::optional<Batch> batch = loader.next();
       record.data_wait_seconds += seconds_since(step_start);
-      ++state.next_batch;
-      const torch::Tensor image = network_input(batch->tensors[0].to(device, true), dimension);
-      const std::vector<ScaleTargets> targets =
-          batch_targets(batch->tensors[1], store.num_channels(), scales, encoding, dimension, device);
-      std::vector<torch::Tensor> target_list, annotated_list;
-      for (const ScaleTargets& t : targets) {
-        target_list.push_back(t.target);
-        annotated_list.push_back(t.annotated);
-      }
-      optimizer->zero_grad();
-      std::vector<torch::Tensor> outputs;
-      {
-        AutocastScope autocast(options.precision, device);
-        outputs = network->forward(image);
-      }
-      for (torch::Tensor& o : outputs) o = o.to(torch::kFloat);
-      const torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, loss_options);
-      const double loss_value = loss.item<double>();
-      bool finite = std::isfinite(loss_value);
-      if (finite) {
-        loss.backward();
-        const double norm = options.optimizer.gradient_clip_norm() > 0
-                                ? torch::nn::utils::clip_grad_norm_(network->parameters(), options.optimizer.gradient_clip_norm())
-                                : 0.0;
-        finite = std::isfinite(norm);
-      }
-      if (!finite) {
+      ++m.state.next_batch;
+      if (const std::optional<double> loss = train_step(m, *batch, run, options)) {
+        nonfinite_in_a_row = 0;
+        loss_sum += *loss;
+        ++finite_steps;
+      } else {
         // A non-finite loss or gradient never reaches the weights.
-        optimizer->zero_grad();
         ++record.skipped_steps;
-        ++state.skipped_steps;
+        ++m.state.skipped_steps;
         if (++nonfinite_in_a_row >= options.max_nonfinite_in_a_row) {
           save(kLatest, true);
           throw Error(std::to_string(nonfinite_in_a_row) + " training steps in a row had a non-finite loss or gradient (epoch " +
                           std::to_string(epoch + 1) + "); the weights were not updated by any of them",
                       "check the images for NaN/Inf (`mlseg verify`), lower the learning rate (--lr), or use --precision fp32");
         }
-      } else {
-        optimizer->step();
-        nonfinite_in_a_row = 0;
-        loss_sum += loss_value;
-        ++finite_steps;
       }
       ++record.iterations;
       const double step_s = seconds_since(step_start);
@@ -460,44 +551,20 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
 
     const bool last_epoch = epoch + 1 == options.epochs || budget_spent || epoch + 1 == options.stop_after_epoch;
     if ((epoch + 1) % std::max<std::int64_t>(1, options.val_every) == 0 || last_epoch) {
-      if (options.nnunet_compatible_validation) {
-        // nnU-Net draws fresh foreground-biased patches every epoch.
-        validation_set = build_validation_set(store, fold.val, ValidationSetOptions(val_options).seed(options.seed + 1 + static_cast<std::uint64_t>(epoch)));
-      }
-      if (options.val_mode != ValidationMode::full) {
-        record.validation = run_validation(network, store, validation_set, validator);
-      }
-      if (options.val_mode != ValidationMode::patches) {
-        ValidationResult full = run_full_case_validation(network, store, fold.val, patch,
-                                                         validation_set.coverage.cases_with_channel, validator);
-        if (options.val_mode == ValidationMode::full) {
-          record.validation = std::move(full);
-        } else {
-          record.full_validation = std::move(full);
-        }
-      }
-      last_validation_s = record.validation->seconds + (record.full_validation ? record.full_validation->seconds : 0.0);
-      record.ema_mean_dice = ema.update(record.validation->mean_dice);
-      state.ema = record.ema_mean_dice;
-      if (record.ema_mean_dice && (!state.best_ema || *record.ema_mean_dice > *state.best_ema)) {
-        state.best_ema = record.ema_mean_dice;
-        state.best_epoch = epoch;
-        record.best = true;
-      }
+      last_validation_s = validate_epoch(record, m, ema, validation, run, options);
     } else {
       record.ema_mean_dice = ema.value();
     }
-    state.next_epoch = epoch + 1;
+    m.state.next_epoch = epoch + 1;
     const auto checkpoint_start = Clock::now();
+    const bool periodic = (epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0;
     if (record.best) save(kBest, false);
-    if ((epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0) save(kLatest, true);
-    if (record.best || (epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0) {
-      last_checkpoint_s = std::max(0.1, seconds_since(checkpoint_start));
-    }
+    if (periodic) save(kLatest, true);
+    if (record.best || periodic) last_checkpoint_s = std::max(0.1, seconds_since(checkpoint_start));
     record.epoch_seconds = seconds_since(epoch_start);
-    records.push_back(record);
-    append_epoch_record(log_path, record);
-    write_text_file_atomically(fold_dir / kProgressPlot, progress_svg(records));
+    m.records.push_back(record);
+    append_epoch_record(run.log_path, record);
+    write_text_file_atomically(run.fold_dir / kProgressPlot, progress_svg(m.records));
     ++epochs_this_run;
     epoch_seconds_sum += record.epoch_seconds;
     if (options.show_progress) {
@@ -515,10 +582,10 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   if (interrupted) result.stop_reason = "stopped after epoch " + std::to_string(options.stop_after_epoch) + " (--resume continues)";
   save(kLatest, true);
   if (!interrupted) save(kFinal, false);
-  result.epochs_completed = state.next_epoch;
-  result.best_ema = state.best_ema;
-  result.best_epoch = state.best_epoch;
-  result.skipped_steps = state.skipped_steps;
+  result.epochs_completed = m.state.next_epoch;
+  result.best_ema = m.state.best_ema;
+  result.best_epoch = m.state.best_epoch;
+  result.skipped_steps = m.state.skipped_steps;
   result.seconds = seconds_since(start);
   return result;
 }
