@@ -328,8 +328,8 @@ TEST_F(PredictPhantom, InputChannelsAreCheckedAgainstTheModel) {
   EXPECT_EQ(single[0].images.size(), 2u);
 }
 
-// A hand-made plans.json for a tiny 3D network at `spacing`, one zscore channel.
-ModelDescription tiny_model(const std::array<double, 3>& spacing) {
+// A hand-made plans.json for a tiny 3D network at `spacing`, `input_channels` zscore channels.
+ModelDescription tiny_model(const std::array<double, 3>& spacing, int input_channels = 1) {
   Json arch;
   arch["n_stages"] = 2;
   arch["features_per_stage"] = {4, 8};
@@ -341,8 +341,8 @@ ModelDescription tiny_model(const std::array<double, 3>& spacing) {
   Json config;
   config["patch_size"] = {16, 16, 16};
   config["spacing"] = spacing;
-  config["normalization_schemes"] = {"zscore"};
-  config["use_mask_for_norm"] = {false};
+  config["normalization_schemes"] = std::vector<std::string>(static_cast<std::size_t>(input_channels), "zscore");
+  config["use_mask_for_norm"] = std::vector<bool>(static_cast<std::size_t>(input_channels), false);
   config["architecture"] = {{"arch_kwargs", arch}};
   Json plans;
   plans["transpose_forward"] = {0, 1, 2};
@@ -354,10 +354,49 @@ ModelDescription tiny_model(const std::array<double, 3>& spacing) {
   model.configuration = "3d_fullres";
   model.label_encoding = "sigmoid";
   model.channel_names = {"a", "b"};
-  model.input_channels = 1;
+  model.input_channels = input_channels;
   model.num_outputs = 2;
   model.dataset_json = Json{{"file_ending", ".nii.gz"}};
   return model;
+}
+
+// Several modalities per case (BraTS: FLAIR, T1c): the channel files are stacked in channel order,
+// and a channel file on another grid fails that case with a message naming the file.
+TEST(PredictMultiModal, ChannelFilesAreStackedAndMustShareTheGrid) {
+  mlseg::testing::TempDir dir;
+  Image image;
+  image.data = torch::rand({1, 10, 20, 18});
+  image.geometry.spacing_zyx_mm = {2.0, 1.0, 1.0};
+  image.geometry.origin_zyx_mm = {3.0, -4.0, 5.0};
+  const fs::path input = dir / "imagesTs";
+  fs::create_directories(input);
+  write_image(image, input / "good_0000.nii.gz");
+  Image second = image;
+  second.data = image.data * 2 + 1;
+  write_image(second, input / "good_0001.nii.gz");
+  write_image(image, input / "bad_0000.nii.gz");
+  Image other_grid = image;
+  other_grid.data = torch::rand({1, 10, 20, 17});
+  write_image(other_grid, input / "bad_0001.nii.gz");
+
+  const ModelDescription model = tiny_model({2.0, 1.0, 1.0}, 2);
+  torch::manual_seed(3);
+  PlainConvUNet network = build_network(model, false);
+  const fs::path model_dir = dir / "model";
+  save_checkpoint(model_dir / "fold_0" / "checkpoint_final.pt", network, model, Json::object(), nullptr);
+  PredictFolderOptions options;
+  options.show_progress = false;
+  options.device = "cpu";
+  options.predict.use_mirroring = false;
+  const PredictRun run = predict_folder(input, dir / "out", model_dir, options);
+  EXPECT_EQ(run.predicted, 1) << format_predict_report(run);
+  ASSERT_EQ(run.failures.size(), 1u) << format_predict_report(run);
+  const std::string report = format_predict_report(run);
+  EXPECT_NE(report.find("bad"), std::string::npos) << report;
+  EXPECT_NE(report.find("another grid"), std::string::npos) << report;
+  const ImageHeader written = read_image_header(dir / "out" / "good.nii.gz");
+  EXPECT_EQ(written.shape_zyx, (std::array<std::int64_t, 3>{10, 20, 18}));
+  EXPECT_EQ(written.geometry.origin_zyx_mm, image.geometry.origin_zyx_mm);
 }
 
 TEST(PredictRealData, OutputGeometryEqualsTheInputsExactly) {

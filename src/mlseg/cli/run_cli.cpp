@@ -29,7 +29,7 @@ int run_cli(CLI::App& app, const CommandRegistry& registry, int argc, char** arg
     return 2;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "mlseg: internal error: %s\n  (please report this, with the command that caused it)\n",
-                 error.what());
+                 mlseg::error_message(error).c_str());
     return 3;
   }
 }

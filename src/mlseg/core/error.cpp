@@ -49,4 +49,11 @@ Error Error::with_code(std::string code) const {
   return copy;
 }
 
+std::string error_message(const std::exception& error) {
+  std::string text = error.what();
+  const auto trace = text.find("\nException raised from ");
+  if (trace != std::string::npos) text.erase(trace);
+  return text;
+}
+
 }  // namespace mlseg

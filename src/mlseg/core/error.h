@@ -39,4 +39,8 @@ class Error : public std::runtime_error {
 /// "file (case X, channel Y)" with absent parts left out; empty when nothing is known.
 std::string describe_location(const ErrorLocation& where);
 
+/// `error.what()` for a user: LibTorch's errors append "Exception raised from ..." and a stack
+/// trace, which is cut off here.
+std::string error_message(const std::exception& error);
+
 }  // namespace mlseg

@@ -299,7 +299,7 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
     } catch (const Error& error) {
       failures[i] = error.located({reference.path.string(), reference.case_id, ""});
     } catch (const std::exception& error) {
-      failures[i] = Error(std::string("could not score the case: ") + error.what(),
+      failures[i] = Error("could not score the case: " + error_message(error),
                           "check the reference and prediction files of this case",
                           {reference.path.string(), reference.case_id, ""});
     }

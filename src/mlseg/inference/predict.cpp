@@ -44,7 +44,7 @@ Image read_input_case(const InputCase& input) {
   for (const auto& file : input.images) {
     Image part = read_image(file);
     if (channels.empty()) {
-      image.geometry = part.geometry;
+      image = part;
     } else if (part.shape_zyx() != image.shape_zyx() || !spacing_matches(part.geometry, image.geometry) ||
                !origin_matches(part.geometry, image.geometry) || !direction_matches(part.geometry, image.geometry)) {
       throw Error("channel file " + file.filename().string() + " has another grid than " + input.images.front().filename().string(),
@@ -226,7 +226,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     try {
       prepared.image = preprocess_image(c.case_id, read_input_case(c), plan);
     } catch (const std::exception& e) {
-      prepared.error = e.what();
+      prepared.error = error_message(e);
     }
     return prepared;
   };
@@ -258,7 +258,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
       run.cases.push_back(std::move(result));
       ++run.predicted;
     } catch (const std::exception& e) {
-      run.failures.push_back({writing_case, e.what()});
+      run.failures.push_back({writing_case, error_message(e)});
     }
     progress.advance();
   };
@@ -276,7 +276,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     try {
       logits = sliding_window_logits(networks, prepared.image->image, window);
     } catch (const std::exception& e) {
-      run.failures.push_back({cases[i].case_id, e.what()});
+      run.failures.push_back({cases[i].case_id, error_message(e)});
       progress.advance();
       continue;
     }

@@ -284,7 +284,7 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
         config_run.failures.push_back({files.case_id, std::string(located.what())});
       } catch (const std::exception& error) {
         std::lock_guard<std::mutex> lock(mutex);
-        config_run.failures.push_back({files.case_id, error.what()});
+        config_run.failures.push_back({files.case_id, error_message(error)});
       }
       progress.advance();
     });

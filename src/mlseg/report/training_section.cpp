@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "mlseg/core/error.h"
 #include "mlseg/core/svg_plot.h"
 #include "mlseg/report/channel_colour.h"
 #include "mlseg/report/report_sections.h"
@@ -72,7 +73,7 @@ void add_fold(const ReportInputs& inputs, const std::string& fold, HtmlDocument&
   try {
     log = read_training_log(log_file);
   } catch (const std::exception& error) {
-    doc.warning(std::string("training log unreadable: ") + error.what());
+    doc.warning("training log unreadable: " + error_message(error));
     return;
   }
   if (log.unreadable_lines > 0) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "mlseg/core/error.h"
 #include "mlseg/core/html_escape.h"
 #include "mlseg/core/png_write.h"
 #include "mlseg/report/channel_colour.h"
@@ -239,7 +240,7 @@ void add_validation_images_section(const ReportInputs& inputs, HtmlDocument& doc
     try {
       slices = render_validation_slices(layout.raw_dataset_dir, validation_dir, options);
     } catch (const std::exception& error) {
-      doc.warning(std::string("slice images unavailable: ") + error.what());
+      doc.warning("slice images unavailable: " + error_message(error));
       break;
     }
     for (const std::string& problem : slices.problems) doc.warning("fold " + fold + ": " + problem);

@@ -217,7 +217,7 @@ ValidationSlices render_validation_slices(const fs::path& raw_dataset_dir, const
     try {
       result.cases.push_back(draw_case(dataset, *references.at(case_id), prediction_files, options));
     } catch (const std::exception& error) {
-      result.problems.push_back(case_id + ": " + error.what());
+      result.problems.push_back(case_id + ": " + error_message(error));
     }
   }
   return result;
