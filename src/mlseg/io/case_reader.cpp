@@ -2,40 +2,22 @@
 
 #include <vector>
 
-#include "mlseg/core/error.h"
+#include "mlseg/io/case_file_checks.h"
 
 namespace mlseg {
 
-namespace {
-template <typename Function>
-auto located(const std::string& case_id, const std::filesystem::path& file, Function&& function) {
-  try {
-    return function();
-  } catch (const Error& error) {
-    throw error.located({file.string(), case_id, ""});
-  }
-}
-
-void require_same_shape(const Image& first, const Image& other, const std::string& case_id,
-                        const std::filesystem::path& file) {
-  if (first.shape_zyx() != other.shape_zyx()) {
-    throw Error("shape " + format_shape(other.shape_zyx()) + " differs from the case's first file (" +
-                    format_shape(first.shape_zyx()) + ")",
-                "resample or crop the files of a case to one grid", {file.string(), case_id, ""});
-  }
-}
-}  // namespace
+using detail::located_in_case;
 
 Image read_case_images(const Dataset&, const CaseFiles& files, const ImageReadOptions& options) {
   std::vector<torch::Tensor> channels;
   Image result;
   for (std::size_t i = 0; i < files.images.size(); ++i) {
-    Image image = located(files.case_id, files.images[i], [&] { return read_image(files.images[i], options); });
+    Image image = located_in_case(files.case_id, files.images[i], [&] { return read_image(files.images[i], options); });
     if (i == 0) {
       result.geometry = image.geometry;
       result.data = image.data;
     } else {
-      require_same_shape(result, image, files.case_id, files.images[i]);
+      detail::require_case_grid(result.shape_zyx(), image.shape_zyx(), files.case_id, files.images[i]);
     }
     channels.push_back(image.data);
   }
