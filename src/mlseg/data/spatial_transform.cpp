@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "mlseg/core/cpu_dispatch.h"
 #include "mlseg/core/error.h"
 #include "mlseg/metrics/code_words.h"
 
@@ -59,6 +60,10 @@ void require_sample(const torch::Tensor& image, const CodeVolume& codes, const S
                 "convert the patch with .to(torch::kFloat32).contiguous() before augmenting");
   }
   detail::require_code_volume(codes, "augmentation labels");
+  if (image.size(0) < 1 || codes.words.size(0) < 1) {
+    throw Error("augmentation input has no image channel or no label code word",
+                "pass at least one image channel and the case's code volume");
+  }
   for (int axis = 0; axis < 3; ++axis) {
     if (codes.words.size(axis + 1) != image.size(axis + 1)) {
       throw Error("augmentation image and label code volume differ in spatial shape",
@@ -95,7 +100,7 @@ struct ResampleJob {
 // `threshold`. Bits all corners share are kept, bits none has stay clear; only the others vote,
 // so the cost depends on the bits that change here, never on how many label values exist.
 template <typename Word, int N>
-inline Word vote_bits(const Word* n, const float* w, float threshold) {
+MLSEG_ALWAYS_INLINE Word vote_bits(const Word* n, const float* w, float threshold) {
   Word all_and = n[0], all_or = n[0];
   for (int k = 1; k < N; ++k) {
     all_and = static_cast<Word>(all_and & n[k]);
@@ -136,7 +141,7 @@ struct RowCoordinates {
   float tz[kTileX], ty[kTileX], tx[kTileX];
 };
 
-inline void row_coordinates(const std::array<double, 3>& start, const std::array<double, 3>& step, std::int64_t count,
+MLSEG_ALWAYS_INLINE void row_coordinates(const std::array<double, 3>& start, const std::array<double, 3>& step, std::int64_t count,
                             const std::array<std::int64_t, 3>& in, bool planar, RowCoordinates& row) {
   const auto bz = static_cast<float>(start[0]), by = static_cast<float>(start[1]), bx = static_cast<float>(start[2]);
   const auto dz = static_cast<float>(step[0]), dy = static_cast<float>(step[1]), dx = static_cast<float>(step[2]);
@@ -163,7 +168,7 @@ inline void row_coordinates(const std::array<double, 3>& start, const std::array
 
 // Trilinear (planar: bilinear) weights of the 8 (4) corners, corner bit order z, y, x.
 template <int N>
-inline void corner_weights(float tz, float ty, float tx, float* w) {
+MLSEG_ALWAYS_INLINE void corner_weights(float tz, float ty, float tx, float* w) {
   const float wyx[4] = {(1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx};
   if constexpr (N == 4) {
     for (int k = 0; k < 4; ++k) w[k] = wyx[k];
@@ -175,21 +180,76 @@ inline void corner_weights(float tz, float ty, float tx, float* w) {
   }
 }
 
-// Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
-// image and the labels in separate tight loops into local buffers (an unsigned char store could
-// alias anything, so the loops never store through the output pointers directly), then the few
-// border voxels.
+// The 8 (planar: 4) corner offsets of a source voxel, corner bit order z, y, x.
+struct CornerOffsets {
+  std::int64_t o[8];
+  CornerOffsets(std::int64_t in_plane, std::int64_t width)
+      : o{0, 1, width, width + 1, in_plane, in_plane + 1, in_plane + width, in_plane + width + 1} {}
+};
+
+// Trilinear (planar: bilinear) value at interior voxel k: lerp along x, then y, then z (the
+// weights of corner_weights, fewer products).
+template <bool kPlanar>
+MLSEG_ALWAYS_INLINE float interpolate_image(const float* src, const RowCoordinates& coordinates, std::int64_t k,
+                               const CornerOffsets& c) {
+  const float* p = src + coordinates.base[k];
+  const float tx = coordinates.tx[k], ty = coordinates.ty[k];
+  const float y0 = p[0] + tx * (p[c.o[1]] - p[0]), y1 = p[c.o[2]] + tx * (p[c.o[3]] - p[c.o[2]]);
+  float value = y0 + ty * (y1 - y0);
+  if constexpr (!kPlanar) {
+    const float z0 = p[c.o[4]] + tx * (p[c.o[5]] - p[c.o[4]]), z1 = p[c.o[6]] + tx * (p[c.o[7]] - p[c.o[6]]);
+    value += coordinates.tz[k] * ((z0 + ty * (z1 - z0)) - value);
+  }
+  return value;
+}
+
+// Code at interior voxel k: the nearest corner's, or equal corners copied and the others voting
+// per bit.
 template <typename Word, bool kPlanar>
-void resample_tile(const ResampleJob& job, const Tile& tile) {
+MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates& coordinates, std::int64_t k, const CornerOffsets& c,
+                             bool nearest_labels, float threshold) {
+  constexpr int N = kPlanar ? 4 : 8;
+  const Word* q = src + coordinates.base[k];
+  const float tz = kPlanar ? 0.0f : coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+  if (nearest_labels) return q[c.o[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
+  if constexpr (sizeof(Word) == 1 && !kPlanar) {
+    // Byte codes: corners x and x+1 are adjacent, so the 8 corners are 4 two-byte loads packed
+    // in one word; all equal is one compare against the first byte broadcast.
+    std::uint16_t pair[4];
+    std::memcpy(&pair[0], q, 2);
+    std::memcpy(&pair[1], q + c.o[2], 2);
+    std::memcpy(&pair[2], q + c.o[4], 2);
+    std::memcpy(&pair[3], q + c.o[6], 2);
+    const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
+                                 std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
+    if (packed == std::uint64_t{q[0]} * 0x0101010101010101ull) return q[0];
+  }
+  Word n[N];
+  for (int corner = 0; corner < N; ++corner) n[corner] = q[c.o[corner]];
+  Word differ = 0;
+  for (int corner = 1; corner < N; ++corner) differ = static_cast<Word>(differ | (n[corner] ^ n[0]));
+  if (differ == 0) return n[0];  // the common case: all corners carry the same code
+  float w[N];
+  corner_weights<N>(tz, ty, tx, w);
+  return vote_bits<Word, N>(n, w, threshold);
+}
+
+// Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
+// image and the labels into local buffers (an unsigned char store could alias anything, so the
+// loops never store through the output pointers directly), then the few border voxels. The
+// first image channel and the first code word share one loop, so each voxel's coordinates are
+// read once for both; further channels and words (multi-modal input, over 64 label channels)
+// take a loop each.
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile) {
   constexpr int N = kPlanar ? 4 : 8;
   const auto [S0, S1, S2] = job.in;
   const auto [P0, P1, P2] = job.out;
   const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane, out_volume = P0 * P1 * P2;
   const auto& g = job.grid;
   const std::array<double, 3> step_x = g.step[2];
-  const std::int64_t o1 = 1, o2 = S2, o3 = S2 + 1, o4 = in_plane, o5 = in_plane + 1, o6 = in_plane + S2,
-                     o7 = in_plane + S2 + 1;
-  const std::int64_t corner_offset[8] = {0, o1, o2, o3, o4, o5, o6, o7};
+  const CornerOffsets corners(in_plane, S2);
+  const std::int64_t* const corner_offset = corners.o;
   const Word* const codes = static_cast<const Word*>(job.codes);
   Word* const codes_out = static_cast<Word*>(job.codes_out);
   const float* const image = job.image;
@@ -224,73 +284,40 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
         border[border_count] = static_cast<std::int32_t>(k);
         border_count += coordinates.interior[k] == 0;
       }
-      // Image: lerp along x, then y, then z (the weights of corner_weights, fewer products).
-      for (std::int64_t c = 0; c < channels; ++c) {
-        const float* const src = image + c * in_volume + slice_offset;
-        for (std::int64_t k = 0; k < count; ++k) {
-          if (coordinates.interior[k] == 0) continue;
-          const float* p = src + coordinates.base[k];
-          const float tx = coordinates.tx[k], ty = coordinates.ty[k];
-          const float y0 = p[0] + tx * (p[o1] - p[0]), y1 = p[o2] + tx * (p[o3] - p[o2]);
-          float value = y0 + ty * (y1 - y0);
-          if constexpr (!kPlanar) {
-            const float z0 = p[o4] + tx * (p[o5] - p[o4]), z1 = p[o6] + tx * (p[o7] - p[o6]);
-            value += coordinates.tz[k] * ((z0 + ty * (z1 - z0)) - value);
-          }
-          image_buffer[k] = value;
-        }
+      const auto flush_image = [&](std::int64_t c) {
         for (std::int64_t b = 0; b < border_count; ++b) image_buffer[border[b]] = 0.0f;  // filled below
         std::memcpy(image_out + c * out_volume + row, image_buffer, static_cast<std::size_t>(count) * sizeof(float));
-      }
-      // Labels: equal corners copy, others vote per bit.
-      for (std::int64_t word = 0; word < words; ++word) {
-        const Word* const src = codes + word * in_volume + slice_offset;
-        for (std::int64_t k = 0; k < count; ++k) {
-          if (coordinates.interior[k] == 0) continue;
-          const Word* q = src + coordinates.base[k];
-          const float tz = kPlanar ? 0.0f : coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
-          if (nearest_labels) {
-            code_buffer[k] = q[corner_offset[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
-            continue;
-          }
-          if constexpr (sizeof(Word) == 1 && !kPlanar) {
-            // Byte codes: corners x and x+1 are adjacent, so the 8 corners are 4 two-byte loads
-            // packed in one word; all equal is one compare against the first byte broadcast.
-            std::uint16_t pair[4];
-            std::memcpy(&pair[0], q, 2);
-            std::memcpy(&pair[1], q + o2, 2);
-            std::memcpy(&pair[2], q + o4, 2);
-            std::memcpy(&pair[3], q + o6, 2);
-            const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
-                                         std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
-            if (packed == std::uint64_t{q[0]} * 0x0101010101010101ull) {
-              code_buffer[k] = q[0];
-              continue;
-            }
-          }
-          Word n[N];
-          n[0] = q[0];
-          n[1] = q[o1];
-          n[2] = q[o2];
-          n[3] = q[o3];
-          if constexpr (!kPlanar) {
-            n[4] = q[o4];
-            n[5] = q[o5];
-            n[6] = q[o6];
-            n[7] = q[o7];
-          }
-          Word differ = 0;
-          for (int c = 1; c < N; ++c) differ = static_cast<Word>(differ | (n[c] ^ n[0]));
-          if (differ == 0) {  // the common case: all corners carry the same code
-            code_buffer[k] = n[0];
-            continue;
-          }
-          float w[N];
-          corner_weights<N>(tz, ty, tx, w);
-          code_buffer[k] = vote_bits<Word, N>(n, w, threshold);
-        }
+      };
+      const auto flush_codes = [&](std::int64_t word) {
         for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
         std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
+      };
+      {
+        const float* const src = image + slice_offset;
+        const Word* const code_src = codes + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] == 0) continue;
+          image_buffer[k] = interpolate_image<kPlanar>(src, coordinates, k, corners);
+          code_buffer[k] = interpolate_code<Word, kPlanar>(code_src, coordinates, k, corners, nearest_labels, threshold);
+        }
+        flush_image(0);
+        flush_codes(0);
+      }
+      for (std::int64_t c = 1; c < channels; ++c) {
+        const float* const src = image + c * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] != 0) image_buffer[k] = interpolate_image<kPlanar>(src, coordinates, k, corners);
+        }
+        flush_image(c);
+      }
+      for (std::int64_t word = 1; word < words; ++word) {
+        const Word* const src = codes + word * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] != 0) {
+            code_buffer[k] = interpolate_code<Word, kPlanar>(src, coordinates, k, corners, nearest_labels, threshold);
+          }
+        }
+        flush_codes(word);
       }
       // Border voxels: corners outside the input are the outside value / background.
       for (std::int64_t b = 0; b < border_count; ++b) {
@@ -329,7 +356,7 @@ void resample_tile(const ResampleJob& job, const Tile& tile) {
 }
 
 template <typename Word, bool kPlanar>
-void resample(const ResampleJob& job) {
+MLSEG_ALWAYS_INLINE void resample(const ResampleJob& job) {
   const auto [P0, P1, P2] = job.out;
   for (std::int64_t z = 0; z < P0; z += kTileZ) {
     for (std::int64_t y = 0; y < P1; y += kTileY) {
@@ -338,6 +365,20 @@ void resample(const ResampleJob& job) {
                                                std::min(P2, x + kTileX)});
       }
     }
+  }
+}
+
+// Every instantiation of the kernel, compiled for baseline x86-64 and for AVX2/FMA (cpu_dispatch.h).
+MLSEG_CPU_CLONES void resample_kernel(const ResampleJob& job, CodeWord word, bool planar) {
+  switch (word) {
+    case CodeWord::u8:
+      return planar ? resample<std::uint8_t, true>(job) : resample<std::uint8_t, false>(job);
+    case CodeWord::u16:
+      return planar ? resample<std::uint16_t, true>(job) : resample<std::uint16_t, false>(job);
+    case CodeWord::u32:
+      return planar ? resample<std::uint32_t, true>(job) : resample<std::uint32_t, false>(job);
+    case CodeWord::u64:
+      return planar ? resample<std::uint64_t, true>(job) : resample<std::uint64_t, false>(job);
   }
 }
 
@@ -500,14 +541,7 @@ SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolu
   const auto centre_offset = row_times(patch_centre, affine);
   for (int i = 0; i < 3; ++i) job.grid.origin[i] = source_centre[i] - centre_offset[i];
 
-  detail::with_code_word_type(codes, [&](auto word) {
-    using Word = decltype(word);
-    if (planar) {
-      resample<Word, true>(job);
-    } else {
-      resample<Word, false>(job);
-    }
-  });
+  resample_kernel(job, codes.view().word, planar);
   return result;
 }
 
