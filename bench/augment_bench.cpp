@@ -128,6 +128,19 @@ void BM_SpatialForced128(benchmark::State& state) {
 }
 BENCHMARK(BM_SpatialForced128)->Unit(benchmark::kMillisecond)->Iterations(256);
 
+// The two kinds of draw on their own: scaling without rotation takes the separable path,
+// rotation the general per-voxel kernel (3-label sample, everything else off).
+void spatial_draw_benchmark(benchmark::State& state, double rotation_probability, double scaling_probability) {
+  static const Sample sample = make_initial_patch(3, true);
+  mlseg::AugmentationOptions options = mlseg::AugmentationOptions::none();
+  options.spatial().rotation_probability(rotation_probability).scaling_probability(scaling_probability);
+  augment_benchmark(state, sample, options);
+}
+void BM_SpatialScalingOnly128(benchmark::State& state) { spatial_draw_benchmark(state, 0.0, 1.0); }
+BENCHMARK(BM_SpatialScalingOnly128)->Unit(benchmark::kMillisecond)->Iterations(128);
+void BM_SpatialRotationOnly128(benchmark::State& state) { spatial_draw_benchmark(state, 1.0, 0.0); }
+BENCHMARK(BM_SpatialRotationOnly128)->Unit(benchmark::kMillisecond)->Iterations(128);
+
 // Per-transform cost on the 128^3 patch (in place, each transform forced, one channel): where
 // the time of the pipeline above goes. Multiply by the transform's firing rate for its share.
 torch::Tensor patch128() {
