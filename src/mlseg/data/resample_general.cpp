@@ -1,0 +1,256 @@
+#include <algorithm>
+#include <cstring>
+
+#include "mlseg/data/resample_kernels.h"
+
+namespace mlseg::detail {
+namespace {
+
+template <typename Word>
+void fill_outside(const ResampleJob& job, std::int64_t at, std::int64_t count, std::int64_t out_volume) {
+  for (std::int64_t c = 0; c < job.channels; ++c) std::fill_n(job.image_out + c * out_volume + at, count, job.outside);
+  Word* codes_out = static_cast<Word*>(job.codes_out);
+  for (std::int64_t word = 0; word < job.words; ++word) std::fill_n(codes_out + word * out_volume + at, count, Word{0});
+}
+
+// Output tiles keep the source region they read within the L2 cache: a rotated row walks
+// across source planes, so plain row order would fetch every source line several times.
+constexpr std::int64_t kTileZ = 16, kTileY = 16, kTileX = 64;
+
+struct Tile {
+  std::int64_t z_begin, z_end, y_begin, y_end, x_begin, x_end;
+};
+
+// Source coordinates of one output row segment, in a loop the compiler vectorises: floor, the
+// fractional parts, the flat offset of the lowest corner, and whether all corners are inside.
+struct RowCoordinates {
+  std::int32_t base[kTileX];
+  std::int32_t interior[kTileX];
+  float tz[kTileX], ty[kTileX], tx[kTileX];
+};
+
+MLSEG_ALWAYS_INLINE void row_coordinates(const std::array<double, 3>& start, const std::array<double, 3>& step, std::int64_t count,
+                            const std::array<std::int64_t, 3>& in, bool planar, RowCoordinates& row) {
+  const auto bz = static_cast<float>(start[0]), by = static_cast<float>(start[1]), bx = static_cast<float>(start[2]);
+  const auto dz = static_cast<float>(step[0]), dy = static_cast<float>(step[1]), dx = static_cast<float>(step[2]);
+  const auto plane = static_cast<std::int32_t>(in[1] * in[2]), width = static_cast<std::int32_t>(in[2]);
+  // Interior: iz in [0, S0-2] (planar: the slice is checked by the caller), iy in [0, S1-2], ix in [0, S2-2].
+  const auto limit_z = static_cast<std::uint32_t>(planar ? 1 : in[0] - 1);
+  const auto limit_y = static_cast<std::uint32_t>(in[1] - 1), limit_x = static_cast<std::uint32_t>(in[2] - 1);
+  for (std::int32_t k = 0; k < static_cast<std::int32_t>(count); ++k) {
+    const float fk = static_cast<float>(k);
+    const float fz = planar ? 0.0f : bz + fk * dz, fy = by + fk * dy, fx = bx + fk * dx;
+    auto iz = static_cast<std::int32_t>(fz), iy = static_cast<std::int32_t>(fy), ix = static_cast<std::int32_t>(fx);
+    iz -= static_cast<std::int32_t>(fz < static_cast<float>(iz));  // truncation -> floor
+    iy -= static_cast<std::int32_t>(fy < static_cast<float>(iy));
+    ix -= static_cast<std::int32_t>(fx < static_cast<float>(ix));
+    row.tz[k] = fz - static_cast<float>(iz);
+    row.ty[k] = fy - static_cast<float>(iy);
+    row.tx[k] = fx - static_cast<float>(ix);
+    row.base[k] = iz * plane + iy * width + ix;
+    row.interior[k] = static_cast<std::int32_t>(static_cast<std::uint32_t>(iz) < limit_z) &
+                      static_cast<std::int32_t>(static_cast<std::uint32_t>(iy) < limit_y) &
+                      static_cast<std::int32_t>(static_cast<std::uint32_t>(ix) < limit_x);
+  }
+}
+
+// The 8 (planar: 4) corner offsets of a source voxel, corner bit order z, y, x.
+struct CornerOffsets {
+  std::int64_t o[8];
+  CornerOffsets(std::int64_t in_plane, std::int64_t width)
+      : o{0, 1, width, width + 1, in_plane, in_plane + 1, in_plane + width, in_plane + width + 1} {}
+};
+
+// Trilinear (planar: bilinear) value at interior voxel k: lerp along x, then y, then z (the
+// weights of corner_weights, fewer products).
+template <bool kPlanar>
+MLSEG_ALWAYS_INLINE float interpolate_image(const float* src, const RowCoordinates& coordinates, std::int64_t k,
+                               const CornerOffsets& c) {
+  const float* p = src + coordinates.base[k];
+  const float tx = coordinates.tx[k], ty = coordinates.ty[k];
+  const float y0 = p[0] + tx * (p[c.o[1]] - p[0]), y1 = p[c.o[2]] + tx * (p[c.o[3]] - p[c.o[2]]);
+  float value = y0 + ty * (y1 - y0);
+  if constexpr (!kPlanar) {
+    const float z0 = p[c.o[4]] + tx * (p[c.o[5]] - p[c.o[4]]), z1 = p[c.o[6]] + tx * (p[c.o[7]] - p[c.o[6]]);
+    value += coordinates.tz[k] * ((z0 + ty * (z1 - z0)) - value);
+  }
+  return value;
+}
+
+// Code at interior voxel k: the nearest corner's, or equal corners copied and the others voting
+// per bit.
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates& coordinates, std::int64_t k, const CornerOffsets& c,
+                             bool nearest_labels, float threshold) {
+  constexpr int N = kPlanar ? 4 : 8;
+  const Word* q = src + coordinates.base[k];
+  const float tz = kPlanar ? 0.0f : coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+  if (nearest_labels) return q[c.o[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
+  if constexpr (sizeof(Word) == 1 && !kPlanar) {
+    // Byte codes: corners x and x+1 are adjacent, so the 8 corners are 4 two-byte loads packed
+    // in one word; all equal is one compare against the first byte broadcast.
+    std::uint16_t pair[4];
+    std::memcpy(&pair[0], q, 2);
+    std::memcpy(&pair[1], q + c.o[2], 2);
+    std::memcpy(&pair[2], q + c.o[4], 2);
+    std::memcpy(&pair[3], q + c.o[6], 2);
+    const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
+                                 std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
+    if (packed == std::uint64_t{q[0]} * 0x0101010101010101ull) return q[0];
+  }
+  Word n[N];
+  for (int corner = 0; corner < N; ++corner) n[corner] = q[c.o[corner]];
+  Word differ = 0;
+  for (int corner = 1; corner < N; ++corner) differ = static_cast<Word>(differ | (n[corner] ^ n[0]));
+  if (differ == 0) return n[0];  // the common case: all corners carry the same code
+  float w[N];
+  corner_weights<N>(tz, ty, tx, w);
+  return vote_bits<Word, N>(n, w, threshold);
+}
+
+// Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
+// image and the labels into local buffers (an unsigned char store could alias anything, so the
+// loops never store through the output pointers directly), then the few border voxels. The
+// first image channel and the first code word share one loop, so each voxel's coordinates are
+// read once for both; further channels and words (multi-modal input, over 64 label channels)
+// take a loop each.
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile) {
+  constexpr int N = kPlanar ? 4 : 8;
+  const auto [S0, S1, S2] = job.in;
+  const auto [P0, P1, P2] = job.out;
+  const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane, out_volume = P0 * P1 * P2;
+  const auto& g = job.grid;
+  const std::array<double, 3> step_x = g.step[2];
+  const CornerOffsets corners(in_plane, S2);
+  const std::int64_t* const corner_offset = corners.o;
+  const Word* const codes = static_cast<const Word*>(job.codes);
+  Word* const codes_out = static_cast<Word*>(job.codes_out);
+  const float* const image = job.image;
+  float* const image_out = job.image_out;
+  const std::int64_t channels = job.channels, words = job.words;
+  const bool nearest_labels = job.nearest_labels;
+  const float threshold = job.label_threshold, outside = job.outside;
+  const std::int64_t count = tile.x_end - tile.x_begin;
+  RowCoordinates coordinates;
+  float image_buffer[kTileX];
+  Word code_buffer[kTileX];
+  std::int32_t border[kTileX];
+  for (std::int64_t oz = tile.z_begin; oz < tile.z_end; ++oz) {
+    for (std::int64_t oy = tile.y_begin; oy < tile.y_end; ++oy) {
+      const std::int64_t row = (oz * P1 + oy) * P2 + tile.x_begin;
+      std::array<double, 3> start{};
+      for (int i = 0; i < 3; ++i) {
+        start[i] = g.origin[i] + oz * g.step[0][i] + oy * g.step[1][i] + tile.x_begin * g.step[2][i];
+      }
+      std::int64_t slice_offset = 0;
+      if constexpr (kPlanar) {
+        const std::int64_t sz = oz + job.plane_offset_z;
+        if (sz < 0 || sz >= S0) {
+          fill_outside<Word>(job, row, count, out_volume);
+          continue;
+        }
+        slice_offset = sz * in_plane;
+      }
+      row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
+      std::int64_t border_count = 0;
+      for (std::int64_t k = 0; k < count; ++k) {
+        border[border_count] = static_cast<std::int32_t>(k);
+        border_count += coordinates.interior[k] == 0;
+      }
+      const auto flush_image = [&](std::int64_t c) {
+        for (std::int64_t b = 0; b < border_count; ++b) image_buffer[border[b]] = 0.0f;  // filled below
+        std::memcpy(image_out + c * out_volume + row, image_buffer, static_cast<std::size_t>(count) * sizeof(float));
+      };
+      const auto flush_codes = [&](std::int64_t word) {
+        for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
+        std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
+      };
+      {
+        const float* const src = image + slice_offset;
+        const Word* const code_src = codes + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] == 0) continue;
+          image_buffer[k] = interpolate_image<kPlanar>(src, coordinates, k, corners);
+          code_buffer[k] = interpolate_code<Word, kPlanar>(code_src, coordinates, k, corners, nearest_labels, threshold);
+        }
+        flush_image(0);
+        flush_codes(0);
+      }
+      for (std::int64_t c = 1; c < channels; ++c) {
+        const float* const src = image + c * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] != 0) image_buffer[k] = interpolate_image<kPlanar>(src, coordinates, k, corners);
+        }
+        flush_image(c);
+      }
+      for (std::int64_t word = 1; word < words; ++word) {
+        const Word* const src = codes + word * in_volume + slice_offset;
+        for (std::int64_t k = 0; k < count; ++k) {
+          if (coordinates.interior[k] != 0) {
+            code_buffer[k] = interpolate_code<Word, kPlanar>(src, coordinates, k, corners, nearest_labels, threshold);
+          }
+        }
+        flush_codes(word);
+      }
+      // Border voxels: corners outside the input are the outside value / background.
+      for (std::int64_t b = 0; b < border_count; ++b) {
+        const std::int64_t k = border[b], at = row + k;
+        const double fz = start[0] + k * step_x[0], fy = start[1] + k * step_x[1], fx = start[2] + k * step_x[2];
+        const std::int64_t iz = kPlanar ? 0 : floor_to_int(fz), iy = floor_to_int(fy), ix = floor_to_int(fx);
+        const bool z0 = kPlanar || (iz >= 0 && iz < S0), z1 = !kPlanar && iz + 1 >= 0 && iz + 1 < S0;
+        const bool y0 = iy >= 0 && iy < S1, y1 = iy + 1 >= 0 && iy + 1 < S1;
+        const bool x0 = ix >= 0 && ix < S2, x1 = ix + 1 >= 0 && ix + 1 < S2;
+        const bool valid[8] = {z0 && y0 && x0, z0 && y0 && x1, z0 && y1 && x0, z0 && y1 && x1,
+                               z1 && y0 && x0, z1 && y0 && x1, z1 && y1 && x0, z1 && y1 && x1};
+        const std::int64_t base = slice_offset + iz * in_plane + iy * S2 + ix;
+        const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+        float w[N];
+        corner_weights<N>(tz, ty, tx, w);
+        float outside_weight = 0.0f;
+        for (int c = 0; c < N; ++c) outside_weight += valid[c] ? 0.0f : w[c];
+        for (std::int64_t c = 0; c < channels; ++c) {
+          const float* p = image + c * in_volume;
+          float value = outside_weight * outside;
+          for (int corner = 0; corner < N; ++corner) {
+            value += valid[corner] ? w[corner] * p[base + corner_offset[corner]] : 0.0f;
+          }
+          image_out[c * out_volume + at] = value;
+        }
+        const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
+        for (std::int64_t word = 0; word < words; ++word) {
+          const Word* src = codes + word * in_volume;
+          Word n[N];
+          for (int c = 0; c < N; ++c) n[c] = valid[c] ? src[base + corner_offset[c]] : Word{0};
+          codes_out[word * out_volume + at] = nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, threshold);
+        }
+      }
+    }
+  }
+}
+
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE void resample(const ResampleJob& job) {
+  const auto [P0, P1, P2] = job.out;
+  for (std::int64_t z = 0; z < P0; z += kTileZ) {
+    for (std::int64_t y = 0; y < P1; y += kTileY) {
+      for (std::int64_t x = 0; x < P2; x += kTileX) {
+        resample_tile<Word, kPlanar>(job, Tile{z, std::min(P0, z + kTileZ), y, std::min(P1, y + kTileY), x,
+                                               std::min(P2, x + kTileX)});
+      }
+    }
+  }
+}
+
+}  // namespace
+
+MLSEG_CPU_CLONES void general_resample_kernel(const ResampleJob& job, CodeWord word, bool planar) {
+  switch (word) {
+    case CodeWord::u8: return planar ? resample<std::uint8_t, true>(job) : resample<std::uint8_t, false>(job);
+    case CodeWord::u16: return planar ? resample<std::uint16_t, true>(job) : resample<std::uint16_t, false>(job);
+    case CodeWord::u32: return planar ? resample<std::uint32_t, true>(job) : resample<std::uint32_t, false>(job);
+    case CodeWord::u64: return planar ? resample<std::uint64_t, true>(job) : resample<std::uint64_t, false>(job);
+  }
+}
+
+}  // namespace mlseg::detail
