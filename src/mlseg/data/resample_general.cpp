@@ -108,6 +108,36 @@ MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates&
   return vote_bits<Word, N>(n, w, threshold);
 }
 
+// Software prefetch: every kPrefetchStride-th voxel of a row segment, kPrefetchRowsAhead rows
+// ahead (measured best of strides 4-16 and 1-8 rows on the forced rotation benchmark: -12 %).
+constexpr std::int64_t kPrefetchStride = 8;
+constexpr int kPrefetchRowsAhead = 4;
+
+// Requests the cache lines of the 4 (planar: 2) source rows a row segment starting at `start` reads.
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE void prefetch_row(const ResampleJob& job, const std::array<double, 3>& start,
+                                      const std::array<double, 3>& step, std::int64_t count, std::int64_t slice_offset) {
+  const auto [S0, S1, S2] = job.in;
+  const std::int64_t plane = S1 * S2, volume = S0 * plane;
+  const char* image = reinterpret_cast<const char*>(job.image + slice_offset);
+  const char* codes = static_cast<const char*>(job.codes) + slice_offset * static_cast<std::int64_t>(sizeof(Word));
+  for (std::int64_t k = 0; k < count; k += kPrefetchStride) {
+    const double fz = kPlanar ? 0.0 : start[0] + k * step[0], fy = start[1] + k * step[1], fx = start[2] + k * step[2];
+    std::int64_t base = static_cast<std::int64_t>(fz) * plane + static_cast<std::int64_t>(fy) * S2 + static_cast<std::int64_t>(fx);
+    base = std::clamp<std::int64_t>(base, 0, volume - plane - S2 - 2);
+    __builtin_prefetch(image + 4 * base);
+    __builtin_prefetch(image + 4 * (base + S2));
+    __builtin_prefetch(codes + sizeof(Word) * base);
+    __builtin_prefetch(codes + sizeof(Word) * (base + S2));
+    if constexpr (!kPlanar) {
+      __builtin_prefetch(image + 4 * (base + plane));
+      __builtin_prefetch(image + 4 * (base + plane + S2));
+      __builtin_prefetch(codes + sizeof(Word) * (base + plane));
+      __builtin_prefetch(codes + sizeof(Word) * (base + plane + S2));
+    }
+  }
+}
+
 // Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
 // image and the labels into local buffers (an unsigned char store could alias anything, so the
 // loops never store through the output pointers directly), then the few border voxels. The
@@ -151,6 +181,15 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
           continue;
         }
         slice_offset = sz * in_plane;
+      }
+      {
+        // The source lines of the row kPrefetchRowsAhead further on (the next plane near the
+        // tile's end), requested while this row computes: a rotated walk defeats the hardware
+        // prefetcher, and each miss would otherwise stall the scalar loop.
+        const int j = oy + kPrefetchRowsAhead < tile.y_end ? 1 : 0;
+        std::array<double, 3> ahead = start;
+        for (int i = 0; i < 3; ++i) ahead[i] += kPrefetchRowsAhead * g.step[j][i];
+        prefetch_row<Word, kPlanar>(job, ahead, step_x, count, slice_offset);
       }
       row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
       std::int64_t border_count = 0;
