@@ -9,6 +9,7 @@
 
 #include "data/augmentation_test_support.h"
 #include "mlseg/core/error.h"
+#include "mlseg/data/mirror.h"
 
 namespace mlseg {
 namespace {
@@ -273,6 +274,59 @@ TEST(SpatialTransform, SeparablePathMatchesTheGeneralKernel) {
         const auto differing = (fast.codes.words != reference.codes.words).sum().item<std::int64_t>();
         EXPECT_LE(differing, fast.codes.words.numel() / 10000) << where;
         EXPECT_GT(channel_mask(fast.codes, 0).sum().item<std::int64_t>(), 0) << where;
+      }
+    }
+  }
+}
+
+// Mirroring done by the spatial pass (crop rows in mirror order, grid walked backwards) equals
+// resampling first and flipping afterwards, on every path: identity crop, separable scaling,
+// general rotation, and the planar modes whose slice axis the kernel does not resample.
+TEST(SpatialTransform, MirroringInTheSamePassEqualsFlippingAfterwards) {
+  struct Case {
+    Shape input, patch;
+    int channels;
+  };
+  const std::vector<Case> cases = {
+      {{30, 34, 32}, {24, 24, 24}, 3},   // 3D, byte codes
+      {{30, 34, 32}, {24, 20, 22}, 10},  // 3D, 16-bit codes
+      {{9, 40, 36}, {6, 28, 28}, 3},     // dummy 2D
+      {{1, 40, 36}, {1, 28, 30}, 3},     // 2D
+      {{20, 20, 20}, {24, 26, 22}, 3},   // patch larger than the input: padding on both sides
+  };
+  for (const Case& c : cases) {
+    const torch::Tensor image = random_image(2, c.input, 41);
+    CodeVolume codes = empty_code_volume(c.input, c.channels);
+    for (int channel = 0; channel < c.channels; ++channel) {
+      const std::array<double, 3> centre{c.input[0] / 2.0 + (channel % 3) - 1.0, c.input[1] / 2.0 + channel - 3.0,
+                                         c.input[2] / 2.0 - channel + 2.0};
+      paint_sphere(codes, {}, centre, 4.0 + channel, std::int64_t{1} << channel);
+    }
+    const auto geometry = augmentation_geometry(c.patch);
+    std::vector<SpatialParameters> draws(3);  // identity, scaling only, rotation and scaling
+    draws[1].scaled = draws[2].scaled = true;
+    draws[1].scale = 1.17;
+    draws[2].scale = 0.9;
+    draws[2].rotated = true;
+    draws[2].angles_rad = {0.3, -0.2, 0.4};
+    for (std::size_t d = 0; d < draws.size(); ++d) {
+      for (int flips = 1; flips < 8; ++flips) {
+        const std::array<bool, 3> flip{(flips & 4) != 0, (flips & 2) != 0, (flips & 1) != 0};
+        auto expected = apply_spatial_transform(image, codes, c.patch, geometry, draws[d]);
+        mirror_in_place(expected.image, flip);
+        mirror_in_place(expected.codes, flip);
+        const auto mirrored = apply_spatial_transform(image, codes, c.patch, geometry, draws[d], {}, flip);
+        const std::string where = "input " + std::to_string(c.input[0]) + "x" + std::to_string(c.input[1]) +
+                                  ", draw " + std::to_string(d) + ", flips " + std::to_string(flips);
+        if (d == 0) {
+          EXPECT_TRUE(torch::equal(mirrored.image, expected.image)) << where;
+          EXPECT_TRUE(torch::equal(mirrored.codes.words, expected.codes.words)) << where;
+          continue;
+        }
+        // The backward walk computes the same coordinates in another order of rounding.
+        EXPECT_LT((mirrored.image - expected.image).abs().max().item<double>(), 1e-4) << where;
+        const auto differing = (mirrored.codes.words != expected.codes.words).sum().item<std::int64_t>();
+        EXPECT_LE(differing, mirrored.codes.words.numel() / 10000) << where;
       }
     }
   }

@@ -1,7 +1,5 @@
 #include "mlseg/data/augmentation.h"
 
-#include "mlseg/data/mirror.h"
-
 namespace mlseg {
 
 AugmentationOptions AugmentationOptions::none() {
@@ -26,19 +24,19 @@ AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& cod
   const AugmentationGeometry geometry = augmentation_geometry(patch_size_zyx, options.spatial());
   sample.record.mode = geometry.mode;
   sample.record.spatial = sample_spatial_parameters(geometry, options.spatial(), rng);
-  SpatialOutput spatial =
-      apply_spatial_transform(image, codes, patch_size_zyx, geometry, sample.record.spatial, options.spatial());
+  // MirrorTransform: one draw per allowed axis. nnU-Net mirrors last; here the flip is drawn
+  // first and made by the spatial pass, which saves a pass over the patch. The intensity
+  // transforms in between do not depend on orientation (per-voxel maps, whole-patch statistics,
+  // symmetric blur kernels, i.i.d. noise), so the augmented samples have the same distribution.
+  for (const int axis : geometry.mirror_axes) {
+    sample.record.mirrored_zyx[static_cast<std::size_t>(axis)] = rng.uniform() < options.mirror_probability_per_axis();
+  }
+  SpatialOutput spatial = apply_spatial_transform(image, codes, patch_size_zyx, geometry, sample.record.spatial,
+                                                  options.spatial(), sample.record.mirrored_zyx);
   sample.image = std::move(spatial.image);
   sample.codes = std::move(spatial.codes);
 
   apply_intensity_transforms(sample.image, options.intensity(), geometry.mode, rng, &sample.record.intensity);
-
-  // MirrorTransform: one draw per allowed axis.
-  for (const int axis : geometry.mirror_axes) {
-    sample.record.mirrored_zyx[static_cast<std::size_t>(axis)] = rng.uniform() < options.mirror_probability_per_axis();
-  }
-  mirror_in_place(sample.image, sample.record.mirrored_zyx);
-  mirror_in_place(sample.codes, sample.record.mirrored_zyx);
   return sample;
 }
 

@@ -11,30 +11,6 @@
 namespace mlseg {
 namespace {
 
-// dst[x] = src[count - 1 - x] (dst and src distinct). Elements narrower than 8 bytes are
-// reversed eight bytes at a time: one load, an in-register reversal, one store.
-template <typename T>
-void reverse_copy_row(const T* src, std::int64_t count, T* dst) {
-  constexpr std::int64_t kPerWord = static_cast<std::int64_t>(sizeof(std::uint64_t) / sizeof(T));
-  std::int64_t x = 0;
-  if constexpr (kPerWord > 1) {
-    for (; x + kPerWord <= count; x += kPerWord) {
-      std::uint64_t word;
-      std::memcpy(&word, src + count - x - kPerWord, sizeof word);
-      if constexpr (sizeof(T) == 1) {
-        word = __builtin_bswap64(word);
-      } else if constexpr (sizeof(T) == 2) {
-        word = __builtin_bswap64(word);
-        word = ((word >> 8) & 0x00ff00ff00ff00ffull) | ((word & 0x00ff00ff00ff00ffull) << 8);
-      } else {
-        word = (word >> 32) | (word << 32);
-      }
-      std::memcpy(dst + x, &word, sizeof word);
-    }
-  }
-  for (; x < count; ++x) dst[x] = src[count - 1 - x];
-}
-
 template <typename T>
 void mirror_rows(T* data, std::int64_t planes, std::int64_t Z, std::int64_t Y, std::int64_t X,
                  const std::array<bool, 3>& flip) {

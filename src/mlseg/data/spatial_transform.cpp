@@ -5,8 +5,10 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "mlseg/core/error.h"
+#include "mlseg/data/mirror.h"
 #include "mlseg/data/resample_kernels.h"
 #include "mlseg/metrics/code_words.h"
 
@@ -72,26 +74,32 @@ void require_sample(const torch::Tensor& image, const CodeVolume& codes, const S
   }
 }
 
-// Integer centre crop with padding (nnU-Net's crop_tensor), for `planes` [Z, Y, X] volumes.
+// Integer centre crop with padding (nnU-Net's crop_tensor), for `planes` [Z, Y, X] volumes,
+// flipped along the axes in `mirror` on the way (output row (z, y) reads the mirror row, an
+// x-flipped row is copied reversed).
 template <typename T>
 void crop_planes(const T* src, const Shape& in, T* dst, const Shape& out, const Shape& offset, std::int64_t planes,
-                 T outside) {
+                 T outside, const std::array<bool, 3>& mirror) {
   const std::int64_t in_volume = in[0] * in[1] * in[2], out_volume = out[0] * out[1] * out[2];
   const std::int64_t x_begin = std::clamp<std::int64_t>(-offset[2], 0, out[2]);
   const std::int64_t x_end = std::clamp<std::int64_t>(in[2] - offset[2], x_begin, out[2]);
+  std::vector<T> unflipped(mirror[2] ? static_cast<std::size_t>(out[2]) : 0);
   for (std::int64_t p = 0; p < planes; ++p) {
     for (std::int64_t oz = 0; oz < out[0]; ++oz) {
       for (std::int64_t oy = 0; oy < out[1]; ++oy) {
-        T* row = dst + p * out_volume + (oz * out[1] + oy) * out[2];
-        const std::int64_t sz = oz + offset[0], sy = oy + offset[1];
+        T* const row = dst + p * out_volume + (oz * out[1] + oy) * out[2];
+        const std::int64_t sz = (mirror[0] ? out[0] - 1 - oz : oz) + offset[0];
+        const std::int64_t sy = (mirror[1] ? out[1] - 1 - oy : oy) + offset[1];
         if (sz < 0 || sz >= in[0] || sy < 0 || sy >= in[1]) {
           std::fill_n(row, out[2], outside);
           continue;
         }
-        std::fill_n(row, x_begin, outside);
+        T* const target = mirror[2] ? unflipped.data() : row;
+        std::fill_n(target, x_begin, outside);
         const T* source = src + p * in_volume + (sz * in[1] + sy) * in[2] + x_begin + offset[2];
-        std::memcpy(row + x_begin, source, static_cast<std::size_t>(x_end - x_begin) * sizeof(T));
-        std::fill(row + x_end, row + out[2], outside);
+        std::memcpy(target + x_begin, source, static_cast<std::size_t>(x_end - x_begin) * sizeof(T));
+        std::fill(target + x_end, target + out[2], outside);
+        if (mirror[2]) reverse_copy_row(target, out[2], row);
       }
     }
   }
@@ -166,7 +174,7 @@ SpatialParameters sample_spatial_parameters(const AugmentationGeometry& geometry
 
 SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolume& codes, const Shape& patch_size_zyx,
                                       const AugmentationGeometry& geometry, const SpatialParameters& parameters,
-                                      const SpatialTransformOptions& options) {
+                                      const SpatialTransformOptions& options, const std::array<bool, 3>& mirror_zyx) {
   require_sample(image, codes, patch_size_zyx);
   const Shape in{image.size(1), image.size(2), image.size(3)};
   const Shape& out = patch_size_zyx;
@@ -180,11 +188,11 @@ SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolu
 
   if (parameters.is_identity()) {
     crop_planes(image.data_ptr<float>(), in, result.image.data_ptr<float>(), out, offset, image.size(0),
-                options.image_outside_value());
+                options.image_outside_value(), mirror_zyx);
     detail::with_code_word_type(codes, [&](auto word) {
       using Word = decltype(word);
       crop_planes(static_cast<const Word*>(codes.words.data_ptr()), in, static_cast<Word*>(result.codes.words.data_ptr()),
-                  out, offset, codes.words.size(0), Word{0});
+                  out, offset, codes.words.size(0), Word{0}, mirror_zyx);
     });
     return result;
   }
@@ -234,11 +242,29 @@ SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolu
   bool diagonal = true;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j) diagonal = diagonal && (i == j || affine[i][j] == 0.0);
-  if (diagonal && options.separable_when_unrotated()) {
+  // Mirroring output axis j reads output voxel P_j - 1 - o_j: the general kernel takes it as part
+  // of the grid (origin moved to the far end, step negated), except the slice axis of the planar
+  // modes, which it does not resample; the separable kernel's steps stay positive. What is not
+  // folded in is flipped after resampling.
+  std::array<bool, 3> flip_after = mirror_zyx;
+  const bool separable = diagonal && options.separable_when_unrotated();
+  if (!separable) {
+    for (int j = planar ? 1 : 0; j < 3; ++j) {
+      if (!mirror_zyx[j]) continue;
+      for (int i = 0; i < 3; ++i) {
+        job.grid.origin[i] += static_cast<double>(out[j] - 1) * job.grid.step[j][i];
+        job.grid.step[j][i] = -job.grid.step[j][i];
+      }
+      flip_after[j] = false;
+    }
+  }
+  if (separable) {
     detail::separable_resample_kernel(job, codes.view().word, planar);
   } else {
     detail::general_resample_kernel(job, codes.view().word, planar);
   }
+  mirror_in_place(result.image, flip_after);
+  mirror_in_place(result.codes, flip_after);
   return result;
 }
 

@@ -66,9 +66,12 @@ struct SpatialOutput {
 /// crop_tensor makes (nnU-Net's interpolating path centres at (S-1)/2 instead, half a voxel away
 /// when S - P is odd; we keep both paths on the same grid). Identity draws are a plain copy.
 /// Outside the input the image is options.image_outside_value and labels are background.
+/// The output is flipped along every axis with mirror_zyx set (the pipeline's mirroring, done in
+/// the same pass: the crop copies rows in mirror order, the resampling walks the grid backwards).
 SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolume& codes,
                                       const std::array<std::int64_t, 3>& patch_size_zyx,
                                       const AugmentationGeometry& geometry, const SpatialParameters& parameters,
-                                      const SpatialTransformOptions& options = {});
+                                      const SpatialTransformOptions& options = {},
+                                      const std::array<bool, 3>& mirror_zyx = {false, false, false});
 
 }  // namespace mlseg
