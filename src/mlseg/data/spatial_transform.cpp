@@ -74,6 +74,9 @@ void require_sample(const torch::Tensor& image, const CodeVolume& codes, const S
   }
 }
 
+// Rows ahead the crop requests from memory (best of 2-8 on the 128^3-from-205^3 crop: -15 %).
+constexpr std::int64_t kCropRowsAhead = 8;
+
 // Integer centre crop with padding (nnU-Net's crop_tensor), for `planes` [Z, Y, X] volumes,
 // flipped along the axes in `mirror` on the way (output row (z, y) reads the mirror row, an
 // x-flipped row is copied reversed).
@@ -93,6 +96,17 @@ void crop_planes(const T* src, const Shape& in, T* dst, const Shape& out, const 
         if (sz < 0 || sz >= in[0] || sy < 0 || sy >= in[1]) {
           std::fill_n(row, out[2], outside);
           continue;
+        }
+        {
+          // Row starts jump across the input, which the hardware prefetcher does not follow:
+          // request the row kCropRowsAhead further on.
+          const std::int64_t ahead_y = sy + (mirror[1] ? -kCropRowsAhead : kCropRowsAhead);
+          if (ahead_y >= 0 && ahead_y < in[1]) {
+            const char* ahead = reinterpret_cast<const char*>(src + p * in_volume + (sz * in[1] + ahead_y) * in[2] +
+                                                              x_begin + offset[2]);
+            const std::int64_t bytes = (x_end - x_begin) * static_cast<std::int64_t>(sizeof(T));
+            for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
+          }
         }
         T* const target = mirror[2] ? unflipped.data() : row;
         std::fill_n(target, x_begin, outside);
