@@ -65,38 +65,44 @@ struct CornerOffsets {
       : o{0, 1, width, width + 1, in_plane, in_plane + 1, in_plane + width, in_plane + width + 1} {}
 };
 
-// Trilinear (planar: bilinear) value at interior voxel k: lerp along x, then y, then z (the
-// weights of corner_weights, fewer products).
+// Trilinear (planar: bilinear) value at source position p + fractions: lerp along x, then y,
+// then z (the weights of corner_weights, fewer products).
 template <bool kPlanar>
-MLSEG_ALWAYS_INLINE float interpolate_image(const float* src, const RowCoordinates& coordinates, std::int64_t k,
-                               const CornerOffsets& c) {
-  const float* p = src + coordinates.base[k];
-  const float tx = coordinates.tx[k], ty = coordinates.ty[k];
+MLSEG_ALWAYS_INLINE float interpolate_image_at(const float* p, float tz, float ty, float tx, std::int64_t width,
+                                               std::int64_t plane) {
 #if defined(__SSE2__)
   if constexpr (!kPlanar) {
     // Corners x and x+1 are adjacent: four 8-byte loads, the same lerps four lanes at a time.
     using F4 = float __attribute__((vector_size(16)));
     const __m128 lo = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))),
-                                   reinterpret_cast<const __m64*>(p + c.o[2]));
-    const __m128 hi = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p + c.o[4]))),
-                                   reinterpret_cast<const __m64*>(p + c.o[6]));
+                                   reinterpret_cast<const __m64*>(p + width));
+    const __m128 hi = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p + plane))),
+                                   reinterpret_cast<const __m64*>(p + plane + width));
     const F4 a = F4(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));  // x corners: y0z0 y1z0 y0z1 y1z1
     const F4 b = F4(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));  // x + 1 corners
     const F4 along_x = a + tx * (b - a);                               // y0 y1 z0 z1 rows
     const F4 next_y = F4(_mm_shuffle_ps(__m128(along_x), __m128(along_x), _MM_SHUFFLE(3, 3, 1, 1)));
-    const F4 along_y = along_x + ty * (next_y - along_x);              // lane 0: z0 plane, lane 2: z1 plane
+    const F4 along_y = along_x + ty * (next_y - along_x);  // lane 0: z0 plane, lane 2: z1 plane
     const F4 next_z = F4(_mm_movehl_ps(__m128(along_y), __m128(along_y)));
-    const F4 along_z = along_y + coordinates.tz[k] * (next_z - along_y);
+    const F4 along_z = along_y + tz * (next_z - along_y);
     return along_z[0];
   }
 #endif
-  const float y0 = p[0] + tx * (p[c.o[1]] - p[0]), y1 = p[c.o[2]] + tx * (p[c.o[3]] - p[c.o[2]]);
+  const float y0 = p[0] + tx * (p[1] - p[0]), y1 = p[width] + tx * (p[width + 1] - p[width]);
   float value = y0 + ty * (y1 - y0);
   if constexpr (!kPlanar) {
-    const float z0 = p[c.o[4]] + tx * (p[c.o[5]] - p[c.o[4]]), z1 = p[c.o[6]] + tx * (p[c.o[7]] - p[c.o[6]]);
-    value += coordinates.tz[k] * ((z0 + ty * (z1 - z0)) - value);
+    const float* const q = p + plane;
+    const float z0 = q[0] + tx * (q[1] - q[0]), z1 = q[width] + tx * (q[width + 1] - q[width]);
+    value += tz * ((z0 + ty * (z1 - z0)) - value);
   }
   return value;
+}
+
+template <bool kPlanar>
+MLSEG_ALWAYS_INLINE float interpolate_image(const float* src, const RowCoordinates& coordinates, std::int64_t k,
+                                            const CornerOffsets& c) {
+  return interpolate_image_at<kPlanar>(src + coordinates.base[k], kPlanar ? 0.0f : coordinates.tz[k], coordinates.ty[k],
+                                       coordinates.tx[k], c.o[2], c.o[4]);
 }
 
 // Code at interior voxel k: the nearest corner's, or equal corners copied and the others voting
@@ -130,8 +136,51 @@ MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates&
   return vote_bits<Word, N>(n, w, threshold);
 }
 
+// The common case (3D, byte codes, linear labels) for the first channel and code word of a row
+// segment, in a function of its own: inside resample_tile the loop ran out of registers and
+// reloaded its offsets, pointers and counter from the stack for every voxel. Votes are taken
+// after the loop, for the voxels whose corners differ.
+MLSEG_CPU_CLONES __attribute__((noinline)) void byte_codes_row_3d(const float* src, const std::uint8_t* code_src,
+                                                                   const RowCoordinates& coordinates,
+                                                                   std::int64_t count, std::int64_t width,
+                                                                   std::int64_t plane, float threshold,
+                                                                   float* image_out, std::uint8_t* code_out) {
+  std::int32_t mixed[kTileX];
+  std::int64_t mixed_count = 0;
+  for (std::int64_t k = 0; k < count; ++k) {
+    if (coordinates.interior[k] == 0) continue;
+    const std::int64_t base = coordinates.base[k];
+    image_out[k] = interpolate_image_at<false>(src + base, coordinates.tz[k], coordinates.ty[k], coordinates.tx[k],
+                                               width, plane);
+    // Corners x and x+1 are adjacent: four two-byte loads packed in one word; all equal is one
+    // compare against the first byte broadcast.
+    const std::uint8_t* const q = code_src + base;
+    std::uint16_t pair[4];
+    std::memcpy(&pair[0], q, 2);
+    std::memcpy(&pair[1], q + width, 2);
+    std::memcpy(&pair[2], q + plane, 2);
+    std::memcpy(&pair[3], q + plane + width, 2);
+    const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
+                                 std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
+    code_out[k] = q[0];
+    mixed[mixed_count] = static_cast<std::int32_t>(k);
+    mixed_count += packed != std::uint64_t{q[0]} * 0x0101010101010101ull;
+  }
+  const std::int64_t offsets[8] = {0, 1, width, width + 1, plane, plane + 1, plane + width, plane + width + 1};
+  for (std::int64_t m = 0; m < mixed_count; ++m) {
+    const std::int64_t k = mixed[m];
+    const std::uint8_t* const q = code_src + coordinates.base[k];
+    std::uint8_t n[8];
+    for (int corner = 0; corner < 8; ++corner) n[corner] = q[offsets[corner]];
+    float w[8];
+    corner_weights<8>(coordinates.tz[k], coordinates.ty[k], coordinates.tx[k], w);
+    code_out[k] = vote_bits<std::uint8_t, 8>(n, w, threshold);
+  }
+}
+
 // Software prefetch: every kPrefetchStride-th voxel of a row segment, kPrefetchRowsAhead rows
-// ahead (measured best of strides 4-16 and 1-8 rows on the forced rotation benchmark: -12 %).
+// ahead (best of strides 4-16 and 1-8 rows on the forced rotation benchmark: -12 % when the
+// per-voxel loop still spilled to the stack, 2-3 % since).
 constexpr std::int64_t kPrefetchStride = 8;
 constexpr int kPrefetchRowsAhead = 4;
 
@@ -214,10 +263,15 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         prefetch_row<Word, kPlanar>(job, ahead, step_x, count, slice_offset);
       }
       row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
+      // The border voxels' list, built only for the few segments that have any.
+      std::int32_t all_interior = 1;
+      for (std::int64_t k = 0; k < count; ++k) all_interior &= coordinates.interior[k];
       std::int64_t border_count = 0;
-      for (std::int64_t k = 0; k < count; ++k) {
-        border[border_count] = static_cast<std::int32_t>(k);
-        border_count += coordinates.interior[k] == 0;
+      if (all_interior == 0) {
+        for (std::int64_t k = 0; k < count; ++k) {
+          border[border_count] = static_cast<std::int32_t>(k);
+          border_count += coordinates.interior[k] == 0;
+        }
       }
       const auto flush_image = [&](std::int64_t c) {
         for (std::int64_t b = 0; b < border_count; ++b) image_buffer[border[b]] = 0.0f;  // filled below
@@ -227,7 +281,14 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
         std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
       };
-      {
+      if constexpr (sizeof(Word) == 1 && !kPlanar) {
+        if (!nearest_labels) {
+          byte_codes_row_3d(image, codes, coordinates, count, S2, in_plane, threshold, image_buffer, code_buffer);
+          flush_image(0);
+          flush_codes(0);
+        }
+      }
+      if (sizeof(Word) != 1 || kPlanar || nearest_labels) {
         const float* const src = image + slice_offset;
         const Word* const code_src = codes + slice_offset;
         for (std::int64_t k = 0; k < count; ++k) {
