@@ -136,25 +136,12 @@ MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates&
   return vote_bits<Word, N>(n, w, threshold);
 }
 
-// The common case (3D, byte codes, linear labels) for the first channel and code word of a row
-// segment, in a function of its own: inside resample_tile the loop ran out of registers and
-// reloaded its offsets, pointers and counter from the stack for every voxel. Votes are taken
-// after the loop, for the voxels whose corners differ.
-MLSEG_CPU_CLONES __attribute__((noinline)) void byte_codes_row_3d(const float* src, const std::uint8_t* code_src,
-                                                                   const RowCoordinates& coordinates,
-                                                                   std::int64_t count, std::int64_t width,
-                                                                   std::int64_t plane, float threshold,
-                                                                   float* image_out, std::uint8_t* code_out) {
-  std::int32_t mixed[kTileX];
-  std::int64_t mixed_count = 0;
-  for (std::int64_t k = 0; k < count; ++k) {
-    if (coordinates.interior[k] == 0) continue;
-    const std::int64_t base = coordinates.base[k];
-    image_out[k] = interpolate_image_at<false>(src + base, coordinates.tz[k], coordinates.ty[k], coordinates.tx[k],
-                                               width, plane);
-    // Corners x and x+1 are adjacent: four two-byte loads packed in one word; all equal is one
-    // compare against the first byte broadcast.
-    const std::uint8_t* const q = code_src + base;
+// Whether the 8 corners of q (3D) carry one code. Corners x and x+1 are adjacent, so narrow
+// codes are read as four pairs: byte codes packed in one 64-bit word and compared against the
+// first byte broadcast, 16-bit codes as four 32-bit pairs.
+template <typename Word>
+MLSEG_ALWAYS_INLINE bool uniform_corners(const Word* q, std::int64_t width, std::int64_t plane) {
+  if constexpr (sizeof(Word) == 1) {
     std::uint16_t pair[4];
     std::memcpy(&pair[0], q, 2);
     std::memcpy(&pair[1], q + width, 2);
@@ -162,20 +149,90 @@ MLSEG_CPU_CLONES __attribute__((noinline)) void byte_codes_row_3d(const float* s
     std::memcpy(&pair[3], q + plane + width, 2);
     const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
                                  std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
+    return packed == std::uint64_t{q[0]} * 0x0101010101010101ull;
+  } else if constexpr (sizeof(Word) == 2) {
+    std::uint32_t pair[4];
+    std::memcpy(&pair[0], q, 4);
+    std::memcpy(&pair[1], q + width, 4);
+    std::memcpy(&pair[2], q + plane, 4);
+    std::memcpy(&pair[3], q + plane + width, 4);
+    return ((pair[0] ^ pair[1]) | (pair[0] ^ pair[2]) | (pair[0] ^ pair[3]) |
+            ((pair[0] >> 16) ^ (pair[0] & 0xffffu))) == 0;
+  } else {
+    const Word first = q[0];
+    return ((q[1] ^ first) | (q[width] ^ first) | (q[width + 1] ^ first) | (q[plane] ^ first) |
+            (q[plane + 1] ^ first) | (q[plane + width] ^ first) | (q[plane + width + 1] ^ first)) == 0;
+  }
+}
+
+// The common case (3D, linear labels) for the first channel and code word of a row segment, in
+// a function of its own: inside resample_tile the loop ran out of registers and reloaded its
+// offsets, pointers and counter from the stack for every voxel. Votes are taken after the loop,
+// for the voxels whose corners differ.
+template <typename Word>
+MLSEG_ALWAYS_INLINE void first_row_3d(const float* src, const Word* code_src, const RowCoordinates& coordinates,
+                                      std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
+                                      float* image_out, Word* code_out) {
+  std::int32_t mixed[kTileX];
+  std::int64_t mixed_count = 0;
+  for (std::int64_t k = 0; k < count; ++k) {
+    if (coordinates.interior[k] == 0) continue;
+    const std::int64_t base = coordinates.base[k];
+    image_out[k] = interpolate_image_at<false>(src + base, coordinates.tz[k], coordinates.ty[k], coordinates.tx[k],
+                                               width, plane);
+    const Word* const q = code_src + base;
     code_out[k] = q[0];
     mixed[mixed_count] = static_cast<std::int32_t>(k);
-    mixed_count += packed != std::uint64_t{q[0]} * 0x0101010101010101ull;
+    mixed_count += uniform_corners(q, width, plane) ? 0 : 1;
   }
   const std::int64_t offsets[8] = {0, 1, width, width + 1, plane, plane + 1, plane + width, plane + width + 1};
   for (std::int64_t m = 0; m < mixed_count; ++m) {
     const std::int64_t k = mixed[m];
-    const std::uint8_t* const q = code_src + coordinates.base[k];
-    std::uint8_t n[8];
+    const Word* const q = code_src + coordinates.base[k];
+    Word n[8];
     for (int corner = 0; corner < 8; ++corner) n[corner] = q[offsets[corner]];
     float w[8];
     corner_weights<8>(coordinates.tz[k], coordinates.ty[k], coordinates.tx[k], w);
-    code_out[k] = vote_bits<std::uint8_t, 8>(n, w, threshold);
+    code_out[k] = vote_bits<Word, 8>(n, w, threshold);
   }
+}
+
+// One function per code word type (GCC's target_clones does not apply to templates).
+#define MLSEG_FIRST_ROW_3D(Word)                                                                                  \
+  MLSEG_CPU_CLONES __attribute__((noinline)) void first_row_3d_##Word(                                             \
+      const float* src, const Word* code_src, const RowCoordinates& coordinates, std::int64_t count,               \
+      std::int64_t width, std::int64_t plane, float threshold, float* image_out, Word* code_out) {                 \
+    first_row_3d<Word>(src, code_src, coordinates, count, width, plane, threshold, image_out, code_out);            \
+  }
+using std::uint16_t;
+using std::uint32_t;
+using std::uint64_t;
+using std::uint8_t;
+MLSEG_FIRST_ROW_3D(uint8_t)
+MLSEG_FIRST_ROW_3D(uint16_t)
+MLSEG_FIRST_ROW_3D(uint32_t)
+MLSEG_FIRST_ROW_3D(uint64_t)
+#undef MLSEG_FIRST_ROW_3D
+
+MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint8_t* codes, const RowCoordinates& c,
+                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
+                                          float* image_out, std::uint8_t* code_out) {
+  first_row_3d_uint8_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+}
+MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint16_t* codes, const RowCoordinates& c,
+                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
+                                          float* image_out, std::uint16_t* code_out) {
+  first_row_3d_uint16_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+}
+MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint32_t* codes, const RowCoordinates& c,
+                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
+                                          float* image_out, std::uint32_t* code_out) {
+  first_row_3d_uint32_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+}
+MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint64_t* codes, const RowCoordinates& c,
+                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
+                                          float* image_out, std::uint64_t* code_out) {
+  first_row_3d_uint64_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
 }
 
 // Software prefetch: every kPrefetchStride-th voxel of a row segment, kPrefetchRowsAhead rows
@@ -281,14 +338,14 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
         std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
       };
-      if constexpr (sizeof(Word) == 1 && !kPlanar) {
+      if constexpr (!kPlanar) {
         if (!nearest_labels) {
-          byte_codes_row_3d(image, codes, coordinates, count, S2, in_plane, threshold, image_buffer, code_buffer);
+          first_row_3d_any(image, codes, coordinates, count, S2, in_plane, threshold, image_buffer, code_buffer);
           flush_image(0);
           flush_codes(0);
         }
       }
-      if (sizeof(Word) != 1 || kPlanar || nearest_labels) {
+      if (kPlanar || nearest_labels) {
         const float* const src = image + slice_offset;
         const Word* const code_src = codes + slice_offset;
         for (std::int64_t k = 0; k < count; ++k) {
