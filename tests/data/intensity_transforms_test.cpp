@@ -70,6 +70,46 @@ TEST(IntensityTransform, BlurKeepsConstantsAndSpreadsAnImpulseSymmetrically) {
   EXPECT_NEAR(impulse[0][7][7][7].item<double>(), std::pow(g0 / norm, 3), 1e-6);
 }
 
+// Against a plain reference: each axis convolved in double with the normalised Gaussian of
+// nnU-Net's kernel size, reflect padding (edge not repeated). Axes of 2 to 9 voxels with radii
+// up to 3 make the reflections reach across the whole line.
+TEST(IntensityTransform, BlurMatchesAPlainSeparableConvolutionWithReflectPadding) {
+  const std::array<double, 3> sigma{1.0, 0.8, 0.55};
+  for (const std::array<std::int64_t, 3> shape : {std::array<std::int64_t, 3>{9, 10, 11}, {2, 5, 3}, {1, 4, 7}}) {
+    torch::Tensor image = random_image(1, {shape[0], shape[1], shape[2]}, 25);
+    torch::Tensor reference = image.to(torch::kFloat64).clone();
+    for (int axis = 0; axis < 3; ++axis) {
+      const int size = [&] {  // _compute_kernel_size: round half to even, then the nearest odd
+        const double n = sigma[static_cast<std::size_t>(axis)] * 6.0 + 0.5;
+        const int r = static_cast<int>(std::nearbyint(n));
+        return r % 2 == 1 ? r : (n - r >= 0 ? r + 1 : r - 1);
+      }();
+      std::vector<double> kernel(static_cast<std::size_t>(size));
+      double total = 0.0;
+      for (int i = 0; i < size; ++i) {
+        const double x = (i - (size - 1) / 2.0) / sigma[static_cast<std::size_t>(axis)];
+        total += kernel[static_cast<std::size_t>(i)] = std::exp(-0.5 * x * x);
+      }
+      const std::int64_t n = shape[static_cast<std::size_t>(axis)];
+      const auto reflect = [n](std::int64_t i) {
+        if (n == 1) return std::int64_t{0};
+        while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+        return i;
+      };
+      torch::Tensor out = torch::zeros_like(reference);
+      for (std::int64_t i = 0; i < n; ++i) {
+        for (int k = 0; k < size; ++k) {
+          out.select(axis + 1, i) += kernel[static_cast<std::size_t>(k)] / total *
+                                     reference.select(axis + 1, reflect(i + k - (size - 1) / 2));
+        }
+      }
+      reference = out;
+    }
+    gaussian_blur_channel(image, 0, sigma);
+    EXPECT_TRUE(torch::allclose(image.to(torch::kFloat64), reference, 1e-5, 1e-6)) << shape[0] << "x" << shape[1];
+  }
+}
+
 TEST(IntensityTransform, LowResolutionIsNearestDownLinearUp) {
   torch::Tensor image = random_image(1, {8, 8, 8}, 24);
   const torch::Tensor before = image.clone();

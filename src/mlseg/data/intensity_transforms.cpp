@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "mlseg/core/cpu_dispatch.h"
 #include "mlseg/core/error.h"
@@ -204,7 +205,7 @@ std::vector<float> gaussian_kernel(double sigma, double truncate) {
 // Convolves the lines of a [outer, n, inner] block along n. inner > 1: whole rows at a time;
 // inner == 1: each line is padded once (reflect only at the ends), then the taps run over the
 // whole line in the outer loop so the inner loop vectorises. Either way each voxel sums its taps
-// in kernel order starting from 0, so both shapes give the same values.
+// in kernel order starting from the first tap's product, so both shapes give the same values.
 MLSEG_ALWAYS_INLINE void convolve_lines(float* data, std::int64_t outer, std::int64_t n, std::int64_t inner,
                     const std::vector<float>& kernel, std::vector<float>& scratch) {
   const auto radius = static_cast<std::int64_t>(kernel.size() / 2);
@@ -218,8 +219,8 @@ MLSEG_ALWAYS_INLINE void convolve_lines(float* data, std::int64_t outer, std::in
       for (std::int64_t i = -radius; i < 0; ++i) padded[i + radius] = line[reflect_index(i, n)];
       std::memcpy(padded + radius, line, static_cast<std::size_t>(n) * sizeof(float));
       for (std::int64_t i = n; i < n + radius; ++i) padded[i + radius] = line[reflect_index(i, n)];
-      std::fill_n(sum, n, 0.0f);
-      for (std::int64_t k = 0; k < taps; ++k) {
+      for (std::int64_t i = 0; i < n; ++i) sum[i] = kernel[0] * padded[i];
+      for (std::int64_t k = 1; k < taps; ++k) {
         const float w = kernel[static_cast<std::size_t>(k)];
         const float* in = padded + k;
         for (std::int64_t i = 0; i < n; ++i) sum[i] += w * in[i];
@@ -228,17 +229,26 @@ MLSEG_ALWAYS_INLINE void convolve_lines(float* data, std::int64_t outer, std::in
     }
     return;
   }
-  scratch.resize(static_cast<std::size_t>(n * inner));
+  // Rows are overwritten in order, so the originals of the last radius + 1 rows (the row being
+  // written included) wait in a ring: output row i reads rows i - radius .. i + radius (reflected
+  // at the ends), those up to i from the ring and the later ones, not yet written, in place.
+  const std::int64_t ring_rows = radius + 1;
+  scratch.resize(static_cast<std::size_t>(ring_rows * inner));
+  float* const ring = scratch.data();
   for (std::int64_t o = 0; o < outer; ++o) {
     float* block = data + o * n * inner;
-    std::memcpy(scratch.data(), block, static_cast<std::size_t>(n * inner) * sizeof(float));
     for (std::int64_t i = 0; i < n; ++i) {
       float* out = block + i * inner;
-      std::fill_n(out, inner, 0.0f);
+      std::memcpy(ring + (i % ring_rows) * inner, out, static_cast<std::size_t>(inner) * sizeof(float));
       for (std::int64_t k = 0; k < taps; ++k) {
         const float w = kernel[static_cast<std::size_t>(k)];
-        const float* in = scratch.data() + reflect_index(i + k - radius, n) * inner;
-        for (std::int64_t x = 0; x < inner; ++x) out[x] += w * in[x];
+        const std::int64_t row = reflect_index(i + k - radius, n);
+        const float* in = row <= i ? ring + (row % ring_rows) * inner : block + row * inner;
+        if (k == 0) {
+          for (std::int64_t x = 0; x < inner; ++x) out[x] = w * in[x];
+        } else {
+          for (std::int64_t x = 0; x < inner; ++x) out[x] += w * in[x];
+        }
       }
     }
   }
@@ -373,7 +383,9 @@ MLSEG_CPU_CLONES void simulate_low_resolution_channel(torch::Tensor& image, std:
   const auto iz = nearest_exact_indices(full[0], low[0]);
   const auto iy = nearest_exact_indices(full[1], low[1]);
   const auto ix = nearest_exact_indices(full[2], low[2]);
-  std::vector<float> small(static_cast<std::size_t>(low[0] * low[1] * low[2]));
+  // Scratch without zero-filling: every element is written before it is read.
+  const auto scratch = [](std::int64_t count) { return std::unique_ptr<float[]>(new float[static_cast<std::size_t>(count)]); };
+  const std::unique_ptr<float[]> small = scratch(low[0] * low[1] * low[2]);
   std::size_t at = 0;
   for (std::int64_t z = 0; z < low[0]; ++z) {
     for (std::int64_t y = 0; y < low[1]; ++y) {
@@ -382,11 +394,11 @@ MLSEG_CPU_CLONES void simulate_low_resolution_channel(torch::Tensor& image, std:
     }
   }
   // Trilinear up = linear along x, then y, then z.
-  std::vector<float> up_x(static_cast<std::size_t>(low[0] * low[1] * full[2]));
-  linear_resize_axis(small.data(), low[0] * low[1], low[2], 1, up_x.data(), full[2]);
-  std::vector<float> up_y(static_cast<std::size_t>(low[0] * full[1] * full[2]));
-  linear_resize_axis(up_x.data(), low[0], low[1], full[2], up_y.data(), full[1]);
-  linear_resize_axis(up_y.data(), 1, low[0], full[1] * full[2], view.data, full[0]);
+  const std::unique_ptr<float[]> up_x = scratch(low[0] * low[1] * full[2]);
+  linear_resize_axis(small.get(), low[0] * low[1], low[2], 1, up_x.get(), full[2]);
+  const std::unique_ptr<float[]> up_y = scratch(low[0] * full[1] * full[2]);
+  linear_resize_axis(up_x.get(), low[0], low[1], full[2], up_y.get(), full[1]);
+  linear_resize_axis(up_y.get(), 1, low[0], full[1] * full[2], view.data, full[0]);
 }
 
 MLSEG_CPU_CLONES void gamma_channel(torch::Tensor& image, std::int64_t channel, double gamma, bool invert, bool retain_stats) {
