@@ -169,10 +169,24 @@ MLSEG_ALWAYS_INLINE void code_plane(const ResampleJob& job, const SeparableGrid<
     const Word* const source = plane + y * S2;
     Word* const codes = row_codes.data() + (y - rows.first) * P2;
     std::uint8_t* const mixed = rows.row(rows.mixed, y, P2);
-    for (std::int64_t ox = x_begin; ox < x_end; ++ox) {
-      const Word a = source[lower[ox]], b = source[lower[ox] + 1];
-      codes[ox] = a;
-      mixed[ox] = a != b;
+    // A row segment that carries one code throughout (most rows of a label map) is filled
+    // without the gather: one vectorised compare over the source span it reads.
+    bool uniform = x_begin < x_end;
+    if (uniform) {
+      const Word first = source[lower[x_begin]];
+      const std::int64_t span_end = lower[x_end - 1] + 1;
+      for (std::int64_t i = lower[x_begin]; i <= span_end; ++i) uniform &= source[i] == first;
+      if (uniform) {
+        std::fill(codes + x_begin, codes + x_end, first);
+        std::fill(mixed + x_begin, mixed + x_end, std::uint8_t{0});
+      }
+    }
+    if (!uniform) {
+      for (std::int64_t ox = x_begin; ox < x_end; ++ox) {
+        const Word a = source[lower[ox]], b = source[lower[ox] + 1];
+        codes[ox] = a;
+        mixed[ox] = a != b;
+      }
     }
     for (const std::int64_t ox : grid.x.edge) {
       const Word a = in0[ox] ? source[lower[ox]] : Word{0}, b = in1[ox] ? source[lower[ox] + 1] : Word{0};
