@@ -175,7 +175,9 @@ MLSEG_ALWAYS_INLINE void code_plane(const ResampleJob& job, const SeparableGrid<
     if (uniform) {
       const Word first = source[lower[x_begin]];
       const std::int64_t span_end = lower[x_end - 1] + 1;
-      for (std::int64_t i = lower[x_begin]; i <= span_end; ++i) uniform &= source[i] == first;
+      Word differ = 0;  // an OR reduction, which the compiler vectorises (a bool AND it did not)
+      for (std::int64_t i = lower[x_begin]; i <= span_end; ++i) differ = static_cast<Word>(differ | (source[i] ^ first));
+      uniform = differ == 0;
       if (uniform) {
         std::fill(codes + x_begin, codes + x_end, first);
         std::fill(mixed + x_begin, mixed + x_end, std::uint8_t{0});
