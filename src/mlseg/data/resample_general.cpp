@@ -175,15 +175,56 @@ MLSEG_ALWAYS_INLINE void first_row_3d(const float* src, const Word* code_src, co
                                       float* image_out, Word* code_out) {
   std::int32_t mixed[kTileX];
   std::int64_t mixed_count = 0;
-  for (std::int64_t k = 0; k < count; ++k) {
-    if (coordinates.interior[k] == 0) continue;
-    const std::int64_t base = coordinates.base[k];
-    image_out[k] = interpolate_image_at<false>(src + base, coordinates.tz[k], coordinates.ty[k], coordinates.tx[k],
-                                               width, plane);
-    const Word* const q = code_src + base;
+  const auto code_at = [&](std::int64_t k) {
+    const Word* const q = code_src + coordinates.base[k];
     code_out[k] = q[0];
     mixed[mixed_count] = static_cast<std::int32_t>(k);
     mixed_count += uniform_corners(q, width, plane) ? 0 : 1;
+  };
+  std::int64_t k = 0;
+#if defined(__SSE2__)
+  // Four voxels at a time: each voxel's corners as pairs (x, x+1) in two registers, transposed
+  // so that each lerp runs once for the four voxels, in the same order as interpolate_image_at
+  // (the same values to the bit).
+  using F4 = float __attribute__((vector_size(16)));
+  for (; k + 4 <= count; k += 4) {
+    const std::int32_t* const interior = coordinates.interior + k;
+    if ((interior[0] & interior[1] & interior[2] & interior[3]) == 0) {
+      for (std::int64_t j = k; j < k + 4; ++j) {
+        if (coordinates.interior[j] == 0) continue;
+        image_out[j] = interpolate_image_at<false>(src + coordinates.base[j], coordinates.tz[j], coordinates.ty[j],
+                                                   coordinates.tx[j], width, plane);
+        code_at(j);
+      }
+      continue;
+    }
+    __m128 z0[4], z1[4];  // per voxel: rows y0 and y1 of plane z (z1: plane z + 1), x and x + 1
+    for (int v = 0; v < 4; ++v) {
+      const float* const p = src + coordinates.base[k + v];
+      z0[v] = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))),
+                           reinterpret_cast<const __m64*>(p + width));
+      z1[v] = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p + plane))),
+                           reinterpret_cast<const __m64*>(p + plane + width));
+    }
+    _MM_TRANSPOSE4_PS(z0[0], z0[1], z0[2], z0[3]);  // z0[c]: corner c (y0x0, y0x1, y1x0, y1x1) of the 4 voxels
+    _MM_TRANSPOSE4_PS(z1[0], z1[1], z1[2], z1[3]);
+    F4 tx, ty, tz;
+    std::memcpy(&tx, coordinates.tx + k, sizeof tx);
+    std::memcpy(&ty, coordinates.ty + k, sizeof ty);
+    std::memcpy(&tz, coordinates.tz + k, sizeof tz);
+    const F4 r00 = F4(z0[0]) + tx * (F4(z0[1]) - F4(z0[0])), r10 = F4(z0[2]) + tx * (F4(z0[3]) - F4(z0[2]));
+    const F4 r01 = F4(z1[0]) + tx * (F4(z1[1]) - F4(z1[0])), r11 = F4(z1[2]) + tx * (F4(z1[3]) - F4(z1[2]));
+    const F4 plane0 = r00 + ty * (r10 - r00), plane1 = r01 + ty * (r11 - r01);
+    const F4 value = plane0 + tz * (plane1 - plane0);
+    std::memcpy(image_out + k, &value, sizeof value);
+    for (std::int64_t j = k; j < k + 4; ++j) code_at(j);
+  }
+#endif
+  for (; k < count; ++k) {
+    if (coordinates.interior[k] == 0) continue;
+    image_out[k] = interpolate_image_at<false>(src + coordinates.base[k], coordinates.tz[k], coordinates.ty[k],
+                                               coordinates.tx[k], width, plane);
+    code_at(k);
   }
   const std::int64_t offsets[8] = {0, 1, width, width + 1, plane, plane + 1, plane + width, plane + width + 1};
   for (std::int64_t m = 0; m < mixed_count; ++m) {
