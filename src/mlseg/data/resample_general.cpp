@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -106,7 +107,7 @@ MLSEG_ALWAYS_INLINE float interpolate_image(const float* src, const RowCoordinat
 }
 
 // Code at interior voxel k: the nearest corner's, or equal corners copied and the others voting
-// per bit.
+// per bit (the planar modes and nearest labels; 3D linear labels take first_row_3d).
 template <typename Word, bool kPlanar>
 MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates& coordinates, std::int64_t k, const CornerOffsets& c,
                              bool nearest_labels, float threshold) {
@@ -114,18 +115,6 @@ MLSEG_ALWAYS_INLINE Word interpolate_code(const Word* src, const RowCoordinates&
   const Word* q = src + coordinates.base[k];
   const float tz = kPlanar ? 0.0f : coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
   if (nearest_labels) return q[c.o[(tz >= 0.5f ? 4 : 0) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0)]];
-  if constexpr (sizeof(Word) == 1 && !kPlanar) {
-    // Byte codes: corners x and x+1 are adjacent, so the 8 corners are 4 two-byte loads packed
-    // in one word; all equal is one compare against the first byte broadcast.
-    std::uint16_t pair[4];
-    std::memcpy(&pair[0], q, 2);
-    std::memcpy(&pair[1], q + c.o[2], 2);
-    std::memcpy(&pair[2], q + c.o[4], 2);
-    std::memcpy(&pair[3], q + c.o[6], 2);
-    const std::uint64_t packed = std::uint64_t{pair[0]} | std::uint64_t{pair[1]} << 16 |
-                                 std::uint64_t{pair[2]} << 32 | std::uint64_t{pair[3]} << 48;
-    if (packed == std::uint64_t{q[0]} * 0x0101010101010101ull) return q[0];
-  }
   Word n[N];
   for (int corner = 0; corner < N; ++corner) n[corner] = q[c.o[corner]];
   Word differ = 0;
@@ -255,25 +244,19 @@ MLSEG_FIRST_ROW_3D(uint32_t)
 MLSEG_FIRST_ROW_3D(uint64_t)
 #undef MLSEG_FIRST_ROW_3D
 
-MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint8_t* codes, const RowCoordinates& c,
+template <typename Word>
+MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const Word* codes, const RowCoordinates& c,
                                           std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
-                                          float* image_out, std::uint8_t* code_out) {
-  first_row_3d_uint8_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
-}
-MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint16_t* codes, const RowCoordinates& c,
-                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
-                                          float* image_out, std::uint16_t* code_out) {
-  first_row_3d_uint16_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
-}
-MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint32_t* codes, const RowCoordinates& c,
-                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
-                                          float* image_out, std::uint32_t* code_out) {
-  first_row_3d_uint32_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
-}
-MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const std::uint64_t* codes, const RowCoordinates& c,
-                                          std::int64_t count, std::int64_t width, std::int64_t plane, float threshold,
-                                          float* image_out, std::uint64_t* code_out) {
-  first_row_3d_uint64_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+                                          float* image_out, Word* code_out) {
+  if constexpr (std::is_same_v<Word, std::uint8_t>) {
+    first_row_3d_uint8_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+  } else if constexpr (std::is_same_v<Word, std::uint16_t>) {
+    first_row_3d_uint16_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+  } else if constexpr (std::is_same_v<Word, std::uint32_t>) {
+    first_row_3d_uint32_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+  } else {
+    first_row_3d_uint64_t(src, codes, c, count, width, plane, threshold, image_out, code_out);
+  }
 }
 
 // Software prefetch: every kPrefetchStride-th voxel of a row segment, kPrefetchRowsAhead rows
