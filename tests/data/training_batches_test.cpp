@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "mlseg/core/error.h"
+#include "mlseg/data/augmentation.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
 #include "mlseg/data/training_batches.h"
@@ -53,6 +54,28 @@ TEST(TrainingBatches, AugmentedBatchesHaveThePatchShapeAndAreDeterministicAcross
 
   const PatchSampler wrong(store, SamplerOptions(3, {8, 16, 16}));
   EXPECT_THROW(make_training_batch(store, wrong, batch_options, 0), Error);
+
+  // Draws without rotation or scaling cut only the final patch: the same samples as cutting the
+  // initial patch and augmenting it (the draws' cuts reach past the case: padding included).
+  for (const double probability : {0.0, 0.5}) {
+    TrainingBatchOptions plain = batch_options;
+    plain.augmentation().spatial().rotation_probability(probability).scaling_probability(probability);
+    for (std::int64_t index = 0; index < 6; ++index) {
+      const Batch batch = make_training_batch(store, sampler, plain, index);
+      const auto draws = sampler.sample_batch(index);
+      for (std::size_t j = 0; j < draws.size(); ++j) {
+        const CutPatch whole = store.cut_patch(draws[j].case_index, draws[j].begin_zyx, cut);
+        SplitMix64 mixer(plain.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)));
+        for (std::size_t k = 0; k <= j; ++k) mixer.next();
+        SplitMix64 rng(mixer.next());
+        const AugmentedSample expected =
+            augment_sample(whole.image, whole.codes, plain.patch_size_zyx(), plain.augmentation(), rng);
+        const auto at = static_cast<std::int64_t>(j);
+        EXPECT_TRUE(torch::equal(batch.tensors[0][at], expected.image)) << "batch " << index << " sample " << j;
+        EXPECT_TRUE(torch::equal(batch.tensors[1][at], expected.codes.words)) << "batch " << index << " sample " << j;
+      }
+    }
+  }
 }
 
 }  // namespace
