@@ -43,26 +43,31 @@ void copy_box(const char* source, const std::array<std::int64_t, 3>& shape, std:
               const std::array<std::int64_t, 3>& size, char* target) {
   const std::int64_t target_plane = size[0] * size[1] * size[2];
   std::array<std::int64_t, 3> from{}, to{};
-  bool inside = true;
+  bool overlap = true;
   for (int d = 0; d < 3; ++d) {
     from[d] = std::clamp<std::int64_t>(begin[d], 0, shape[d]);
     to[d] = std::clamp<std::int64_t>(begin[d] + size[d], 0, shape[d]);
-    inside = inside && from[d] == begin[d] && to[d] == begin[d] + size[d];
+    overlap = overlap && to[d] > from[d];
   }
-  // Padding is zero (image 0, code 0 = background); a box fully inside needs no fill.
-  if (!inside) std::memset(target, 0, static_cast<std::size_t>(planes * target_plane) * item_size);
-  for (int d = 0; d < 3; ++d) {
-    if (to[d] <= from[d]) return;  // no overlap: all padding
-  }
-  const std::size_t row_bytes = static_cast<std::size_t>(to[2] - from[2]) * item_size;
+  // Padding is zero (image 0, code 0 = background), written row by row around the copied part,
+  // so that each target byte is written once.
+  const std::size_t target_row = static_cast<std::size_t>(size[2]) * item_size;
+  const std::size_t left = overlap ? static_cast<std::size_t>(from[2] - begin[2]) * item_size : 0;
+  const std::size_t row_bytes = overlap ? static_cast<std::size_t>(to[2] - from[2]) * item_size : 0;
   const std::int64_t source_plane = shape[0] * shape[1] * shape[2];
   for (std::int64_t n = 0; n < planes; ++n) {
-    for (std::int64_t z = from[0]; z < to[0]; ++z) {
-      for (std::int64_t y = from[1]; y < to[1]; ++y) {
+    for (std::int64_t tz = 0; tz < size[0]; ++tz) {
+      for (std::int64_t ty = 0; ty < size[1]; ++ty) {
+        char* const row = target + static_cast<std::size_t>(n * target_plane + (tz * size[1] + ty) * size[2]) * item_size;
+        const std::int64_t z = begin[0] + tz, y = begin[1] + ty;
+        if (!overlap || z < from[0] || z >= to[0] || y < from[1] || y >= to[1]) {
+          std::memset(row, 0, target_row);
+          continue;
+        }
         const std::int64_t source_index = n * source_plane + (z * shape[1] + y) * shape[2] + from[2];
-        const std::int64_t target_index =
-            n * target_plane + ((z - begin[0]) * size[1] + (y - begin[1])) * size[2] + (from[2] - begin[2]);
-        std::memcpy(target + target_index * item_size, source + source_index * item_size, row_bytes);
+        std::memset(row, 0, left);
+        std::memcpy(row + left, source + source_index * item_size, row_bytes);
+        std::memset(row + left + row_bytes, 0, target_row - left - row_bytes);
       }
     }
   }
