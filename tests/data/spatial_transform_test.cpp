@@ -30,6 +30,23 @@ std::array<double, 3> centroid_offset(const CodeVolume& codes) {
   return offset;
 }
 
+// An input and patch size for the kernel comparisons, with the number of label channels.
+struct KernelCase {
+  Shape input, patch;
+  int channels;
+};
+
+// One sphere per channel (bit c), centres spread around the input's centre so that they overlap.
+CodeVolume channel_spheres(const Shape& input, int channels) {
+  CodeVolume codes = empty_code_volume(input, channels);
+  for (int channel = 0; channel < channels; ++channel) {
+    const std::array<double, 3> centre{input[0] / 2.0 + (channel % 3) - 1.0, input[1] / 2.0 + channel - 4.0,
+                                       input[2] / 2.0 - channel + 3.0};
+    paint_sphere(codes, {}, centre, 5.0 + channel, std::int64_t{1} << channel);
+  }
+  return codes;
+}
+
 TEST(SpatialTransform, InitialPatchSizeMatchesNnUNetGetPatchSize) {
   // nnU-Net: get_patch_size(patch, rot, rot, rot, (0.85, 1.25)); dummy 2D / 2D keep axis 0.
   EXPECT_EQ(initial_patch_size({128, 128, 128}), (Shape{205, 205, 205}));
@@ -236,24 +253,15 @@ TEST(SpatialTransform, ElasticDeformationIsRejectedWithAnError) {
 // channels, byte and wider code words (the 10-channel words vote on mixed corners), and nearest
 // labels.
 TEST(SpatialTransform, SeparablePathMatchesTheGeneralKernel) {
-  struct Case {
-    Shape input, patch;
-    int channels;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<KernelCase> cases = {
       {{30, 34, 32}, {24, 24, 24}, 3},   // 3D, byte codes
       {{30, 34, 32}, {24, 20, 22}, 10},  // 3D, 16-bit codes
       {{9, 40, 36}, {6, 28, 28}, 3},     // dummy 2D (anisotropic patch)
       {{1, 40, 36}, {1, 28, 30}, 10},    // 2D
   };
-  for (const Case& c : cases) {
+  for (const KernelCase& c : cases) {
     const torch::Tensor image = random_image(2, c.input, 31);
-    CodeVolume codes = empty_code_volume(c.input, c.channels);
-    for (int channel = 0; channel < c.channels; ++channel) {
-      const std::array<double, 3> centre{c.input[0] / 2.0 + (channel % 3) - 1.0, c.input[1] / 2.0 + channel - 4.0,
-                                         c.input[2] / 2.0 - channel + 3.0};
-      paint_sphere(codes, {}, centre, 5.0 + channel, std::int64_t{1} << channel);
-    }
+    const CodeVolume codes = channel_spheres(c.input, c.channels);
     const auto geometry = augmentation_geometry(c.patch);
     for (const LabelInterpolation labels : {LabelInterpolation::linear, LabelInterpolation::nearest}) {
       for (const double scale : {0.7, 1.0, 1.17, 1.4}) {
@@ -283,25 +291,16 @@ TEST(SpatialTransform, SeparablePathMatchesTheGeneralKernel) {
 // resampling first and flipping afterwards, on every path: identity crop, separable scaling,
 // general rotation, and the planar modes whose slice axis the kernel does not resample.
 TEST(SpatialTransform, MirroringInTheSamePassEqualsFlippingAfterwards) {
-  struct Case {
-    Shape input, patch;
-    int channels;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<KernelCase> cases = {
       {{30, 34, 32}, {24, 24, 24}, 3},   // 3D, byte codes
       {{30, 34, 32}, {24, 20, 22}, 10},  // 3D, 16-bit codes
       {{9, 40, 36}, {6, 28, 28}, 3},     // dummy 2D
       {{1, 40, 36}, {1, 28, 30}, 3},     // 2D
       {{20, 20, 20}, {24, 26, 22}, 3},   // patch larger than the input: padding on both sides
   };
-  for (const Case& c : cases) {
+  for (const KernelCase& c : cases) {
     const torch::Tensor image = random_image(2, c.input, 41);
-    CodeVolume codes = empty_code_volume(c.input, c.channels);
-    for (int channel = 0; channel < c.channels; ++channel) {
-      const std::array<double, 3> centre{c.input[0] / 2.0 + (channel % 3) - 1.0, c.input[1] / 2.0 + channel - 3.0,
-                                         c.input[2] / 2.0 - channel + 2.0};
-      paint_sphere(codes, {}, centre, 4.0 + channel, std::int64_t{1} << channel);
-    }
+    const CodeVolume codes = channel_spheres(c.input, c.channels);
     const auto geometry = augmentation_geometry(c.patch);
     std::vector<SpatialParameters> draws(3);  // identity, scaling only, rotation and scaling
     draws[1].scaled = draws[2].scaled = true;
