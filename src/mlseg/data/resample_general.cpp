@@ -215,12 +215,12 @@ MLSEG_ALWAYS_INLINE void first_row_3d(const float* src, const Word* code_src, co
                                                coordinates.tx[k], width, plane);
     code_at(k);
   }
-  const std::int64_t offsets[8] = {0, 1, width, width + 1, plane, plane + 1, plane + width, plane + width + 1};
+  const CornerOffsets corners(plane, width);
   for (std::int64_t m = 0; m < mixed_count; ++m) {
     const std::int64_t k = mixed[m];
     const Word* const q = code_src + coordinates.base[k];
     Word n[8];
-    for (int corner = 0; corner < 8; ++corner) n[corner] = q[offsets[corner]];
+    for (int corner = 0; corner < 8; ++corner) n[corner] = q[corners.o[corner]];
     float w[8];
     corner_weights<8>(coordinates.tz[k], coordinates.ty[k], coordinates.tx[k], w);
     code_out[k] = vote_bits<Word, 8>(n, w, threshold);
@@ -265,10 +265,16 @@ MLSEG_ALWAYS_INLINE void first_row_3d_any(const float* src, const Word* codes, c
 constexpr std::int64_t kPrefetchStride = 8;
 constexpr int kPrefetchRowsAhead = 4;
 
-// Requests the cache lines of the 4 (planar: 2) source rows a row segment starting at `start` reads.
+// Requests the cache lines of the 4 (planar: 2) source rows that the row segment kPrefetchRowsAhead
+// steps of `row_step` after the one at `start` reads, while this one computes: a rotated walk
+// defeats the hardware prefetcher, and each miss would otherwise stall the scalar loop.
 template <typename Word, bool kPlanar>
-MLSEG_ALWAYS_INLINE void prefetch_row(const ResampleJob& job, const std::array<double, 3>& start,
-                                      const std::array<double, 3>& step, std::int64_t count, std::int64_t slice_offset) {
+MLSEG_ALWAYS_INLINE void prefetch_row(const ResampleJob& job, const std::array<double, 3>& row_start,
+                                      const std::array<double, 3>& row_step, std::int64_t count,
+                                      std::int64_t slice_offset) {
+  std::array<double, 3> start = row_start;
+  for (int i = 0; i < 3; ++i) start[i] += kPrefetchRowsAhead * row_step[i];
+  const std::array<double, 3>& step = job.grid.step[2];
   const auto [S0, S1, S2] = job.in;
   const std::int64_t plane = S1 * S2, volume = S0 * plane;
   const char* image = reinterpret_cast<const char*>(job.image + slice_offset);
@@ -290,29 +296,85 @@ MLSEG_ALWAYS_INLINE void prefetch_row(const ResampleJob& job, const std::array<d
   }
 }
 
+// The indices of the row segment's border voxels (some corner outside the input) into `border`;
+// their count. The list is built only for the few segments that have any.
+MLSEG_ALWAYS_INLINE std::int64_t border_list(const RowCoordinates& coordinates, std::int64_t count,
+                                             std::int32_t* border) {
+  std::int32_t all_interior = 1;
+  for (std::int64_t k = 0; k < count; ++k) all_interior &= coordinates.interior[k];
+  std::int64_t border_count = 0;
+  if (all_interior == 0) {
+    for (std::int64_t k = 0; k < count; ++k) {
+      border[border_count] = static_cast<std::int32_t>(k);
+      border_count += coordinates.interior[k] == 0;
+    }
+  }
+  return border_count;
+}
+
+// One border voxel of a row segment starting at source position `start` (output index row + k):
+// corners outside the input are the outside value / background, every channel and code word.
+template <typename Word, bool kPlanar>
+MLSEG_ALWAYS_INLINE void border_voxel(const ResampleJob& job, const std::array<double, 3>& start, std::int64_t k,
+                                      std::int64_t row, const RowCoordinates& coordinates, const CornerOffsets& corners,
+                                      std::int64_t slice_offset) {
+  constexpr int N = kPlanar ? 4 : 8;
+  const auto [S0, S1, S2] = job.in;
+  const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane;
+  const std::int64_t out_volume = job.out[0] * job.out[1] * job.out[2], at = row + k;
+  const std::array<double, 3>& step = job.grid.step[2];
+  const double fz = start[0] + k * step[0], fy = start[1] + k * step[1], fx = start[2] + k * step[2];
+  const std::int64_t iz = kPlanar ? 0 : floor_to_int(fz), iy = floor_to_int(fy), ix = floor_to_int(fx);
+  const bool z0 = kPlanar || (iz >= 0 && iz < S0), z1 = !kPlanar && iz + 1 >= 0 && iz + 1 < S0;
+  const bool y0 = iy >= 0 && iy < S1, y1 = iy + 1 >= 0 && iy + 1 < S1;
+  const bool x0 = ix >= 0 && ix < S2, x1 = ix + 1 >= 0 && ix + 1 < S2;
+  const bool valid[8] = {z0 && y0 && x0, z0 && y0 && x1, z0 && y1 && x0, z0 && y1 && x1,
+                         z1 && y0 && x0, z1 && y0 && x1, z1 && y1 && x0, z1 && y1 && x1};
+  const std::int64_t base = slice_offset + iz * in_plane + iy * S2 + ix;
+  const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
+  float w[N];
+  corner_weights<N>(tz, ty, tx, w);
+  float outside_weight = 0.0f;
+  for (int c = 0; c < N; ++c) outside_weight += valid[c] ? 0.0f : w[c];
+  for (std::int64_t c = 0; c < job.channels; ++c) {
+    const float* p = job.image + c * in_volume;
+    float value = outside_weight * job.outside;
+    for (int corner = 0; corner < N; ++corner) {
+      value += valid[corner] ? w[corner] * p[base + corners.o[corner]] : 0.0f;
+    }
+    job.image_out[c * out_volume + at] = value;
+  }
+  const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
+  for (std::int64_t word = 0; word < job.words; ++word) {
+    const Word* src = static_cast<const Word*>(job.codes) + word * in_volume;
+    Word n[N];
+    for (int c = 0; c < N; ++c) n[c] = valid[c] ? src[base + corners.o[c]] : Word{0};
+    static_cast<Word*>(job.codes_out)[word * out_volume + at] =
+        job.nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, job.label_threshold);
+  }
+}
+
 // Resamples one output tile, row segment by row segment: coordinates (vectorised), then the
 // image and the labels into local buffers (an unsigned char store could alias anything, so the
-// loops never store through the output pointers directly), then the few border voxels. The
-// first image channel and the first code word share one loop, so each voxel's coordinates are
-// read once for both; further channels and words (multi-modal input, over 64 label channels)
-// take a loop each.
+// loops never store through the output pointers directly), then the few border voxels. 3D linear
+// labels take first_row_3d for the first channel and code word; the planar modes and nearest
+// labels share one generic loop; further channels and words (multi-modal input, over 64 label
+// channels) take a loop each.
 template <typename Word, bool kPlanar>
 MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile) {
-  constexpr int N = kPlanar ? 4 : 8;
   const auto [S0, S1, S2] = job.in;
   const auto [P0, P1, P2] = job.out;
   const std::int64_t in_plane = S1 * S2, in_volume = S0 * in_plane, out_volume = P0 * P1 * P2;
   const auto& g = job.grid;
   const std::array<double, 3> step_x = g.step[2];
   const CornerOffsets corners(in_plane, S2);
-  const std::int64_t* const corner_offset = corners.o;
   const Word* const codes = static_cast<const Word*>(job.codes);
   Word* const codes_out = static_cast<Word*>(job.codes_out);
   const float* const image = job.image;
   float* const image_out = job.image_out;
   const std::int64_t channels = job.channels, words = job.words;
   const bool nearest_labels = job.nearest_labels;
-  const float threshold = job.label_threshold, outside = job.outside;
+  const float threshold = job.label_threshold;
   const std::int64_t count = tile.x_end - tile.x_begin;
   RowCoordinates coordinates;
   float image_buffer[kTileX];
@@ -334,26 +396,11 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         }
         slice_offset = sz * in_plane;
       }
-      {
-        // The source lines of the row kPrefetchRowsAhead further on (the next plane near the
-        // tile's end), requested while this row computes: a rotated walk defeats the hardware
-        // prefetcher, and each miss would otherwise stall the scalar loop.
-        const int j = oy + kPrefetchRowsAhead < tile.y_end ? 1 : 0;
-        std::array<double, 3> ahead = start;
-        for (int i = 0; i < 3; ++i) ahead[i] += kPrefetchRowsAhead * g.step[j][i];
-        prefetch_row<Word, kPlanar>(job, ahead, step_x, count, slice_offset);
-      }
+      // The row kPrefetchRowsAhead further on (the next plane near the tile's end).
+      const int ahead_axis = oy + kPrefetchRowsAhead < tile.y_end ? 1 : 0;
+      prefetch_row<Word, kPlanar>(job, start, g.step[ahead_axis], count, slice_offset);
       row_coordinates(start, step_x, count, job.in, kPlanar, coordinates);
-      // The border voxels' list, built only for the few segments that have any.
-      std::int32_t all_interior = 1;
-      for (std::int64_t k = 0; k < count; ++k) all_interior &= coordinates.interior[k];
-      std::int64_t border_count = 0;
-      if (all_interior == 0) {
-        for (std::int64_t k = 0; k < count; ++k) {
-          border[border_count] = static_cast<std::int32_t>(k);
-          border_count += coordinates.interior[k] == 0;
-        }
-      }
+      const std::int64_t border_count = border_list(coordinates, count, border);
       const auto flush_image = [&](std::int64_t c) {
         for (std::int64_t b = 0; b < border_count; ++b) image_buffer[border[b]] = 0.0f;  // filled below
         std::memcpy(image_out + c * out_volume + row, image_buffer, static_cast<std::size_t>(count) * sizeof(float));
@@ -362,14 +409,9 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         for (std::int64_t b = 0; b < border_count; ++b) code_buffer[border[b]] = Word{0};  // filled below
         std::memcpy(codes_out + word * out_volume + row, code_buffer, static_cast<std::size_t>(count) * sizeof(Word));
       };
-      if constexpr (!kPlanar) {
-        if (!nearest_labels) {
-          first_row_3d_any(image, codes, coordinates, count, S2, in_plane, threshold, image_buffer, code_buffer);
-          flush_image(0);
-          flush_codes(0);
-        }
-      }
-      if (kPlanar || nearest_labels) {
+      if (!kPlanar && !nearest_labels) {
+        first_row_3d_any(image, codes, coordinates, count, S2, in_plane, threshold, image_buffer, code_buffer);
+      } else {
         const float* const src = image + slice_offset;
         const Word* const code_src = codes + slice_offset;
         for (std::int64_t k = 0; k < count; ++k) {
@@ -377,9 +419,9 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
           image_buffer[k] = interpolate_image<kPlanar>(src, coordinates, k, corners);
           code_buffer[k] = interpolate_code<Word, kPlanar>(code_src, coordinates, k, corners, nearest_labels, threshold);
         }
-        flush_image(0);
-        flush_codes(0);
       }
+      flush_image(0);
+      flush_codes(0);
       for (std::int64_t c = 1; c < channels; ++c) {
         const float* const src = image + c * in_volume + slice_offset;
         for (std::int64_t k = 0; k < count; ++k) {
@@ -396,37 +438,8 @@ MLSEG_ALWAYS_INLINE void resample_tile(const ResampleJob& job, const Tile& tile)
         }
         flush_codes(word);
       }
-      // Border voxels: corners outside the input are the outside value / background.
       for (std::int64_t b = 0; b < border_count; ++b) {
-        const std::int64_t k = border[b], at = row + k;
-        const double fz = start[0] + k * step_x[0], fy = start[1] + k * step_x[1], fx = start[2] + k * step_x[2];
-        const std::int64_t iz = kPlanar ? 0 : floor_to_int(fz), iy = floor_to_int(fy), ix = floor_to_int(fx);
-        const bool z0 = kPlanar || (iz >= 0 && iz < S0), z1 = !kPlanar && iz + 1 >= 0 && iz + 1 < S0;
-        const bool y0 = iy >= 0 && iy < S1, y1 = iy + 1 >= 0 && iy + 1 < S1;
-        const bool x0 = ix >= 0 && ix < S2, x1 = ix + 1 >= 0 && ix + 1 < S2;
-        const bool valid[8] = {z0 && y0 && x0, z0 && y0 && x1, z0 && y1 && x0, z0 && y1 && x1,
-                               z1 && y0 && x0, z1 && y0 && x1, z1 && y1 && x0, z1 && y1 && x1};
-        const std::int64_t base = slice_offset + iz * in_plane + iy * S2 + ix;
-        const float tz = coordinates.tz[k], ty = coordinates.ty[k], tx = coordinates.tx[k];
-        float w[N];
-        corner_weights<N>(tz, ty, tx, w);
-        float outside_weight = 0.0f;
-        for (int c = 0; c < N; ++c) outside_weight += valid[c] ? 0.0f : w[c];
-        for (std::int64_t c = 0; c < channels; ++c) {
-          const float* p = image + c * in_volume;
-          float value = outside_weight * outside;
-          for (int corner = 0; corner < N; ++corner) {
-            value += valid[corner] ? w[corner] * p[base + corner_offset[corner]] : 0.0f;
-          }
-          image_out[c * out_volume + at] = value;
-        }
-        const int nearest = (kPlanar ? 0 : (tz >= 0.5f ? 4 : 0)) + (ty >= 0.5f ? 2 : 0) + (tx >= 0.5f ? 1 : 0);
-        for (std::int64_t word = 0; word < words; ++word) {
-          const Word* src = codes + word * in_volume;
-          Word n[N];
-          for (int c = 0; c < N; ++c) n[c] = valid[c] ? src[base + corner_offset[c]] : Word{0};
-          codes_out[word * out_volume + at] = nearest_labels ? n[nearest] : vote_bits<Word, N>(n, w, threshold);
-        }
+        border_voxel<Word, kPlanar>(job, start, border[b], row, coordinates, corners, slice_offset);
       }
     }
   }
