@@ -241,13 +241,22 @@ CutPatch PreprocessedStore::cut_patch(std::size_t index, const std::array<std::i
       throw Error("patch size " + zyx_text(size_zyx) + " has an empty axis", "pass a patch size of at least 1 per axis");
     }
   }
-  const CodeLayout layout = code_layout(num_channels());
   CutPatch patch;
-  patch.image = torch::empty({info_.num_image_channels, size_zyx[0], size_zyx[1], size_zyx[2]}, torch::kFloat);
-  patch.codes.num_channels = num_channels();
-  patch.codes.words = torch::empty({layout.num_words, size_zyx[0], size_zyx[1], size_zyx[2]}, layout.dtype);
-  cut_patch_into(index, begin_zyx, patch.image, patch.codes.words);
+  cut_patch_into(index, begin_zyx, size_zyx, patch);
   return patch;
+}
+
+void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::int64_t, 3>& begin_zyx,
+                                       const std::array<std::int64_t, 3>& size_zyx, CutPatch& patch) const {
+  const CodeLayout layout = code_layout(num_channels());
+  if (!patch.image.defined()) patch.image = torch::empty({0}, torch::kFloat);
+  if (!patch.codes.words.defined() || patch.codes.words.scalar_type() != layout.dtype) {
+    patch.codes.words = torch::empty({0}, layout.dtype);
+  }
+  patch.image.resize_({info_.num_image_channels, size_zyx[0], size_zyx[1], size_zyx[2]});
+  patch.codes.words.resize_({layout.num_words, size_zyx[0], size_zyx[1], size_zyx[2]});
+  patch.codes.num_channels = num_channels();
+  cut_patch_into(index, begin_zyx, patch.image, patch.codes.words);
 }
 
 void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::int64_t, 3>& begin_zyx,

@@ -91,6 +91,10 @@ class PreprocessedStore {
   /// `image` [C, z, y, x] float32 and `codes` [W, z, y, x] of the store's code type.
   void cut_patch_into(std::size_t case_index, const std::array<std::int64_t, 3>& begin_zyx, torch::Tensor& image,
                       torch::Tensor& codes) const;
+  /// The same into `patch`, reusing its tensors' memory when they are large enough (a loader
+  /// thread's buffer: no fresh pages per sample); allocates them on first use.
+  void cut_patch_into(std::size_t case_index, const std::array<std::int64_t, 3>& begin_zyx,
+                      const std::array<std::int64_t, 3>& size_zyx, CutPatch& patch) const;
 
  private:
   struct Slot {

@@ -49,17 +49,9 @@ Batch make_training_batch(const PreprocessedStore& store, const PatchSampler& sa
     }
     // The cut is only read by the augmentation: one buffer per loader thread, reused (a fresh
     // initial patch of 205^3 floats is 34 MB of new pages to fault in for every sample).
-    thread_local torch::Tensor cut_image, cut_words;
-    const CodeLayout layout = code_layout(store.num_channels());
-    const std::vector<std::int64_t> image_shape{store.info().num_image_channels, size[0], size[1], size[2]};
-    const std::vector<std::int64_t> words_shape{layout.num_words, size[0], size[1], size[2]};
-    if (!cut_image.defined()) cut_image = torch::empty({0}, torch::kFloat);
-    if (!cut_words.defined() || cut_words.scalar_type() != layout.dtype) cut_words = torch::empty({0}, layout.dtype);
-    cut_image.resize_(image_shape);
-    cut_words.resize_(words_shape);
-    store.cut_patch_into(draws[j].case_index, begin, cut_image, cut_words);
-    const CodeVolume cut_codes{cut_words, store.num_channels()};
-    AugmentedSample sample = augment_sample(cut_image, cut_codes, final_size, options.augmentation(), rng);
+    thread_local CutPatch cut_buffer;
+    store.cut_patch_into(draws[j].case_index, begin, size, cut_buffer);
+    AugmentedSample sample = augment_sample(cut_buffer.image, cut_buffer.codes, final_size, options.augmentation(), rng);
     if (report != nullptr) report->add(sample.codes, draws[j]);
     samples.push_back({sample.image, sample.codes.words});
   }
