@@ -91,12 +91,13 @@ class PredictPhantom : public ::testing::Test {
     model_ = new ModelDescription();
     model_->plans = plans;
     model_->configuration = "3d_fullres";
-    model_->label_encoding = plans.value("label_encoding", std::string("sigmoid"));
-    ASSERT_EQ(model_->label_encoding, "sigmoid") << "the phantom's channels overlap";
+    // The model is trained below with sigmoid targets, whatever analyze recommended.
     model_->channel_names = plans.at("channel_names").get<std::vector<std::string>>();
+    model_->encoding = LabelEncoding::sigmoid(static_cast<int>(model_->channel_names.size()));
+    model_->encoding.write_json(model_->plans, model_->channel_names);
     model_->image_channel_names = plans.value("image_channel_names", std::vector<std::string>{});
     model_->input_channels = 1;
-    model_->num_outputs = num_network_outputs(model_->label_encoding, static_cast<std::int64_t>(model_->channel_names.size()));
+    model_->num_outputs = model_->encoding.num_outputs();
     model_->dataset_json = read_json_file(*raw_ / "dataset.json");
     model_->mirror_axes = {0, 1, 2};
 
@@ -352,7 +353,7 @@ ModelDescription tiny_model(const std::array<double, 3>& spacing, int input_chan
   ModelDescription model;
   model.plans = plans;
   model.configuration = "3d_fullres";
-  model.label_encoding = "sigmoid";
+  model.encoding = LabelEncoding::sigmoid(2);
   model.channel_names = {"a", "b"};
   model.input_channels = input_channels;
   model.num_outputs = 2;

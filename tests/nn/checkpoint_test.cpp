@@ -18,7 +18,7 @@ ModelDescription tiny_model() {
   model.configuration = "3d_fullres";
   model.input_channels = 1;
   model.num_outputs = 2;
-  model.label_encoding = "sigmoid";
+  model.encoding = LabelEncoding::sigmoid(2);
   model.channel_names = {"a", "b"};
   model.mirror_axes = {0, 1, 2};
   model.plans = {{"configurations",

@@ -2,6 +2,8 @@
 #include "mlseg/nn/network_from_plans.h"
 
 #include <gtest/gtest.h>
+
+#include "mlseg/labels/label_encoding.h"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -131,11 +133,10 @@ TEST(NetworkFromPlans, OneIntegerConvCountMeansEveryStage) {
   EXPECT_EQ(net->options.n_conv_per_stage_decoder(), std::vector<int>(stages - 1, 1));
 }
 
-TEST(NetworkOutputs, SigmoidHasOnePerChannelSoftmaxAddsBackground) {
-  EXPECT_EQ(num_network_outputs("sigmoid", 3), 3);
-  EXPECT_EQ(num_network_outputs("softmax", 3), 4);
-  EXPECT_THROW(num_network_outputs("powerset", 3), Error);
-  EXPECT_THROW(num_network_outputs("sigmoid", 0), Error);
+TEST(NetworkOutputs, SigmoidHasOnePerChannelSoftmaxAddsBackgroundPowersetOnePerCombination) {
+  EXPECT_EQ(LabelEncoding::sigmoid(3).num_outputs(), 3);
+  EXPECT_EQ(LabelEncoding::softmax(3).num_outputs(), 4);
+  EXPECT_EQ(LabelEncoding::powerset(3, {{0b001}, {0b011}}).num_outputs(), 3);  // + background
 }
 
 }  // namespace

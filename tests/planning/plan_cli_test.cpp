@@ -25,7 +25,10 @@ TEST(PlanCli, RunsAnalyzeWhenMissingWritesPlansAndCheckCatchesABadPatch) {
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
 
   auto plans = read_json_file(plans_file);
-  EXPECT_EQ(plans["label_encoding"], "sigmoid");  // overlapping bitmask channels
+  // Overlapping bitmask channels: sigmoid or powerset, as analyze recommends; never softmax.
+  const auto labels = read_json_file(dir / "work/Dataset962_PlanCli/analysis/labels.json");
+  EXPECT_EQ(plans["label_encoding"], labels["recommendations"]["encoding"]);
+  EXPECT_NE(plans["label_encoding"], "softmax");
   auto& patch = plans["configurations"]["3d_fullres"]["patch_size"];
   patch[1] = patch[1].get<int>() + 1;
   write_json_file(plans_file, plans);

@@ -171,15 +171,82 @@ TEST(PlanSynthetic, CpuPresetAndSmallerGpuShrinkThePatch) {
   EXPECT_LE(small->patch.feature_map_size, 280e6);
 }
 
-TEST(PlanSynthetic, PowersetFallsBackToSigmoidAndOverlapForbidsSoftmax) {
+// Two channels seen alone and together, one rare combination and one carrying the ignore flag.
+void add_combinations(PlanningInput& input) {
+  input.combinations = {{{0b00}, 900000, false, false}, {{0b01}, 5000, false, false}, {{0b11}, 9000, false, false},
+                        {{0b10}, 7000, false, false},  {{0b101}, 50, true, false},   {{0b100}, 10, false, true}};
+  input.channels_overlap = true;
+}
+
+TEST(PlanSynthetic, PowersetClassesAreTheObservedCombinationsMostFrequentFirst) {
   PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 2, "powerset");
-  Plans plans = plan_experiment(input, PlanOptions{});
-  EXPECT_EQ(plans.label_encoding, "sigmoid");
-  EXPECT_NE(plans.encoding_note.find("powerset"), std::string::npos);
+  add_combinations(input);
+  const Plans plans = plan_experiment(input, PlanOptions{});
+  ASSERT_EQ(plans.label_encoding, "powerset");
+  // Background is class 0 (implicit); the rare 0b101 and the ignored combination are not classes.
+  EXPECT_EQ(plans.powerset_combinations, (std::vector<CombinationCode>{{0b11}, {0b10}, {0b01}}));
+  const auto json = plans_to_json(plans, input, PlanOptions{});
+  EXPECT_EQ(json["powerset_combinations"].dump(), R"([[],["label0","label1"],["label1"],["label0"]])");
+  EXPECT_TRUE(check_plans(json).empty()) << check_plans(json).front().problem;
+  const LabelEncoding read = LabelEncoding::from_json(json, input.channel_names, "plans.json");
+  EXPECT_EQ(read.num_outputs(), 4);
+}
+
+TEST(PlanSynthetic, TooManyCombinationsIsAClearErrorOrSigmoidUnderAuto) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 9, "powerset");
+  for (std::uint64_t code = 1; code < 300; ++code) input.combinations.push_back({{code}, 1000, false, false});
+  input.channels_overlap = true;
+  PlanOptions powerset;
+  powerset.encoding = "powerset";
+  try {
+    plan_experiment(input, powerset);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.problem()).find("300 powerset classes"), std::string::npos) << e.problem();
+    EXPECT_NE(e.fix().find("sigmoid"), std::string::npos);
+  }
+  const Plans automatic = plan_experiment(input, PlanOptions{});
+  EXPECT_EQ(automatic.label_encoding, "sigmoid");
+  EXPECT_NE(automatic.encoding_note.find("300 powerset classes"), std::string::npos) << automatic.encoding_note;
+  // A small memory budget refuses even a few classes for explicit powerset.
+  PlanningInput few = synthetic(4, {1, 1, 1}, {128, 128, 128}, {"MR"}, 1, 2, "powerset");
+  add_combinations(few);
+  EXPECT_NO_THROW(plan_experiment(few, powerset));
+  powerset.powerset_memory_fraction = 1e-6;
+  EXPECT_THROW(plan_experiment(few, powerset), Error);
+}
+
+TEST(PlanSynthetic, OverlapForbidsSoftmax) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 2, "sigmoid");
   input.channels_overlap = true;
   PlanOptions softmax;
   softmax.encoding = "softmax";
   EXPECT_THROW(plan_experiment(input, softmax), Error);
+}
+
+TEST(PlanRemedies, OnForImbalanceWithTemperedPosWeightOffWhenBalanced) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 3, "sigmoid");
+  const PlanOptions options;
+  const auto balanced = plans_to_json(plan_experiment(input, options), input, options);
+  EXPECT_EQ(balanced["remedies"]["sampling"], "uniform");
+  EXPECT_EQ(balanced["remedies"]["bce_pos_weight"], false);
+  EXPECT_EQ(balanced["bce_pos_weight"]["label0"], 1.0);
+  input.channels[2].foreground_selection_probability = 0.05;  // 0.333 / 0.05: 6.7x
+  input.bce_pos_weight = {4.0, 99.0, 1.0};
+  const auto imbalanced = plans_to_json(plan_experiment(input, options), input, options);
+  EXPECT_EQ(imbalanced["remedies"]["sampling"], "inverse_frequency");
+  EXPECT_EQ(imbalanced["remedies"]["bce_pos_weight"], true);
+  EXPECT_NE(imbalanced["remedies"]["reason"].get<std::string>().find("\"label2\""), std::string::npos);
+  EXPECT_DOUBLE_EQ(imbalanced["bce_pos_weight"]["label0"].get<double>(), 2.0);  // sqrt(4)
+  EXPECT_DOUBLE_EQ(imbalanced["bce_pos_weight"]["label1"].get<double>(), kMaxPlannedPosWeight);
+  EXPECT_DOUBLE_EQ(imbalanced["bce_pos_weight"]["label2"].get<double>(), 1.0);
+  // Edited values are checked.
+  auto edited = imbalanced;
+  edited["sampling_weights"]["label1"] = -1;
+  edited["remedies"]["sampling"] = "sometimes";
+  std::set<std::string> keys;
+  for (const auto& p : check_plans(edited)) keys.insert(p.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"sampling_weights", "remedies.sampling"}));
 }
 
 TEST(PlanValidationCoverage, FormulaMatchesHandComputedValues) {
@@ -205,7 +272,8 @@ TEST(PlanJson, HasNnUNetKeysAndNoNan) {
   EXPECT_EQ(full["architecture"]["arch_kwargs"]["norm_op_kwargs"]["eps"], 1e-5);
   EXPECT_EQ(full["resampling_fn_data_kwargs"]["order"], 3);
   EXPECT_EQ(full["resampling_fn_seg_kwargs"]["order"], 1);
-  EXPECT_EQ(json["bce_pos_weight"]["label0"], 99.0);
+  EXPECT_EQ(json["bce_pos_weight"]["label0"], 1.0);  // one channel: no imbalance, no pos_weight
+  EXPECT_EQ(json["remedies"]["sampling"], "uniform");
   EXPECT_EQ(json["val_iterations_auto"]["3d_fullres"], full["val_iterations_auto"]);
   EXPECT_EQ(json.dump().find("nan"), std::string::npos);
   EXPECT_TRUE(check_plans(json).empty());
@@ -216,8 +284,9 @@ TEST(PlanSynthetic, CtWithoutForegroundStatisticsSaysWhatIsMissing) {
   input.foreground_intensity_properties["0"] = {{"mean", nullptr}, {"reason", "no_foreground"}};
   const Plans plans = plan_experiment(input, PlanOptions{});
   EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"CT"}));
-  ASSERT_EQ(plans.notes.size(), 1u);
+  ASSERT_EQ(plans.notes.size(), 2u);  // and the remedies' note
   EXPECT_NE(plans.notes.front().find("CT normalisation needs them"), std::string::npos);
+  EXPECT_NE(plans.notes.back().find("remedies: off"), std::string::npos);
 }
 
 TEST(PlanCheck, AcceptsNnUNetSchemeClassNames) {
@@ -248,7 +317,7 @@ TEST(PlanCheck, BadPatchNamesTheKeyAndTheFix) {
   EXPECT_NE(patch->fix.find("96 or 128"), std::string::npos) << patch->fix;
   EXPECT_NE(find("configurations.2d.batch_size"), nullptr);
   EXPECT_NE(find("configurations.2d.normalization_schemes"), nullptr);
-  EXPECT_NE(find("label_encoding"), nullptr);
+  EXPECT_NE(find("powerset_combinations"), nullptr);  // powerset without its combination table
   EXPECT_EQ(problems.size(), 4u);
 }
 

@@ -197,6 +197,37 @@ TEST(LossFiniteness, ExtremeLogits) {
   EXPECT_NEAR(value(masked_bce_with_logits(logits, wrong, {}, {})), 1e4, 1.0);
 }
 
+// Powerset: bg, {a}, {a, b}; a voxel of class {a, b} counts for a and b in the marginal Dice.
+LossOptions powerset_options() {
+  return LossOptions().kind(LossKind::ce_and_marginal_dice).powerset_membership(LabelEncoding::powerset(2, {{0b01}, {0b11}}).membership());
+}
+
+TEST(PowersetLoss, CrossEntropyOverCombinationsPlusDiceOfTheChannelMarginals) {
+  // One voxel of class {a, b} with uniform logits: p = 1/3 each; marginals a = 2/3, b = 1/3.
+  const torch::Tensor logits = torch::zeros({1, 3, 1, 1});
+  const torch::Tensor target = torch::full({1, 1, 1, 1}, 2, torch::kLong);
+  const double ce = kLn3;
+  const double dice_a = (2 * 2.0 / 3 + kSmooth) / (1 + 2.0 / 3 + kSmooth), dice_b = (2 * 1.0 / 3 + kSmooth) / (1 + 1.0 / 3 + kSmooth);
+  EXPECT_NEAR(value(segmentation_loss(logits, target, {}, powerset_options())), ce - (dice_a + dice_b) / 2, 1e-6);
+  // Without the membership table the loss refuses to guess.
+  EXPECT_THROW(segmentation_loss(logits, target, {}, LossOptions().kind(LossKind::ce_and_marginal_dice)), Error);
+}
+
+TEST(PowersetLoss, FiniteWithoutForegroundFullyIgnoredAndExtreme) {
+  torch::manual_seed(8);
+  const torch::Tensor logits = torch::randn({2, 3, 4, 5, 6});
+  for (bool batch_dice : {false, true}) {
+    // A batch without any foreground: every voxel background.
+    expect_finite_loss_and_gradient(logits, torch::zeros({2, 1, 4, 5, 6}, torch::kLong), {}, powerset_options().batch_dice(batch_dice));
+  }
+  const torch::Tensor none = torch::zeros({2, 1, 4, 5, 6});
+  expect_finite_loss_and_gradient(logits, torch::full({2, 1, 4, 5, 6}, kIgnoreClassIndex, torch::kLong), none, powerset_options());
+  expect_finite_loss_and_gradient(logits * 1e4, torch::randint(0, 3, {2, 1, 4, 5, 6}, torch::kLong), {}, powerset_options());
+  // Channel weights become class weights (a combination takes its largest channel weight).
+  expect_finite_loss_and_gradient(logits, torch::randint(0, 3, {2, 1, 4, 5, 6}, torch::kLong), {},
+                                  powerset_options().channel_weights({1.0, 4.0}));
+}
+
 TEST(LossInputs, ShapeMismatchesAreErrors) {
   const torch::Tensor logits = torch::zeros({2, 3, 4, 4});
   EXPECT_THROW(bce_and_dice_loss(logits, torch::zeros({2, 2, 4, 4}), {}), Error);
@@ -204,9 +235,9 @@ TEST(LossInputs, ShapeMismatchesAreErrors) {
   EXPECT_THROW(ce_and_dice_loss(logits, torch::zeros({2, 1, 4, 4}), {}), Error);  // float class indices
   EXPECT_THROW(ce_and_dice_loss(logits, torch::full({2, 1, 4, 4}, 3, torch::kLong), {}), Error);  // class 3 of 0..2
   EXPECT_THROW(bce_and_dice_loss(torch::zeros({0, 3, 4, 4}), torch::zeros({0, 3, 4, 4}), {}), Error);
-  EXPECT_EQ(loss_kind_for_encoding("softmax"), LossKind::ce_and_dice);
-  EXPECT_EQ(loss_kind_for_encoding("sigmoid"), LossKind::bce_and_dice);
-  EXPECT_THROW(loss_kind_for_encoding("powerset"), Error);
+  EXPECT_EQ(LabelEncoding::softmax(2).loss_kind(), LossKind::ce_and_dice);
+  EXPECT_EQ(LabelEncoding::sigmoid(2).loss_kind(), LossKind::bce_and_dice);
+  EXPECT_EQ(LabelEncoding::powerset(2, {}).loss_kind(), LossKind::ce_and_marginal_dice);
 }
 
 }  // namespace

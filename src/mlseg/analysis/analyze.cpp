@@ -304,8 +304,7 @@ void recommend(AnalysisResult& result, const AnalyzeOptions& options) {
     result.recommended_encoding = "powerset";
     reason << "channels overlap in " << overlapping_voxels << " voxels, but only " << observed
            << " channel combinations occur (of 2^" << num_channels
-           << " possible): one class per combination fits. The powerset encoding is not implemented yet - until "
-              "then train with sigmoid (one output per channel, BCE + Dice)";
+           << " possible): one class per combination (CE over combinations + Dice on each channel's marginal)";
   } else {
     result.recommended_encoding = "sigmoid";
     reason << "channels overlap in " << overlapping_voxels << " voxels and " << observed

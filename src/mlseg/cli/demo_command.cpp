@@ -218,14 +218,30 @@ int run_demo(const DemoOptions& options) {
     line.done(report_path.string());
   }
 
-  // The five-line summary.
-  std::ostringstream dice_line, absent_line;
+  // The summary: each channel's Dice beside the remedies that acted on it.
+  std::ostringstream dice_table;
   int defined = 0;
-  for (const ChannelSummary& channel : validation.evaluation.channels) {
+  const Remedies& remedies = trained.remedies;
+  for (std::size_t c = 0; c < validation.evaluation.channels.size(); ++c) {
+    const ChannelSummary& channel = validation.evaluation.channels[c];
     const auto found = channel.aggregates.find(Metric::dice);
     if (found == channel.aggregates.end()) continue;
-    dice_line << " " << channel.name << " " << found->second.mean.format(2);
     if (found->second.mean.defined()) ++defined;
+    std::ostringstream remedy;
+    remedy << std::fixed << std::setprecision(2);
+    if (remedies.sample_channels_by_weight && channel.channel < static_cast<int>(remedies.sampling_weights.size())) {
+      remedy << "sampling weight " << remedies.sampling_weights[static_cast<std::size_t>(channel.channel)];
+    }
+    if (!remedies.bce_pos_weight.empty()) {
+      remedy << (remedy.tellp() > 0 ? ", " : "") << "pos_weight " << remedies.bce_pos_weight[static_cast<std::size_t>(channel.channel)];
+    }
+    if (!remedies.loss_channel_weights.empty()) {
+      remedy << (remedy.tellp() > 0 ? ", " : "") << "loss weight " << remedies.loss_channel_weights[static_cast<std::size_t>(channel.channel)];
+    }
+    char row[160];
+    std::snprintf(row, sizeof row, "    %-12s %-24s %s\n", channel.name.c_str(), found->second.mean.format(2).c_str(),
+                  remedy.tellp() > 0 ? remedy.str().c_str() : "-");
+    dice_table << row;
   }
   std::vector<std::string> absent;
   if (trained.final_validation) {
@@ -234,9 +250,12 @@ int run_demo(const DemoOptions& options) {
       if (!d.defined() && d.reason() == UndefinedReason::absent_from_validation) absent.push_back(trained.final_validation->channel_names[c]);
     }
   }
+  std::ostringstream absent_line;
   for (const std::string& a : absent) absent_line << (absent_line.tellp() > 0 ? ", " : "") << a;
   std::cout << "\nSummary (" << format_duration(seconds_since(start)) << ")\n";
-  std::cout << "  validation Dice per channel (whole cases, mean over cases):" << dice_line.str() << "\n";
+  std::cout << "  " << trained.encoding << " encoding; " << remedies.summary() << "\n";
+  for (const std::string& line : remedies.active) std::cout << "    " << line << "\n";
+  std::cout << "  validation Dice per channel (whole cases, mean over cases) and the remedies on it:\n" << dice_table.str();
   std::cout << "  channels with a Dice: " << defined << " of " << validation.evaluation.channels.size()
             << "; absent from fold " << options.fold << "'s validation cases: "
             << (absent.empty() ? std::string("none") : absent_line.str() + " (reported as n/a (absent_from_validation), never NaN)") << "\n";

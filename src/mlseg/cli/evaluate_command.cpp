@@ -72,6 +72,9 @@ void add_evaluate_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--pred", state->prediction, "Prediction folder (same file names as the references)")->required();
   command->add_option("--dataset-json", state->dataset_json,
                       "dataset.json defining labels and file endings (default: REF/, REF/.., PRED/)");
+  command->add_option("--pred-dataset-json", state->options.prediction_dataset_json,
+                      "dataset.json of the prediction folder when it uses another label format (e.g. PRED/dataset.json "
+                      "that mlseg predict wrote); channels must match the reference's");
   command->add_option("--channels", state->channels, "Comma-separated channel names to score (default: all)");
   command->add_option("--metrics", state->options.metrics,
                       "Comma-separated: dice, iou, precision, recall, volume, hd, hd95, assd, nsd, all")

@@ -39,7 +39,7 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
       ->check(CLI::PositiveNumber);
   command->add_option("--max-features", state->max_features, "Cap on features per stage (default: 320 in 3D, 512 in 2D)")
       ->check(CLI::PositiveNumber);
-  command->add_option("--encoding", state->options.encoding, "auto (analyze's recommendation) | sigmoid | softmax")
+  command->add_option("--encoding", state->options.encoding, "auto (analyze's recommendation) | sigmoid | softmax | powerset")
       ->capture_default_str();
   command->add_flag("--check", state->check, "Validate an (edited) plans.json instead of planning; exit 2 on problems");
   command->add_option("--plans", state->plans_file, "plans.json to check (default: WORK/<dataset>/plans.json)");

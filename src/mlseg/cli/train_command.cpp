@@ -27,7 +27,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     std::string precision = "fp32";
     std::string optimizer = "sgd";
     std::string empty_policy = to_string(kDefaultEmptyPolicy);
-    std::string sampling = "uniform";
+    std::string sampling = "plan";
     std::uint64_t seed = kDefaultTrainingSeed;
     double lr = 0;
     bool skip_final_validation = false;
@@ -64,8 +64,11 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--optimizer", state->optimizer, "sgd (Nesterov, nnU-Net) | adamw")->capture_default_str();
   command->add_option("--lr", state->lr, "Initial learning rate (default: 1e-2, nnU-Net's)");
   command->add_option("--sampling", state->sampling,
-                      "Forced-patch channel choice: uniform (nnU-Net) | inverse_frequency (plans.json sampling_weights)")
+                      "Forced-patch channel choice: plan (plans.json remedies.sampling) | uniform (nnU-Net) | "
+                      "inverse_frequency (plans.json sampling_weights)")
       ->capture_default_str();
+  command->add_flag("--nnunet-defaults", o.remedies.nnunet_defaults,
+                    "nnU-Net's behaviour: no remedies for rare channels (uniform forced-channel choice, no loss weights)");
   command->add_option("--checkpoint-every", o.checkpoint_every, "checkpoint_latest every N epochs (nnU-Net: 50)")
       ->capture_default_str();
   command->add_option("--loader-workers", o.loader_workers, "Data loader threads (default: cores - 1, at least 1)");
@@ -99,13 +102,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     const auto policy = parse_empty_policy(state->empty_policy);
     if (!policy) throw Error("unknown --empty-policy '" + state->empty_policy + "'", "use exclude, one or zero");
     options.empty_policy = *policy;
-    if (state->sampling == "uniform") {
-      options.forced_channel_weights = ForcedChannelWeights::uniform;
-    } else if (state->sampling == "inverse_frequency") {
-      options.forced_channel_weights = ForcedChannelWeights::inverse_frequency;
-    } else {
-      throw Error("unknown --sampling '" + state->sampling + "'", "use uniform or inverse_frequency");
-    }
+    options.remedies.sampling = parse_sampling_choice(state->sampling);
     options.threads = state->common.threads;
     options.show_progress = !state->common.quiet;
     const TrainResult result = train(state->dataset, options);

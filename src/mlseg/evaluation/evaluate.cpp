@@ -196,8 +196,6 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
   const bool masks = json.value("label_format", std::string()) == "channel_masks";
   const std::vector<FolderCase> references =
       list_folder_cases(reference_dir, dataset.label_file_ending, masks, "reference");
-  const std::vector<FolderCase> predictions =
-      list_folder_cases(prediction_dir, dataset.label_file_ending, masks, "prediction");
   std::vector<std::string> mask_names;
   if (masks && !json.contains("labels") && !references.empty()) {
     for (const auto& entry : fs::directory_iterator(references.front().path)) {
@@ -208,6 +206,29 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
   }
   dataset.labels = parse_label_spec(json, source, mask_names);
   const LabelSpec& spec = dataset.labels;
+  // The predictions' own format (--pred-dataset-json), else the references'.
+  Dataset prediction_dataset = dataset;
+  bool prediction_masks = masks;
+  if (!options.prediction_dataset_json.empty()) {
+    const std::string prediction_source = options.prediction_dataset_json.string();
+    const nlohmann::ordered_json prediction_json = read_json_file(options.prediction_dataset_json);
+    prediction_dataset.root = prediction_dir;
+    prediction_dataset.json = prediction_json;
+    prediction_dataset.label_file_ending =
+        prediction_json.value("label_file_ending", prediction_json.value("file_ending", std::string()));
+    prediction_masks = prediction_json.value("label_format", std::string()) == "channel_masks";
+    std::vector<std::string> reference_names;
+    for (const auto& channel : spec.channels) reference_names.push_back(channel.name);
+    prediction_dataset.labels = parse_label_spec(prediction_json, prediction_source, reference_names);
+    std::vector<std::string> prediction_names;
+    for (const auto& channel : prediction_dataset.labels.channels) prediction_names.push_back(channel.name);
+    if (prediction_names != reference_names || prediction_dataset.label_file_ending.empty()) {
+      throw Error("the prediction dataset.json does not list the reference's channels in the same order (or has no file ending)",
+                  "pass the dataset.json `mlseg predict` wrote into the prediction folder", {prediction_source, "", ""});
+    }
+  }
+  const std::vector<FolderCase> predictions =
+      list_folder_cases(prediction_dir, prediction_dataset.label_file_ending, prediction_masks, "prediction");
   result.label_format = to_string(spec.format);
   if (references.empty()) {
     throw Error("no reference label files ending in " + dataset.label_file_ending + " in " + reference_dir.string(),
@@ -284,7 +305,8 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
       const auto found = prediction_of.find(reference.case_id);
       if (found != prediction_of.end()) {
         evaluation.prediction_file = found->second;
-        pred = read_case_codes(dataset, case_files({reference.case_id, found->second}, dataset), options.read);
+        pred = read_case_codes(prediction_dataset, case_files({reference.case_id, found->second}, prediction_dataset),
+                               options.read);
         check_same_grid(ref, pred, reference.case_id, found->second, reference.path, options.geometry_tolerance);
       } else {
         pred.code = empty_code_array(ref.code.shape_zyx, spec.num_channels());

@@ -41,6 +41,11 @@ struct EvaluateOptions {
   /// --dataset-json: the dataset.json that defines the labels and file endings. Empty: the first of
   /// REF_DIR/dataset.json, REF_DIR/../dataset.json, PRED_DIR/dataset.json that exists.
   std::filesystem::path dataset_json;
+  /// --pred-dataset-json: the dataset.json that describes the prediction folder when it is written
+  /// in another label format than the references (e.g. `mlseg predict` output in multihot4d or
+  /// bitmask against nnU-Net region label maps). Its channels must be the reference's, by name and
+  /// order. Empty: the predictions use the references' format.
+  std::filesystem::path prediction_dataset_json;
   /// --channels: names of the channels to score, in dataset order; empty = every channel.
   std::vector<std::string> channels;
   /// --metrics: which metrics to compute (see parse_metric_selection).

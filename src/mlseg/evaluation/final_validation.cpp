@@ -115,7 +115,17 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
   PredictFolderOptions predict;
   predict.folds = {fold_name.substr(5)};
   predict.checkpoint = options.checkpoint;
-  predict.format = dataset_prediction_format(dataset.labels.format);
+  predict.format = options.format.value_or(dataset_prediction_format(dataset.labels.format));
+  // A label map holds one label per voxel: lossless only for a softmax model. Otherwise score a
+  // per-channel copy of the same predictions.
+  const std::vector<fs::path> checkpoints = find_checkpoints(fold_dir.parent_path(), predict.folds, predict.checkpoint);
+  const bool one_label_per_voxel = read_checkpoint_metadata(checkpoints.front())["model"].value("label_encoding", "") == "softmax";
+  out.scored_folder = out.folder;
+  if (*predict.format == PredictionFormat::labelmap && !one_label_per_voxel) {
+    out.scored_folder = out.folder / "per_channel_codes";
+    fs::remove_all(out.scored_folder);
+    predict.lossless_copy_dir = out.scored_folder;
+  }
   predict.device = options.device;
   predict.threads = options.threads;
   predict.predict = options.predict;
@@ -129,10 +139,11 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
 
   EvaluateOptions evaluate;
   evaluate.dataset_json = dataset_dir / "dataset.json";
+  evaluate.prediction_dataset_json = out.scored_folder / "dataset.json";
   evaluate.metrics = options.metrics;
   evaluate.threads = options.threads;
   evaluate.show_progress = options.show_progress;
-  out.evaluation = evaluate_folders(references, out.folder, evaluate);
+  out.evaluation = evaluate_folders(references, out.scored_folder, evaluate);
   write_evaluation_outputs(out.evaluation, out.folder / "summary.json");
   return out;
 }

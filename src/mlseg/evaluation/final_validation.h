@@ -3,8 +3,11 @@
 // fold predicted whole, by sliding window with the fold's checkpoint, written to
 // fold_<k>/validation/ in the dataset's own label format, and scored against the references
 // with the metrics engine (every metric, per case and per channel, explicit empty semantics):
-// fold_<k>/validation/summary.json and metrics_per_case.csv.
+// fold_<k>/validation/summary.json and metrics_per_case.csv. The score is always of what the
+// network predicted per channel (thresholded sigmoid, softmax argmax, decoded powerset), never of
+// a label map that collapsed overlapping channels.
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,8 @@ namespace mlseg {
 
 struct FinalValidationOptions {
   std::string checkpoint = "final";  ///< nnU-Net validates checkpoint_final
+  /// Format of the files written to validation/; unset = the dataset's own (dataset_prediction_format).
+  std::optional<PredictionFormat> format;
   PredictOptions predict;            ///< step 0.5, Gaussian, mirroring (nnU-Net's final validation)
   std::string device = "auto";
   int threads = 0;
@@ -24,6 +29,9 @@ struct FinalValidationOptions {
 
 struct FinalValidation {
   std::filesystem::path folder;  ///< fold_<k>/validation
+  /// What was scored: `folder`, or, when the chosen format is a label map that cannot hold the
+  /// model's overlapping channels, the lossless per-channel copy in folder/per_channel_codes.
+  std::filesystem::path scored_folder;
   PredictRun prediction;
   EvaluationResult evaluation;
 };

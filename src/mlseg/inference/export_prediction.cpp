@@ -72,9 +72,9 @@ std::optional<PredictionFormat> parse_prediction_format(const std::string& text)
   return std::nullopt;
 }
 
-PredictionFormat default_prediction_format(LabelEncoding encoding, int num_channels) {
-  if (encoding == LabelEncoding::softmax) return PredictionFormat::labelmap;
-  return num_channels <= kMaxBitmaskChannels ? PredictionFormat::bitmask : PredictionFormat::multihot4d;
+PredictionFormat default_prediction_format(const LabelEncoding& encoding) {
+  if (encoding.default_export() == DefaultExport::label_map) return PredictionFormat::labelmap;
+  return encoding.num_channels() <= kMaxBitmaskChannels ? PredictionFormat::bitmask : PredictionFormat::multihot4d;
 }
 
 std::string prediction_file_ending(const ModelDescription& model, const ExportOptions& options) {

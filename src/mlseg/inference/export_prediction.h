@@ -30,8 +30,9 @@ std::optional<PredictionFormat> parse_prediction_format(const std::string& text)
 /// The most channels the bitmask format holds (one 64-bit integer per voxel).
 inline constexpr int kMaxBitmaskChannels = 64;
 
-/// bitmask for sigmoid models with <= 64 channels, multihot4d above, labelmap for softmax models.
-PredictionFormat default_prediction_format(LabelEncoding encoding, int num_channels);
+/// The encoding's default export: labelmap for softmax models; bitmask for sigmoid and powerset
+/// models with <= 64 channels, multihot4d above (lossless for overlapping channels).
+PredictionFormat default_prediction_format(const LabelEncoding& encoding);
 
 enum class ProbabilitiesFormat { npy, nifti };
 

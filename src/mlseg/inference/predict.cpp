@@ -168,11 +168,11 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   std::vector<LoadedCheckpoint> models;
   for (const auto& path : run.checkpoints) models.push_back(load_checkpoint(path));
   const ModelDescription& model = shared_model_description(models);
-  const LabelEncoding encoding = parse_label_encoding(model.label_encoding);
+  const LabelEncoding& encoding = model.encoding;
   const int num_channels = static_cast<int>(model.channel_names.size());
 
   ExportOptions export_options;
-  export_options.format = options.format.value_or(default_prediction_format(encoding, num_channels));
+  export_options.format = options.format.value_or(default_prediction_format(encoding));
   export_options.file_ending = options.file_ending;
   export_options.save_probabilities = options.save_probabilities;
   export_options.probabilities_format = options.probabilities_format;
@@ -204,6 +204,14 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   write_text_file_atomically(output_dir / "dataset.json", prediction_dataset_json(model, export_options).dump(2) + "\n");
+  ExportOptions lossless_options;
+  lossless_options.format = num_channels <= kMaxBitmaskChannels ? PredictionFormat::bitmask : PredictionFormat::multihot4d;
+  lossless_options.file_ending = options.file_ending;
+  if (!options.lossless_copy_dir.empty()) {
+    fs::create_directories(options.lossless_copy_dir, ec);
+    write_text_file_atomically(options.lossless_copy_dir / "dataset.json",
+                               prediction_dataset_json(model, lossless_options).dump(2) + "\n");
+  }
   if (options.continue_prediction) {
     std::vector<InputCase> todo;
     for (auto& c : cases) {
@@ -239,9 +247,9 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     predicted.encoding = encoding;
     predicted.channel_names = model.channel_names;
     predicted.geometry = properties.original_geometry;
-    predicted.probabilities = logits_to_original_probabilities(logits, properties, encoding, plan.anisotropy_threshold, 1);
-    predicted.code = code_from_probabilities(predicted.probabilities, encoding, num_channels);
+    set_prediction(predicted, logits_to_original_probabilities(logits, properties, encoding, plan.anisotropy_threshold, 1));
     const ExportResult exported = export_prediction(predicted, output_dir, model, export_options);
+    if (!options.lossless_copy_dir.empty()) export_prediction(predicted, options.lossless_copy_dir, model, lossless_options);
     result.files = exported.files;
     result.voxels_lost_overlap = exported.voxels_lost_overlap;
     return result;

@@ -30,6 +30,10 @@ struct PredictFolderOptions {
   int threads = 0;                                  ///< --threads: network threads (0 = all cores)
   PredictOptions predict;                           ///< --step-size, --tile-batch, --tta / --disable-tta
   bool continue_prediction = false;                 ///< --continue
+  /// Also write every case, losslessly per channel (bitmask up to 64 channels, else multihot4d),
+  /// into this folder (with its dataset.json): final validation scores this copy when the chosen
+  /// format is a label map that cannot hold overlapping channels. Empty: no copy.
+  std::filesystem::path lossless_copy_dir;
   bool show_progress = true;
 };
 

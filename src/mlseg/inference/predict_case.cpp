@@ -19,7 +19,6 @@ SlidingWindowOptions sliding_window_options(const ModelDescription& model, const
 
 PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const ModelDescription& model, const Image& raw_image,
                            const PredictOptions& options, const std::string& case_id) {
-  const LabelEncoding encoding = parse_label_encoding(model.label_encoding);
   InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration, "checkpoint plans");
   plan.resample.threads = options.threads;
   if (raw_image.num_channels() != model.input_channels) {
@@ -31,12 +30,11 @@ PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const Mod
   const torch::Tensor logits = sliding_window_logits(networks, preprocessed.image, sliding_window_options(model, plan, options));
   PredictedCase result;
   result.case_id = case_id;
-  result.encoding = encoding;
+  result.encoding = model.encoding;
   result.channel_names = model.channel_names;
   result.geometry = raw_image.geometry;
-  result.probabilities =
-      logits_to_original_probabilities(logits, preprocessed.properties, encoding, plan.anisotropy_threshold, options.threads);
-  result.code = code_from_probabilities(result.probabilities, encoding, static_cast<int>(model.channel_names.size()));
+  set_prediction(result, logits_to_original_probabilities(logits, preprocessed.properties, model.encoding,
+                                                          plan.anisotropy_threshold, options.threads));
   return result;
 }
 
@@ -45,7 +43,7 @@ const ModelDescription& shared_model_description(const std::vector<LoadedCheckpo
   const ModelDescription& first = models.front().model;
   for (const auto& loaded : models) {
     const ModelDescription& m = loaded.model;
-    if (m.configuration != first.configuration || m.label_encoding != first.label_encoding ||
+    if (m.configuration != first.configuration || m.encoding.name() != first.encoding.name() || m.encoding.combinations() != first.encoding.combinations() ||
         m.channel_names != first.channel_names || m.input_channels != first.input_channels ||
         m.plans.value("configurations", nlohmann::ordered_json::object()).value(m.configuration, nlohmann::ordered_json()) !=
             first.plans.value("configurations", nlohmann::ordered_json::object()).value(first.configuration, nlohmann::ordered_json())) {
@@ -88,23 +86,11 @@ CodeVolume code_from_masks(const torch::Tensor& masks) {
   return code;
 }
 
-CodeVolume code_from_probabilities(const torch::Tensor& probabilities, LabelEncoding encoding, int num_channels) {
-  if (encoding == LabelEncoding::sigmoid) {
-    if (probabilities.size(0) != num_channels) throw Error("sigmoid outputs do not match the channels", "check the model");
-    return code_from_masks(probabilities > 0.5);
-  }
-  if (probabilities.size(0) != num_channels + 1) throw Error("softmax outputs do not match the channels + background", "check the model");
-  const torch::Tensor classes = probabilities.argmax(0);
-  const torch::Tensor labels = torch::arange(1, num_channels + 1, classes.options()).view({-1, 1, 1, 1});
-  return code_from_masks(classes.unsqueeze(0) == labels);
-}
-
-CodeVolume code_from_logits(const torch::Tensor& logits, LabelEncoding encoding, int num_channels) {
-  if (encoding == LabelEncoding::sigmoid) {
-    if (logits.size(0) != num_channels) throw Error("sigmoid outputs do not match the channels", "check the model");
-    return code_from_masks(logits > 0);
-  }
-  return code_from_probabilities(logits, encoding, num_channels);  // argmax of logits = argmax of softmax
+void set_prediction(PredictedCase& predicted, torch::Tensor class_probabilities) {
+  predicted.code = predicted.encoding.code_from_outputs(class_probabilities, /*are_logits=*/false);
+  predicted.probabilities = predicted.encoding.kind() == EncodingKind::powerset
+                                ? predicted.encoding.channel_probabilities(class_probabilities, 0).contiguous()
+                                : std::move(class_probabilities);
 }
 
 }  // namespace mlseg

@@ -33,12 +33,14 @@ struct PredictOptions {
 struct PredictedCase {
   std::string case_id;
   /// float32 [K, Z, Y, X] in the raw image's grid: sigmoid: K = C channel probabilities;
-  /// softmax: K = C + 1 class probabilities, background first.
+  /// softmax: K = C + 1 class probabilities, background first; powerset: K = C channel marginals
+  /// (the summed probabilities of the combinations that hold the channel).
   torch::Tensor probabilities;
-  /// Per-channel binary prediction (sigmoid > 0.5, or softmax argmax = channel + 1), bit c = channel c.
+  /// Per-channel binary prediction (sigmoid > 0.5, softmax argmax = channel + 1, powerset the
+  /// argmax combination's channels), bit c = channel c.
   CodeVolume code;
   Geometry geometry;  ///< the raw image's
-  LabelEncoding encoding = LabelEncoding::sigmoid;
+  LabelEncoding encoding;
   std::vector<std::string> channel_names;
 };
 
@@ -56,13 +58,10 @@ PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const Mod
 PredictedCase predict_case(const std::vector<LoadedCheckpoint>& models, const Image& raw_image, const PredictOptions& options = {},
                            const std::string& case_id = "");
 
-/// Probabilities → channel code: sigmoid: channel c where probabilities[c] > 0.5; softmax: channel c
-/// where argmax = c + 1. `probabilities` [K, Z, Y, X]; `num_channels` = C.
-CodeVolume code_from_probabilities(const torch::Tensor& probabilities, LabelEncoding encoding, int num_channels);
-
-/// Logits → channel code directly (same rule: logit > 0, or argmax), e.g. for validation in the
-/// preprocessed grid.
-CodeVolume code_from_logits(const torch::Tensor& logits, LabelEncoding encoding, int num_channels);
+/// Class probabilities [K, Z, Y, X] (from logits_to_original_probabilities) → the PredictedCase
+/// fields: the code (LabelEncoding::code_from_outputs) and the probabilities to keep (powerset:
+/// the channel marginals, else unchanged).
+void set_prediction(PredictedCase& predicted, torch::Tensor class_probabilities);
 
 /// [C, Z, Y, X] bool/uint8 binary masks → code (no ignore flags).
 CodeVolume code_from_masks(const torch::Tensor& masks);

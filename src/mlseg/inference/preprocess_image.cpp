@@ -72,13 +72,7 @@ PreprocessedImage preprocess_image(const std::string& case_id, const Image& imag
   return result;
 }
 
-LabelEncoding parse_label_encoding(const std::string& text) {
-  if (text == "sigmoid") return LabelEncoding::sigmoid;
-  if (text == "softmax") return LabelEncoding::softmax;
-  throw Error("label encoding '" + text + "' cannot be predicted", "the model must be trained with sigmoid or softmax outputs");
-}
-
-torch::Tensor logits_to_original_probabilities(const torch::Tensor& logits, const CaseProperties& p, LabelEncoding encoding,
+torch::Tensor logits_to_original_probabilities(const torch::Tensor& logits, const CaseProperties& p, const LabelEncoding& encoding,
                                                double anisotropy_threshold, int threads) {
   torch::Tensor data = logits.to(torch::kCPU, torch::kFloat);
   const std::array<std::int64_t, 3> planned{data.size(1), data.size(2), data.size(3)};
@@ -94,15 +88,15 @@ torch::Tensor logits_to_original_probabilities(const torch::Tensor& logits, cons
     const int axis = separate_axis_for(p.spacing_mm, p.spacing_after_crop_mm, anisotropy_threshold);
     data = resample_image(data, p.shape_after_crop, axis, options);
   }
-  data = encoding == LabelEncoding::sigmoid ? torch::sigmoid(data) : torch::softmax(data, 0);
+  data = encoding.probabilities(data, 0);
   std::array<std::int64_t, 3> full{};
   for (int i = 0; i < 3; ++i) full[i] = p.original_shape_zyx[p.transpose_forward[i]];
   const CropBox box{p.crop_begin, p.crop_end};
   const bool cropped = box.shape() != full;
   if (cropped) {
     torch::Tensor uncropped = uncrop_from_box(data, box, full, 0.0);
-    if (encoding == LabelEncoding::softmax) {
-      uncropped.slice(0, 0, 1).copy_(uncrop_from_box(data.slice(0, 0, 1), box, full, 1.0));
+    if (encoding.outside_value(0) != 0.0) {
+      uncropped.slice(0, 0, 1).copy_(uncrop_from_box(data.slice(0, 0, 1), box, full, encoding.outside_value(0)));
     }
     data = uncropped;
   }

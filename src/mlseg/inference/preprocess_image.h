@@ -13,6 +13,7 @@
 
 #include "mlseg/core/image.h"
 #include "mlseg/io/store_layout.h"
+#include "mlseg/labels/label_encoding.h"
 #include "mlseg/preprocessing/image_steps.h"
 #include "mlseg/preprocessing/normalize.h"
 #include "mlseg/preprocessing/resample.h"
@@ -36,17 +37,13 @@ struct PreprocessedImage {
 /// Throws mlseg::Error (naming the case) when the channel count differs from the plan's.
 PreprocessedImage preprocess_image(const std::string& case_id, const Image& image, const InferencePlan& plan);
 
-/// How network outputs become probabilities.
-enum class LabelEncoding { sigmoid, softmax };
-/// "sigmoid" | "softmax"; throws mlseg::Error otherwise.
-LabelEncoding parse_label_encoding(const std::string& text);
-
 /// Logits [K, planned, resampled shape] → probabilities float32 [K, original Z, Y, X]: resampled to
 /// the cropped shape with nnU-Net's resampling_fn_probabilities (linear, nearest along the
-/// anisotropic axis), then sigmoid / softmax (nnU-Net's order), put back into the original extent
-/// (0 outside the crop box; softmax background 1) and transposed back. `threads`: resampling.
+/// anisotropic axis), then the encoding's sigmoid / softmax (nnU-Net's order), put back into the
+/// original extent (0 outside the crop box; class outputs: background 1) and transposed back.
+/// `threads`: resampling.
 torch::Tensor logits_to_original_probabilities(const torch::Tensor& logits, const CaseProperties& properties,
-                                               LabelEncoding encoding, double anisotropy_threshold = kDefaultAnisotropyThreshold,
+                                               const LabelEncoding& encoding, double anisotropy_threshold = kDefaultAnisotropyThreshold,
                                                int threads = 0);
 
 }  // namespace mlseg

@@ -71,7 +71,7 @@ Json model_description_to_json(const ModelDescription& model) {
   json["configuration"] = model.configuration;
   json["input_channels"] = model.input_channels;
   json["num_outputs"] = model.num_outputs;
-  json["label_encoding"] = model.label_encoding;
+  model.encoding.write_json(json, model.channel_names);
   json["channel_names"] = model.channel_names;
   json["image_channel_names"] = model.image_channel_names;
   json["mirror_axes"] = model.mirror_axes;
@@ -85,13 +85,19 @@ ModelDescription model_description_from_json(const Json& json) {
   model.configuration = required<std::string>(json, "configuration");
   model.input_channels = required<std::int64_t>(json, "input_channels");
   model.num_outputs = required<std::int64_t>(json, "num_outputs");
-  model.label_encoding = required<std::string>(json, "label_encoding");
   model.channel_names = required<std::vector<std::string>>(json, "channel_names");
+  required<std::string>(json, "label_encoding");
+  model.encoding = LabelEncoding::from_json(json, model.channel_names, "checkpoint metadata");
   model.image_channel_names = json.value("image_channel_names", std::vector<std::string>{});
   model.mirror_axes = json.value("mirror_axes", std::vector<int>{});
   model.dataset_json = json.value("dataset_json", Json::object());
   if (!json.contains("plans") || !json["plans"].is_object()) throw Error("checkpoint metadata has no model.plans", kRetrainFix);
   model.plans = json["plans"];
+  if (model.num_outputs != model.encoding.num_outputs()) {
+    throw Error("checkpoint metadata has " + std::to_string(model.num_outputs) + " outputs, its " + model.encoding.name() +
+                    " encoding " + std::to_string(model.encoding.num_outputs()),
+                kRetrainFix);
+  }
   if (model.input_channels < 1 || model.num_outputs < 1) {
     throw Error("checkpoint metadata has " + std::to_string(model.input_channels) + " inputs and " +
                     std::to_string(model.num_outputs) + " outputs",

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mlseg/labels/label_encoding.h"
 #include "mlseg/nn/plain_conv_unet.h"
 
 namespace mlseg {
@@ -23,8 +24,8 @@ struct ModelDescription {
   nlohmann::ordered_json plans;   ///< the whole plans.json the network was built from
   std::string configuration;      ///< e.g. "3d_fullres"
   std::int64_t input_channels = 1;
-  std::int64_t num_outputs = 1;   ///< network outputs (sigmoid: channels; softmax: channels + 1)
-  std::string label_encoding;     ///< "sigmoid" | "softmax"
+  std::int64_t num_outputs = 1;   ///< network outputs (= encoding.num_outputs())
+  LabelEncoding encoding;         ///< what the outputs stand for (powerset: with its combination table)
   std::vector<std::string> channel_names;      ///< label channels in ARCHITECTURE.md's order
   std::vector<std::string> image_channel_names;  ///< modalities, in input order
   /// The raw dataset.json (labels, regions_class_order, label_format, file_ending, ...), so that

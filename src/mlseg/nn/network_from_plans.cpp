@@ -57,13 +57,6 @@ std::vector<int> conv_counts(const Json& value, const std::string& name, std::si
 
 }  // namespace
 
-std::int64_t num_network_outputs(const std::string& label_encoding, std::int64_t num_channels) {
-  if (num_channels < 1) throw Error("the dataset has no label channels", "define at least one label besides background");
-  if (label_encoding == "sigmoid") return num_channels;
-  if (label_encoding == "softmax") return num_channels + 1;
-  throw Error("label_encoding is '" + label_encoding + "'", "use \"sigmoid\" or \"softmax\"");
-}
-
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const std::string& configuration,
                                                         std::int64_t input_channels, std::int64_t num_outputs,
                                                         bool deep_supervision) {

@@ -10,10 +10,6 @@
 
 namespace mlseg {
 
-/// Network output channels for a plans.json label_encoding: "sigmoid" → num_channels (one per
-/// channel), "softmax" → num_channels + 1 (background first). Throws mlseg::Error otherwise.
-std::int64_t num_network_outputs(const std::string& label_encoding, std::int64_t num_channels);
-
 /// The PlainConvUNet options of `configuration` (e.g. "3d_fullres", "2d"). Throws mlseg::Error
 /// naming the key (e.g. "configurations.2d.architecture.arch_kwargs.strides") when it is
 /// missing or malformed; the error's location is left empty for the caller to fill with

@@ -13,8 +13,18 @@ struct PlanOptions {
   /// --gpu-memory-gb: scales the feature-map budget (nnU-Net's gpu_memory_target_in_gb, 8).
   double gpu_memory_gb = 8.0;
   PlanPreset preset = PlanPreset::gpu;
-  /// --encoding: auto (labels.json's recommendation; powerset falls back to sigmoid) | sigmoid | softmax.
+  /// --encoding: auto (labels.json's recommendation; powerset falls back to sigmoid when its
+  /// classes do not fit) | sigmoid | softmax | powerset.
   std::string encoding = "auto";
+  /// powerset: the most classes (combinations + background) planned (analyze recommends powerset
+  /// up to 64 observed combinations).
+  int powerset_max_classes = 256;
+  /// powerset: the output-layer tensors of one batch (K x batch x patch voxels x
+  /// powerset_bytes_per_output_voxel) may take at most this fraction of gpu_memory_gb.
+  double powerset_memory_fraction = 0.25;
+  /// Bytes per class and voxel of the output tensors a training step holds: logits, softmax,
+  /// log-softmax, their gradients, the one-hot target and deep supervision's coarser copies.
+  double powerset_bytes_per_output_voxel = 32;
   bool show_progress = true;  ///< progress of the analyze run when the analysis files are missing
   int threads = 0;            ///< analyze's threads when it has to run; 0 = all cores
   bool write_files = true;    ///< false: compute only (tests)

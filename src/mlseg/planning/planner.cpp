@@ -33,6 +33,44 @@ double product(const std::vector<double>& values) {
 
 std::vector<double> drop_first(const std::array<double, 3>& v) { return {v[1], v[2]}; }
 
+// The powerset classes after background: observed combinations that are neither rare (they merge
+// into their largest listed subset, as preprocess --rare-combos merge) nor ignored, most voxels
+// first; plus, for a channel found only in rare combinations, its most frequent one.
+std::vector<CombinationCode> powerset_classes(const PlanningInput& input, int num_channels) {
+  std::vector<const PlanningCombination*> kept;
+  for (const auto& c : input.combinations) {
+    bool empty = true;
+    for (auto w : c.code_words) empty = empty && w == 0;
+    if (!c.rare && !c.ignore && !empty) kept.push_back(&c);
+  }
+  // A channel that only occurs in rare combinations keeps its most frequent one as a class, so that
+  // every channel present in the data can be predicted.
+  for (int c = 0; c < num_channels; ++c) {
+    const auto has = [c](const PlanningCombination* p) {
+      return static_cast<std::size_t>(c / 64) < p->code_words.size() && ((p->code_words[c / 64] >> (c % 64)) & 1);
+    };
+    if (std::any_of(kept.begin(), kept.end(), has)) continue;
+    const PlanningCombination* best = nullptr;
+    for (const auto& combination : input.combinations) {
+      if (!combination.ignore && has(&combination) && (best == nullptr || combination.voxels > best->voxels)) best = &combination;
+    }
+    if (best != nullptr) kept.push_back(best);
+  }
+  std::stable_sort(kept.begin(), kept.end(), [](const auto* a, const auto* b) { return a->voxels > b->voxels; });
+  std::vector<CombinationCode> classes;
+  const std::size_t words = static_cast<std::size_t>((num_channels + 64) / 64);
+  for (const auto* c : kept) {
+    CombinationCode code = c->code_words;
+    code.resize(words, 0);
+    for (std::size_t w = 0; w < words; ++w) {
+      const int bits_here = num_channels - 64 * static_cast<int>(w);
+      if (bits_here < 64) code[w] &= bits_here <= 0 ? 0 : ((std::uint64_t{1} << bits_here) - 1);
+    }
+    if (std::find(classes.begin(), classes.end(), code) == classes.end()) classes.push_back(code);
+  }
+  return classes;
+}
+
 }  // namespace
 
 PlanningInput planning_input_from_json(const nlohmann::ordered_json& fingerprint, const nlohmann::ordered_json& labels) {
@@ -65,6 +103,16 @@ PlanningInput planning_input_from_json(const nlohmann::ordered_json& fingerprint
       input.bce_pos_weight.push_back(known ? per_channel[name].at("bce_pos_weight").get<double>() : 1.0);
       input.sampling_weights.push_back(known ? per_channel[name].at("sampling_weight").get<double>() : 1.0);
     }
+    if (labels.contains("combinations")) {
+      for (const auto& entry : labels["combinations"]) {
+        PlanningCombination combination;
+        combination.code_words = entry.at("code_words").get<std::vector<std::uint64_t>>();
+        combination.voxels = entry.at("voxels").get<std::int64_t>();
+        combination.rare = entry.value("rare", false);
+        combination.ignore = entry.value("ignore", false);
+        input.combinations.push_back(std::move(combination));
+      }
+    }
     if (labels.contains("relations")) {
       for (const auto& r : labels["relations"]) {
         if (r.value("kind", "") != "disjoint" && r.value("overlap_voxels", std::int64_t{0}) > 0) input.channels_overlap = true;
@@ -91,31 +139,52 @@ const ConfigurationPlan* Plans::find(const std::string& name) const {
 Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
   Plans plans;
   plans.dataset_name = input.dataset_name;
+  plans.channel_names = input.channel_names;
 
   // Label encoding: the recommendation, or the user's choice.
-  if (options.encoding == "auto") {
+  const bool automatic = options.encoding == "auto";
+  if (automatic) {
     plans.label_encoding = input.recommended_encoding;
-    if (plans.label_encoding == "powerset") {
-      plans.label_encoding = "sigmoid";
-      plans.encoding_note = "analyze recommends powerset, which mlseg does not implement yet: planned sigmoid";
-    } else {
-      plans.encoding_note = "analyze's recommendation";
-    }
-  } else if (options.encoding == "sigmoid" || options.encoding == "softmax") {
+    plans.encoding_note = "analyze's recommendation";
+  } else if (options.encoding == "sigmoid" || options.encoding == "softmax" || options.encoding == "powerset") {
     plans.label_encoding = options.encoding;
     plans.encoding_note = "--encoding " + options.encoding;
   } else {
-    throw Error("unknown --encoding '" + options.encoding + "'", "use auto, sigmoid or softmax");
+    throw Error("unknown --encoding '" + options.encoding + "'", "use auto, sigmoid, softmax or powerset");
   }
   if (plans.label_encoding == "softmax" && input.channels_overlap) {
     throw Error("softmax encoding chosen but some label channels overlap (labels.json relations)",
-                "use --encoding sigmoid (one output per channel) or auto");
+                "use --encoding sigmoid (one output per channel), powerset (one class per combination) or auto");
   }
-  if (plans.label_encoding != "sigmoid" && plans.label_encoding != "softmax") {
+  if (plans.label_encoding != "sigmoid" && plans.label_encoding != "softmax" && plans.label_encoding != "powerset") {
     throw Error("labels.json recommends an unknown encoding '" + plans.label_encoding + "'",
-                "rerun mlseg analyze, or pass --encoding sigmoid|softmax");
+                "rerun mlseg analyze, or pass --encoding sigmoid|softmax|powerset");
   }
-  const int output_channels = static_cast<int>(input.channel_names.size()) + (plans.label_encoding == "softmax" ? 1 : 0);
+  const int num_label_channels = static_cast<int>(input.channel_names.size());
+  if (plans.label_encoding == "powerset") {
+    plans.powerset_combinations = powerset_classes(input, num_label_channels);
+    const std::size_t classes = plans.powerset_combinations.size() + 1;
+    if (classes > static_cast<std::size_t>(std::min(options.powerset_max_classes, kMaxPowersetClasses))) {
+      const std::string problem = std::to_string(classes) + " powerset classes (" + std::to_string(classes - 1) +
+                                  " observed channel combinations + background) exceed the limit of " +
+                                  std::to_string(std::min(options.powerset_max_classes, kMaxPowersetClasses));
+      if (!automatic) throw Error(problem, "use --encoding sigmoid (one output per channel), or merge rare combinations");
+      PlanOptions fallback = options;
+      fallback.encoding = "sigmoid";
+      Plans sigmoid_plans = plan_experiment(input, fallback);
+      sigmoid_plans.encoding_note = "analyze recommends powerset, but " + problem + ": planned sigmoid";
+      sigmoid_plans.notes.push_back(sigmoid_plans.encoding_note);
+      return sigmoid_plans;
+    }
+  }
+  const LabelEncoding encoding = LabelEncoding::of_kind(parse_encoding_kind(plans.label_encoding, "plans"), num_label_channels,
+                                                        plans.powerset_combinations);
+  const int output_channels = encoding.num_outputs();
+  {
+    std::vector<double> selection;
+    for (const auto& ch : input.channels) selection.push_back(ch.foreground_selection_probability);
+    plans.remedies = plan_remedies(input.channel_names, selection, input.bce_pos_weight, encoding);
+  }
 
   // Target spacing, transpose, and the median shape after resampling (P:403-420).
   plans.target_spacing_zyx = determine_target_spacing(input.spacings_zyx, input.shapes_after_crop_zyx, options);
@@ -229,7 +298,30 @@ Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
     add_val_iterations(fullres);
     plans.configurations.push_back(fullres);
   }
+  if (plans.label_encoding == "powerset") {
+    // The output tensors of a step grow with the class count: refuse what the memory budget cannot hold.
+    for (const auto& c : plans.configurations) {
+      if (c.name == "2d" && plans.find("3d_fullres") != nullptr) continue;  // a 3D dataset trains 3d_fullres by default
+      double voxels = static_cast<double>(c.patch.batch_size);
+      for (auto p : c.patch.topology.patch_size) voxels *= static_cast<double>(p);
+      const double needed_gb = voxels * output_channels * options.powerset_bytes_per_output_voxel / 1e9;
+      const double allowed_gb = options.powerset_memory_fraction * options.gpu_memory_gb;
+      if (needed_gb <= allowed_gb) continue;
+      const std::string problem = std::to_string(output_channels) + " powerset classes need about " +
+                                  std::to_string(static_cast<int>(std::ceil(needed_gb))) + " GB of output tensors per batch in " +
+                                  c.name + ", more than " + std::to_string(allowed_gb).substr(0, 4) + " GB (" +
+                                  std::to_string(static_cast<int>(options.powerset_memory_fraction * 100)) + "% of --gpu-memory-gb)";
+      if (!automatic) throw Error(problem, "use --encoding sigmoid (one output per channel), or raise --gpu-memory-gb");
+      PlanOptions fallback = options;
+      fallback.encoding = "sigmoid";
+      Plans sigmoid_plans = plan_experiment(input, fallback);
+      sigmoid_plans.encoding_note = "analyze recommends powerset, but " + problem + ": planned sigmoid";
+      sigmoid_plans.notes.push_back(sigmoid_plans.encoding_note);
+      return sigmoid_plans;
+    }
+  }
   if (!plans.encoding_note.empty() && plans.encoding_note != "analyze's recommendation") plans.notes.push_back(plans.encoding_note);
+  plans.notes.push_back(std::string("remedies: ") + (plans.remedies.imbalance ? "on" : "off") + " (" + plans.remedies.reason + ")");
   return plans;
 }
 

@@ -9,13 +9,23 @@
 #include <string>
 #include <vector>
 
+#include "mlseg/labels/label_encoding.h"
 #include "mlseg/planning/normalization_choice.h"
 #include "mlseg/planning/patch_planning.h"
 #include "mlseg/planning/plan_options.h"
+#include "mlseg/planning/remedies.h"
 #include "mlseg/planning/target_spacing.h"
 #include "mlseg/planning/validation_coverage.h"
 
 namespace mlseg {
+
+/// One channel combination analyze observed (labels.json "combinations").
+struct PlanningCombination {
+  CombinationCode code_words;  ///< bit c = channel c (the ignore flag is not part of it)
+  std::int64_t voxels = 0;
+  bool rare = false;
+  bool ignore = false;  ///< carries the ignore flag
+};
 
 /// What the planner reads from fingerprint.json and labels.json.
 struct PlanningInput {
@@ -27,7 +37,8 @@ struct PlanningInput {
   nlohmann::ordered_json foreground_intensity_properties = nlohmann::ordered_json::object();  ///< per data channel
   std::vector<std::string> channel_names;  ///< label channels
   std::vector<ChannelPresenceStats> channels;
-  std::vector<double> bce_pos_weight, sampling_weights;  ///< per label channel
+  std::vector<double> bce_pos_weight, sampling_weights;  ///< per label channel (analyze's)
+  std::vector<PlanningCombination> combinations;
   std::string recommended_encoding = "softmax";         ///< sigmoid | softmax | powerset
   bool channels_overlap = false;  ///< some voxel has two channels
 };
@@ -49,8 +60,13 @@ struct Plans {
   std::array<double, 3> target_spacing_zyx{};        ///< before transpose
   Transpose transpose;
   NormalizationChoice normalization;
-  std::string label_encoding;  ///< sigmoid | softmax
+  std::vector<std::string> channel_names;  ///< label channels (the input's)
+  std::string label_encoding;  ///< sigmoid | softmax | powerset
   std::string encoding_note;
+  /// powerset: the classes after background: observed combinations that are neither rare nor
+  /// ignored, most voxels first (rare ones merge into their largest listed subset).
+  std::vector<CombinationCode> powerset_combinations;
+  PlannedRemedies remedies;
   std::vector<ConfigurationPlan> configurations;  ///< 2d, then 3d_lowres, then 3d_fullres (nnU-Net's order)
   std::vector<std::string> notes;  ///< said on the console
   const ConfigurationPlan* find(const std::string& name) const;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mlseg/core/error.h"
+#include "mlseg/labels/label_encoding.h"
 #include "mlseg/planning/normalization_choice.h"
 
 namespace mlseg {
@@ -115,18 +117,30 @@ nlohmann::ordered_json plans_to_json(const Plans& plans, const PlanningInput& in
   json["label_manager"] = "LabelManager";
   json["foreground_intensity_properties_per_channel"] = input.foreground_intensity_properties;
   // mlseg keys.
-  json["label_encoding"] = plans.label_encoding;
+  const int num_channels = static_cast<int>(plans.channel_names.size());
+  LabelEncoding::of_kind(parse_encoding_kind(plans.label_encoding, "plans"), num_channels, plans.powerset_combinations)
+      .write_json(json, plans.channel_names);
   json["label_encoding_source"] = plans.encoding_note;
   json["image_channel_names"] = input.image_channel_names;
   json["normalization_reasons"] = plans.normalization.reasons;
-  json["channel_names"] = input.channel_names;
-  Json pos_weight = Json::object(), sampling = Json::object();
-  for (std::size_t c = 0; c < input.channel_names.size(); ++c) {
-    pos_weight[input.channel_names[c]] = c < input.bce_pos_weight.size() ? input.bce_pos_weight[c] : 1.0;
-    sampling[input.channel_names[c]] = c < input.sampling_weights.size() ? input.sampling_weights[c] : 1.0;
+  json["channel_names"] = plans.channel_names;
+  // The remedies `mlseg train` applies (see planning/remedies.h); every value may be edited.
+  json["remedies"] = {{"sampling", plans.remedies.imbalance ? "inverse_frequency" : "uniform"},
+                      {"bce_pos_weight", plans.remedies.imbalance && plans.label_encoding == "sigmoid"},
+                      {"reason", plans.remedies.reason},
+                      {"rule", "on when nnU-Net's chance of centring a forced patch on a channel differs between channels by "
+                               "at least 2x: forced patches pick their channel by sampling_weights; sigmoid: BCE pos_weight "
+                               "= sqrt(negatives / positives) clipped to [1, 3]; --nnunet-defaults turns them off"}};
+  Json pos_weight = Json::object(), sampling = Json::object(), loss_weights = Json::object();
+  for (std::size_t c = 0; c < plans.channel_names.size(); ++c) {
+    const std::string& name = plans.channel_names[c];
+    pos_weight[name] = c < plans.remedies.bce_pos_weight.size() ? plans.remedies.bce_pos_weight[c] : 1.0;
+    sampling[name] = c < input.sampling_weights.size() ? input.sampling_weights[c] : 1.0;
+    loss_weights[name] = 1.0;
   }
   json["bce_pos_weight"] = pos_weight;
   json["sampling_weights"] = sampling;
+  json["loss_channel_weights"] = loss_weights;
   Json val = Json::object();
   for (const auto& c : plans.configurations) val[c.name] = c.val_iterations_auto;
   json["val_iterations_auto"] = val;
@@ -146,9 +160,17 @@ std::vector<PlansProblem> check_plans(const nlohmann::ordered_json& plans) {
     return problems;
   }
   const std::string encoding = plans.value("label_encoding", "");
-  if (encoding != "sigmoid" && encoding != "softmax") {
-    problem(problems, "label_encoding", "is '" + encoding + "', not a known encoding", "set it to \"sigmoid\" or \"softmax\"");
+  if (encoding != "sigmoid" && encoding != "softmax" && encoding != "powerset") {
+    problem(problems, "label_encoding", "is '" + encoding + "', not a known encoding",
+            "set it to \"sigmoid\", \"softmax\" or \"powerset\"");
+  } else {
+    try {
+      LabelEncoding::from_json(plans, plans.value("channel_names", std::vector<std::string>{}), "plans.json");
+    } catch (const Error& e) {
+      problem(problems, encoding == "powerset" ? "powerset_combinations" : "label_encoding", e.problem(), e.fix());
+    }
   }
+  for (const RemedyProblem& p : check_remedy_keys(plans)) problem(problems, p.key, p.problem, p.fix);
   bool transpose_valid = true;
   for (const char* key : {"transpose_forward", "transpose_backward"}) {
     std::vector<int> t;

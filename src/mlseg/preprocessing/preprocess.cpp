@@ -17,6 +17,7 @@
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"
+#include "mlseg/labels/label_encoding.h"
 #include "mlseg/planning/planner.h"
 #include "mlseg/preprocessing/crop.h"
 
@@ -73,11 +74,10 @@ CasePreprocessingPlan make_case_plan(const Json& plans, const Json& labels, cons
   plan.normalization = normalization_from_plans(plans, configuration, plans_source);
   plan.use_mask_for_norm = std::any_of(plan.normalization.begin(), plan.normalization.end(),
                                        [](const ChannelNormalization& n) { return n.scheme == "zscore" && n.use_mask; });
-  const std::string encoding = plans.value("label_encoding", std::string("sigmoid"));
-  plan.label_resampling = encoding == "softmax" ? LabelResampling::most_likely_combination : LabelResampling::per_channel_bit;
   plan.resample.image_interpolation = options.image_interpolation;
   plan.anisotropy_threshold = options.anisotropy_threshold;
   plan.channel_names = plans.value("channel_names", std::vector<std::string>{});
+  plan.label_resampling = LabelEncoding::from_json(plans, plan.channel_names, plans_source).label_resampling();
   const auto observed = observed_combinations_from_labels_json(labels, labels_source);
   plan.rare = plan_rare_combinations(observed, options.rare_policy);
   if (options.rare_policy == RareCombinationPolicy::keep) {
@@ -222,7 +222,7 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
     const std::string plan_identity = std::string(kStoreFormatVersion) + "|" + plans["configurations"][configuration].dump() +
                                       "|" + plans.value("transpose_forward", Json::array()).dump() + "|" +
                                       plans.value("foreground_intensity_properties_per_channel", Json::object()).dump() + "|" +
-                                      plans.value("label_encoding", std::string()) + "|" + run.rare_policy + "|" +
+                                      plans.value("label_encoding", std::string()) + plans.value("powerset_combinations", Json::array()).dump() + "|" + run.rare_policy + "|" +
                                       (options.image_interpolation == ImageInterpolation::cubic ? "cubic" : "linear") + "|" +
                                       std::to_string(options.anisotropy_threshold) + "|" + std::to_string(options.locations.seed) + "|" +
                                       std::to_string(options.locations.max_per_group) + "|" + std::to_string(options.locations.min_fraction);

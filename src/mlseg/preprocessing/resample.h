@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "mlseg/labels/label_code.h"
+#include "mlseg/labels/label_encoding.h"  // LabelResampling
 
 namespace mlseg {
 
@@ -58,17 +59,6 @@ struct ResampleOptions {
 /// where nnU-Net uses float64, so values differ from nnU-Net's by float32 rounding (~1e-6 relative).
 torch::Tensor resample_image(const torch::Tensor& data, const std::array<std::int64_t, 3>& new_shape_zyx,
                              int separate_axis, const ResampleOptions& options = {});
-
-/// How label codes are resampled (nnU-Net resize_segmentation: order 1 per label, then threshold).
-enum class LabelResampling {
-  /// Overlapping channels (sigmoid): every bit, the ignore bit included, is interpolated linearly as
-  /// a 0/1 field and kept where it reaches 0.5.
-  per_channel_bit,
-  /// Non-overlapping labels (softmax): each distinct code's indicator is interpolated linearly and
-  /// the voxel takes the code of largest weight (ties: the smaller code value). Unlike nnU-Net's
-  /// per-label threshold at 0.5, this never leaves background between two touching labels.
-  most_likely_combination,
-};
 
 /// `code` resampled to `new_shape_zyx`: linear weights along every axis except `separate_axis`
 /// (>= 0), which takes the nearest input slice as in resample_image. Any code dtype and word count

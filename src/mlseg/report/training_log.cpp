@@ -79,6 +79,12 @@ EpochLog parse_epoch(const Json& line, std::int64_t fallback_epoch) {
       }
     }
   }
+  const auto remedies = line.find("remedies");
+  if (remedies != line.end() && remedies->is_array()) {
+    for (const auto& r : *remedies) {
+      if (r.is_string()) epoch.remedies.push_back(r.get<std::string>());
+    }
+  }
   const auto coverage = line.find("train_coverage");
   if (coverage != line.end() && coverage->is_object()) {
     epoch.train_patches = logged_count(*coverage, "patches");

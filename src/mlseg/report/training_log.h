@@ -37,6 +37,9 @@ struct EpochLog {
   /// contained it, in the log's order.
   std::optional<std::int64_t> train_patches;
   std::vector<std::pair<std::string, std::int64_t>> train_patches_with_channel;
+  /// The remedies for rare channels the run applied ("remedies"), one line each; empty: none
+  /// (nnU-Net's behaviour) or a log written before remedies existed.
+  std::vector<std::string> remedies;
 };
 
 struct TrainingLog {

@@ -104,6 +104,10 @@ void add_fold(const ReportInputs& inputs, const std::string& fold, HtmlDocument&
     facts.emplace_back("best epoch", "none marked yet");
   }
   if (skipped > 0) facts.emplace_back("skipped steps (non-finite loss)", std::to_string(skipped));
+  std::string remedies;
+  for (const std::string& line : log.epochs.back().remedies) remedies += (remedies.empty() ? "" : "; ") + line;
+  facts.emplace_back("remedies for rare channels",
+                     remedies.empty() ? "none: nnU-Net's uniform channel choice, no loss weights" : remedies);
   if (fs::is_regular_file(fold_dir / "progress.svg")) facts.emplace_back("training's own chart", (fold_dir / "progress.svg").string());
   doc.facts(facts);
 

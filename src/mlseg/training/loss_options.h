@@ -2,24 +2,14 @@
 // What the training loss is made of and its nnU-Net defaults (nnUNetTrainer._build_loss:
 // DC_and_BCE_loss for regions, DC_and_CE_loss for labels, MemoryEfficientSoftDiceLoss).
 #include <torch/arg.h>
+#include <torch/types.h>
 
 #include <string>
 #include <vector>
 
+#include "mlseg/labels/label_encoding.h"
+
 namespace mlseg {
-
-enum class LossKind {
-  /// sigmoid encoding: BCEWithLogits + soft Dice on sigmoid probabilities, every channel
-  /// (nnU-Net's DC_and_BCE_loss, do_bg = true).
-  bce_and_dice,
-  /// softmax encoding: cross-entropy + soft Dice on softmax probabilities without the background
-  /// class (nnU-Net's DC_and_CE_loss, do_bg = false).
-  ce_and_dice,
-};
-
-/// "sigmoid" → bce_and_dice, "softmax" → ce_and_dice (plans.json label_encoding); anything else
-/// throws mlseg::Error.
-LossKind loss_kind_for_encoding(const std::string& label_encoding);
 
 struct LossOptions {
   TORCH_ARG(LossKind, kind) = LossKind::bce_and_dice;
@@ -36,8 +26,12 @@ struct LossOptions {
   /// empty = none (nnU-Net uses none).
   TORCH_ARG(std::vector<double>, pos_weight);
   /// Per-channel weights of the Dice and BCE/CE terms, one per label channel (softmax: the
-  /// background class keeps weight 1 in CE); empty = all 1 (nnU-Net).
+  /// background class keeps weight 1 in CE; powerset: a combination's CE weight is the largest
+  /// weight of its channels, background 1); empty = all 1 (nnU-Net).
   TORCH_ARG(std::vector<double>, channel_weights);
+  /// powerset: float [K, C], 1 where combination k contains channel c (LabelEncoding::membership);
+  /// the Dice term scores the channel marginals softmax(logits) · membership.
+  TORCH_ARG(torch::Tensor, powerset_membership);
 };
 
 }  // namespace mlseg

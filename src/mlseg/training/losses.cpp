@@ -1,5 +1,6 @@
 #include "mlseg/training/losses.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -49,12 +50,6 @@ torch::Tensor per_channel(const std::vector<double>& values, const torch::Tensor
 }
 
 }  // namespace
-
-LossKind loss_kind_for_encoding(const std::string& label_encoding) {
-  if (label_encoding == "sigmoid") return LossKind::bce_and_dice;
-  if (label_encoding == "softmax") return LossKind::ce_and_dice;
-  throw Error("label_encoding is '" + label_encoding + "'", "use \"sigmoid\" or \"softmax\"");
-}
 
 torch::Tensor soft_dice_loss(const torch::Tensor& probabilities, const torch::Tensor& target_onehot,
                              const torch::Tensor& annotated, const LossOptions& options) {
@@ -134,11 +129,29 @@ torch::Tensor safe_class_indices(const torch::Tensor& logits, const torch::Tenso
   return index;
 }
 
-// [1, K] class weights for CE: background 1, then the channel weights; undefined when none.
+// [K] class weights for CE: background 1, then the channel weights (powerset: the largest weight of
+// the combination's channels); undefined when none.
 torch::Tensor class_weights(const LossOptions& options, const torch::Tensor& logits) {
   if (options.channel_weights().empty()) return {};
   std::vector<double> weights{1.0};
-  weights.insert(weights.end(), options.channel_weights().begin(), options.channel_weights().end());
+  if (options.powerset_membership().defined()) {
+    const torch::Tensor membership = options.powerset_membership().to(torch::kCPU, torch::kFloat).contiguous();
+    const auto member = membership.accessor<float, 2>();
+    if (membership.size(1) != static_cast<std::int64_t>(options.channel_weights().size())) {
+      throw Error("channel_weights has " + std::to_string(options.channel_weights().size()) + " entries for " +
+                      std::to_string(membership.size(1)) + " channels",
+                  "give one value per label channel, or none");
+    }
+    for (std::int64_t k = 1; k < membership.size(0); ++k) {
+      double w = 0;
+      for (std::int64_t c = 0; c < membership.size(1); ++c) {
+        if (member[k][c] > 0) w = std::max(w, options.channel_weights()[static_cast<std::size_t>(c)]);
+      }
+      weights.push_back(w > 0 ? w : 1.0);
+    }
+  } else {
+    weights.insert(weights.end(), options.channel_weights().begin(), options.channel_weights().end());
+  }
   return per_channel(weights, logits, "channel_weights (with background)").flatten();
 }
 
@@ -187,11 +200,34 @@ torch::Tensor ce_and_dice_loss(const torch::Tensor& logits, const torch::Tensor&
   return options.classification_weight() * ce + options.dice_weight() * dice;
 }
 
+torch::Tensor ce_and_marginal_dice_loss(const torch::Tensor& logits, const torch::Tensor& target_index,
+                                        const torch::Tensor& annotated, const LossOptions& options) {
+  check_logits(logits);
+  const torch::Tensor& membership_option = options.powerset_membership();
+  if (!membership_option.defined() || membership_option.dim() != 2 || membership_option.size(0) != logits.size(1)) {
+    throw Error("the powerset loss needs a [K, C] membership table for the " + std::to_string(logits.size(1)) + " outputs",
+                "set LossOptions::powerset_membership from the run's LabelEncoding");
+  }
+  const torch::Tensor mask = annotation_mask(annotated, logits);
+  const torch::Tensor index = safe_class_indices(logits, target_index, mask);
+  const torch::Tensor ce = cross_entropy_of_indices(logits, index, mask, options);
+  const torch::Tensor membership = membership_option.to(logits.device(), logits.scalar_type());
+  // Channel targets: the target combination's membership row; probabilities: the marginals.
+  std::vector<std::int64_t> rows_shape = index.sizes().vec();  // [B, 1, ...] → [B, ..., C]
+  rows_shape.erase(rows_shape.begin() + 1);
+  rows_shape.push_back(membership.size(1));
+  const torch::Tensor channel_target = membership.index_select(0, index.flatten()).view(rows_shape).movedim(-1, 1);
+  const torch::Tensor marginals = torch::matmul(torch::softmax(logits, 1).movedim(1, -1), membership).movedim(-1, 1);
+  const torch::Tensor dice = soft_dice_loss(marginals, channel_target, mask, options);
+  return options.classification_weight() * ce + options.dice_weight() * dice;
+}
+
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target,
                                 const torch::Tensor& annotated, const LossOptions& options) {
   switch (options.kind()) {
     case LossKind::bce_and_dice: return bce_and_dice_loss(logits, target, annotated, options);
     case LossKind::ce_and_dice: return ce_and_dice_loss(logits, target, annotated, options);
+    case LossKind::ce_and_marginal_dice: return ce_and_marginal_dice_loss(logits, target, annotated, options);
   }
   throw Error("unknown loss kind", "use LossKind::bce_and_dice or LossKind::ce_and_dice");
 }

@@ -39,7 +39,13 @@ torch::Tensor bce_and_dice_loss(const torch::Tensor& logits, const torch::Tensor
 torch::Tensor ce_and_dice_loss(const torch::Tensor& logits, const torch::Tensor& target_index,
                                const torch::Tensor& annotated, const LossOptions& options = {});
 
-/// bce_and_dice_loss or ce_and_dice_loss by options.kind().
+/// powerset: classification_weight · CE over the K combinations + dice_weight · soft Dice of the
+/// channel marginals softmax(logits) · membership against the target combination's channels
+/// (options.powerset_membership [K, C]).
+torch::Tensor ce_and_marginal_dice_loss(const torch::Tensor& logits, const torch::Tensor& target_index,
+                                        const torch::Tensor& annotated, const LossOptions& options);
+
+/// bce_and_dice_loss, ce_and_dice_loss or ce_and_marginal_dice_loss by options.kind().
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target,
                                 const torch::Tensor& annotated, const LossOptions& options);
 

@@ -105,6 +105,7 @@ Json epoch_record_to_json(const EpochRecord& r) {
   json["epoch_seconds"] = r.epoch_seconds;
   json["train_seconds"] = r.train_seconds;
   json["data_wait_seconds"] = r.data_wait_seconds;
+  json["remedies"] = r.remedies;
   json["iterations"] = r.iterations;
   json["skipped_steps"] = r.skipped_steps;
   if (r.validation) {
@@ -135,6 +136,7 @@ EpochRecord epoch_record_from_json(const Json& json) {
     r.epoch_seconds = json.value("epoch_seconds", 0.0);
     r.train_seconds = json.value("train_seconds", 0.0);
     r.data_wait_seconds = json.value("data_wait_seconds", 0.0);
+    r.remedies = json.value("remedies", std::vector<std::string>{});
     r.iterations = json.value("iterations", std::int64_t{0});
     r.skipped_steps = json.value("skipped_steps", std::int64_t{0});
     r.ema_mean_dice = read_optional(json, "ema_mean_dice");

@@ -32,6 +32,8 @@ struct EpochRecord {
   std::vector<std::string> channel_names;
   std::vector<std::int64_t> train_patches_with_channel;  ///< sampling coverage of the epoch
   std::int64_t train_patches = 0;
+  /// The remedies for rare channels the run applies, one line each (empty: nnU-Net's behaviour).
+  std::vector<std::string> remedies;
 };
 
 nlohmann::ordered_json epoch_record_to_json(const EpochRecord& record);

@@ -124,25 +124,19 @@ torch::Device choose_device(const std::string& name) {
 }
 
 ModelDescription describe_model(const Json& plans, const std::string& configuration, const PreprocessedStore& store,
-                                const Dataset& dataset, int dimension) {
+                                const Dataset& dataset, int dimension, const fs::path& plans_path) {
   ModelDescription model;
   model.plans = plans;
   model.configuration = configuration;
   model.input_channels = store.info().num_image_channels;
-  model.label_encoding = store.info().label_encoding;
-  model.num_outputs = num_network_outputs(model.label_encoding, store.num_channels());
   model.channel_names = store.info().channel_names;
+  if (model.channel_names.empty()) throw Error("the preprocessed store lists no label channels", "rerun `mlseg preprocess`");
+  model.encoding = LabelEncoding::from_json(plans, model.channel_names, plans_path.string());
+  model.num_outputs = model.encoding.num_outputs();
   model.image_channel_names = store.info().image_channels;
   model.dataset_json = dataset.json;
   model.mirror_axes = dimension == 2 ? std::vector<int>{1, 2} : std::vector<int>{0, 1, 2};
   return model;
-}
-
-std::vector<double> plan_sampling_weights(const Json& plans, const std::vector<std::string>& channels) {
-  std::vector<double> weights;
-  const Json sampling = plans.value("sampling_weights", Json::object());
-  for (const std::string& name : channels) weights.push_back(sampling.value(name, 1.0));
-  return weights;
 }
 
 /// What a checkpoint records about the run, so --resume continues exactly.
@@ -204,10 +198,17 @@ std::string shape_text(const PatchShapeZyx& shape, int dimension) {
 }
 
 
-// Runs `mlseg preprocess` for the configuration when its store is missing.
-void ensure_preprocessed(const fs::path& dataset_dir, const fs::path& store_dir, const TrainOptions& options) {
-  if (fs::exists(store_dir / kStoreFile)) return;
-  if (options.show_progress) std::cout << "no preprocessed store for " << options.configuration << ": running mlseg preprocess\n";
+// Runs `mlseg preprocess` for the configuration when its store is missing or was written for
+// another label encoding (labels resample differently per encoding).
+void ensure_preprocessed(const fs::path& dataset_dir, const fs::path& store_dir, const std::string& plans_encoding,
+                         const TrainOptions& options) {
+  std::string reason = "no preprocessed store for " + options.configuration;
+  if (fs::exists(store_dir / kStoreFile)) {
+    const std::string stored = read_json_file(store_dir / kStoreFile).value("label_encoding", std::string("sigmoid"));
+    if (stored == plans_encoding) return;
+    reason = "the preprocessed store was written for the " + stored + " encoding, plans.json now says " + plans_encoding;
+  }
+  if (options.show_progress) std::cout << reason << ": running mlseg preprocess\n";
   PreprocessOptions preprocess;
   preprocess.work_dir = options.work_dir;
   preprocess.configurations = {options.configuration};
@@ -232,7 +233,7 @@ struct RunSetup {
   PatchShapeZyx patch{};
   int dimension = 3;
   std::int64_t batch_size = 2;
-  TargetEncoding encoding = TargetEncoding::sigmoid;
+  Remedies remedies;
   LossOptions loss_options;
   std::vector<std::array<double, 3>> scales;  // deep-supervision target scales
   torch::Device device = torch::kCPU;
@@ -250,8 +251,9 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   run.dataset = load_dataset(dataset_dir);
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
   const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
-  ensure_preprocessed(dataset_dir, store_dir, options);
   const fs::path plans_path = run.dataset_work / "plans.json";
+  if (fs::exists(plans_path)) run.plans = read_json_file(plans_path);
+  ensure_preprocessed(dataset_dir, store_dir, run.plans.value("label_encoding", std::string("sigmoid")), options);
   run.plans = read_json_file(plans_path);
   run.store = std::make_unique<PreprocessedStore>(store_dir);
   run.fold = fold_cases(*run.store, run.dataset_work, options);
@@ -270,14 +272,17 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
                 {plans_path.string(), "", ""});
   }
   run.dimension = static_cast<int>(patch_size.size());
-  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
+  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension, plans_path);
   run.net_options = plain_conv_unet_options_from_plans(run.plans, options.configuration, run.model.input_channels,
                                                        run.model.num_outputs, /*deep_supervision=*/true);
   run.patch = run.dimension == 2 ? PatchShapeZyx{1, patch_size[0], patch_size[1]}
                                  : PatchShapeZyx{patch_size[0], patch_size[1], patch_size[2]};
   run.batch_size = configuration.value("batch_size", std::int64_t{2});
-  run.encoding = parse_target_encoding(run.model.label_encoding);
-  run.loss_options.kind(loss_kind_for_encoding(run.model.label_encoding)).batch_dice(configuration.value("batch_dice", false));
+  const LabelEncoding& encoding = run.model.encoding;
+  run.remedies = resolve_remedies(run.plans, encoding, run.model.channel_names, options.remedies, plans_path.string());
+  run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.value("batch_dice", false));
+  if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
+  run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
   run.scales = network_deep_supervision_scales(run.net_options.strides(), run.dimension);
   run.device = choose_device(options.device);
   run.threads = options.threads > 0 ? options.threads : default_thread_count();
@@ -333,11 +338,21 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
   std::cout << "mlseg train: " << run.dataset.name << " " << options.configuration << " " << run.fold.name << ": "
             << run.fold.train.size() << " training / " << run.fold.val.size() << " validation cases; patch "
             << shape_text(run.patch, run.dimension) << ", batch " << run.batch_size << "; " << options.epochs
-            << " epochs x " << options.iterations_per_epoch << " iterations; " << run.model.label_encoding << " ("
-            << run.model.channel_names.size() << " channels); " << (run.device.is_cuda() ? "cuda" : "cpu") << " ("
+            << " epochs x " << options.iterations_per_epoch << " iterations; " << run.model.encoding.name() << " ("
+            << run.model.channel_names.size() << " channels"
+            << (run.model.encoding.kind() == EncodingKind::powerset
+                    ? ", " + std::to_string(run.model.encoding.num_outputs()) + " combination classes"
+                    : std::string())
+            << "); " << (run.device.is_cuda() ? "cuda" : "cpu") << " ("
             << run.threads << " threads; loader workers: " << loader_workers << "), " << to_string(options.precision)
             << ", " << to_string(options.optimizer.kind()) << "\n";
   std::cout << "outputs: " << run.fold_dir.string() << "\n";
+  if (run.remedies.any()) {
+    std::cout << "remedies for rare channels (--nnunet-defaults turns them off):\n";
+    for (const std::string& line : run.remedies.active) std::cout << "  " << line << "\n";
+  } else {
+    std::cout << "remedies for rare channels: none (" << run.remedies.inactive_reason << ")\n";
+  }
   if (options.nnunet_compatible_validation) {
     std::cout << "validation: nnU-Net-compatible (" << options.val_iterations
               << " fresh random foreground-biased batches per epoch)\n";
@@ -350,7 +365,7 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
 std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options) {
   const torch::Tensor image = network_input(batch.tensors[0].to(run.device, true), run.dimension);
   const std::vector<ScaleTargets> targets =
-      batch_targets(batch.tensors[1], run.store->num_channels(), run.scales, run.encoding, run.dimension, run.device);
+      batch_targets(batch.tensors[1], run.model.encoding, run.scales, run.dimension, run.device);
   std::vector<torch::Tensor> target_list, annotated_list;
   for (const ScaleTargets& t : targets) {
     target_list.push_back(t.target);
@@ -394,7 +409,7 @@ ValidationPlan plan_validation(const RunSetup& run, const TrainOptions& options)
       .min_patches_per_channel(options.nnunet_compatible_validation ? 0 : options.val_min_patches_per_channel)
       .seed(options.seed);
   v.set = build_validation_set(*run.store, run.fold.val, v.set_options);
-  v.validator.encoding = run.encoding;
+  v.validator.encoding = run.model.encoding;
   v.validator.loss = run.loss_options;
   v.validator.empty_policy = options.empty_policy;
   v.validator.precision = options.precision;
@@ -459,9 +474,8 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   const TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed);
   SamplerOptions sampler_options =
       SamplerOptions(run.batch_size, training_cut_size(batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
-  if (options.forced_channel_weights != ForcedChannelWeights::uniform) {
-    sampler_options.forced_channel_weights(options.forced_channel_weights)
-        .channel_weights(plan_sampling_weights(run.plans, run.model.channel_names));
+  if (run.remedies.sample_channels_by_weight) {
+    sampler_options.forced_channel_weights(ForcedChannelWeights::inverse_frequency).channel_weights(run.remedies.sampling_weights);
   }
   const PatchSampler sampler(store, sampler_options, run.fold.train);
   SamplingReportAccumulator coverage(run.model.channel_names);
@@ -481,6 +495,8 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
 
   TrainResult result;
   result.fold_dir = run.fold_dir;
+  result.encoding = run.model.encoding.name();
+  result.remedies = run.remedies;
   result.stop_reason = "epochs";
   const double budget_s = options.time_budget_minutes * 60.0;
   double mean_step_s = 0, last_validation_s = 0, last_checkpoint_s = 1.0;
@@ -496,6 +512,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     EpochRecord record;
     record.epoch = epoch;
     record.channel_names = run.model.channel_names;
+    record.remedies = run.remedies.active;
     record.lr = poly_learning_rate(options.optimizer, epoch, options.epochs);
     set_learning_rate(*m.optimizer, record.lr);
     coverage.reset();

@@ -11,6 +11,7 @@
 
 #include "mlseg/data/sampler_options.h"
 #include "mlseg/metrics/empty_policy.h"
+#include "mlseg/planning/remedies.h"
 #include "mlseg/training/optimizer.h"
 #include "mlseg/training/training_step.h"
 #include "mlseg/training/validation_set.h"
@@ -68,9 +69,9 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   std::int64_t checkpoint_every = kDefaultCheckpointEvery;
   int max_nonfinite_in_a_row = kDefaultMaxNonFiniteInARow;
-  /// --sampling: forced-patch channel choice (uniform = nnU-Net; inverse_frequency uses plans.json
-  /// sampling_weights from analyze).
-  ForcedChannelWeights forced_channel_weights = ForcedChannelWeights::uniform;
+  /// --nnunet-defaults and --sampling: which of plans.json's remedies for rare channels apply
+  /// (planning/remedies.h; default: what plans.json says).
+  RemedyOptions remedies;
   int loader_workers = 0;            ///< 0: default_loader_workers()
   int threads = 0;                   ///< intra-op threads of the network; 0 = all cores
   bool show_progress = true;         ///< progress lines on stderr, epoch lines on stdout
@@ -78,6 +79,8 @@ struct TrainOptions {
 
 struct TrainResult {
   std::filesystem::path fold_dir;
+  std::string encoding;  ///< the label encoding trained (plans.json)
+  Remedies remedies;     ///< what was applied against nnU-Net's defaults, and why
   std::int64_t epochs_completed = 0;  ///< epochs run in total, including resumed ones
   std::string stop_reason;            ///< "epochs", "time budget", "stopped after epoch N"
   std::optional<double> best_ema;

@@ -24,17 +24,17 @@ torch::Tensor network_output_5d(const torch::Tensor& output, int dimension) {
   return dimension == 3 ? output : output.unsqueeze(2);
 }
 
-std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, int num_channels,
-                                        const std::vector<std::array<double, 3>>& scales_zyx, TargetEncoding encoding,
-                                        int dimension, const torch::Device& device) {
+std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, const LabelEncoding& encoding,
+                                        const std::vector<std::array<double, 3>>& scales_zyx, int dimension,
+                                        const torch::Device& device) {
   const std::int64_t batch = codes.size(0);
   std::vector<std::vector<torch::Tensor>> targets(scales_zyx.size()), annotated(scales_zyx.size());
   std::vector<bool> any_ignored(scales_zyx.size(), false);
   for (std::int64_t b = 0; b < batch; ++b) {
-    const CodeVolume sample{codes[b], num_channels};
+    const CodeVolume sample{codes[b], encoding.num_channels()};
     const std::vector<CodeVolume> per_scale = deep_supervision_targets(sample, scales_zyx);
     for (std::size_t s = 0; s < per_scale.size(); ++s) {
-      TrainingTarget t = training_target(per_scale[s], encoding);
+      TrainingTarget t = encoding.training_target(per_scale[s]);
       targets[s].push_back(t.target);
       annotated[s].push_back(t.annotated);
       any_ignored[s] = any_ignored[s] || t.has_ignored_voxels;
@@ -61,14 +61,6 @@ std::vector<std::array<double, 3>> network_deep_supervision_scales(const std::ve
     }
   }
   return deep_supervision_scales(zyx);
-}
-
-torch::Tensor predicted_channel_masks(const torch::Tensor& logits, TargetEncoding encoding) {
-  if (encoding == TargetEncoding::sigmoid) return (logits > 0).to(torch::kUInt8);
-  const std::int64_t classes = logits.size(1);
-  const torch::Tensor index = logits.argmax(1, /*keepdim=*/true);
-  const torch::Tensor labels = torch::arange(1, classes, index.options()).view({1, classes - 1, 1, 1, 1});
-  return (index == labels).to(torch::kUInt8);
 }
 
 Precision parse_precision(const std::string& name) {

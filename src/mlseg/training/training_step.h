@@ -7,7 +7,7 @@
 #include <array>
 #include <vector>
 
-#include "mlseg/data/training_target.h"
+#include "mlseg/labels/label_encoding.h"
 
 namespace mlseg {
 
@@ -17,7 +17,7 @@ torch::Tensor network_input(const torch::Tensor& batch_image, int dimension);
 torch::Tensor network_output_5d(const torch::Tensor& output, int dimension);
 
 /// Loss targets of one scale, stacked over the batch: `target` [B, C, ...] float (sigmoid) or
-/// [B, 1, ...] int64 (softmax); `annotated` [B, 1, ...] float, undefined when no voxel of the
+/// [B, 1, ...] int64 class indices (softmax, powerset); `annotated` [B, 1, ...] float, undefined when no voxel of the
 /// batch is ignored.
 struct ScaleTargets {
   torch::Tensor target;
@@ -27,18 +27,14 @@ struct ScaleTargets {
 /// Targets for every deep-supervision scale (full resolution first), in the network's layout
 /// (2D: [B, C, Y, X]). `codes` [B, W, z, y, x]; `scales_zyx` from deep_supervision_scales (one
 /// entry {1, 1, 1} when deep supervision is off).
-std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, int num_channels,
-                                        const std::vector<std::array<double, 3>>& scales_zyx, TargetEncoding encoding,
-                                        int dimension, const torch::Device& device);
+std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, const LabelEncoding& encoding,
+                                        const std::vector<std::array<double, 3>>& scales_zyx, int dimension,
+                                        const torch::Device& device);
 
 /// Deep-supervision scales of a plans.json configuration's network (strides per stage; 2D
 /// strides get z = 1).
 std::vector<std::array<double, 3>> network_deep_supervision_scales(const std::vector<std::vector<std::int64_t>>& strides,
                                                                    int dimension);
-
-/// Predicted channel masks [B, C, z, y, x] (uint8) from logits [B, K, z, y, x]: sigmoid > 0.5
-/// (logit > 0), or softmax argmax with class c + 1 → channel c.
-torch::Tensor predicted_channel_masks(const torch::Tensor& logits, TargetEncoding encoding);
 
 /// --precision.
 enum class Precision { fp32, bf16 };

@@ -76,13 +76,13 @@ ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore&
     }
     logits = logits.to(torch::kFloat);
     const std::vector<ScaleTargets> targets =
-        batch_targets(code, channels, full_resolution, options.encoding, options.dimension, options.device);
+        batch_targets(code, options.encoding, full_resolution, options.dimension, options.device);
     const double loss = segmentation_loss(logits, targets[0].target, targets[0].annotated, options.loss).item<double>();
     if (std::isfinite(loss)) {
       loss_sum += loss;
       ++loss_batches;
     }
-    const torch::Tensor predicted = predicted_channel_masks(network_output_5d(logits, options.dimension), options.encoding).cpu();
+    const torch::Tensor predicted = options.encoding.channel_masks_from_logits(network_output_5d(logits, options.dimension)).cpu();
     for (std::int64_t b = 0; b < code.size(0); ++b) {
       const CodeVolume reference{code[b], channels};
       const torch::Tensor ignored = ignore_mask(reference);
@@ -124,7 +124,7 @@ ValidationResult run_full_case_validation(PlainConvUNet& network, const Preproce
       AutocastScope autocast(options.precision, options.device);
       logits = sliding_window_logits(std::vector<PlainConvUNet>{network}, stored.image(), window);
     }
-    const torch::Tensor predicted = predicted_channel_masks(logits.to(torch::kFloat).unsqueeze(0), options.encoding)[0];
+    const torch::Tensor predicted = options.encoding.channel_masks_from_logits(logits.to(torch::kFloat).unsqueeze(0))[0];
     const CodeVolume reference = stored.codes();
     add_counts(result.counts, count_confusion_masks(predicted, decode_channels(reference), ignore_mask(reference)));
     const std::vector<bool> has = count_channels_in_patch(reference);

@@ -21,7 +21,7 @@ namespace mlseg {
 class PreprocessedStore;
 
 struct ValidatorOptions {
-  TargetEncoding encoding = TargetEncoding::sigmoid;
+  LabelEncoding encoding;  ///< the run's (plans.json); decides targets, loss and predicted masks
   LossOptions loss;
   /// What an undefined Dice becomes inside the mean (--empty-policy; default: left out).
   EmptyPolicy empty_policy = kDefaultEmptyPolicy;
