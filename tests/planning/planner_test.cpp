@@ -10,6 +10,7 @@
 #include "mlseg/planning/network_topology.h"
 #include "mlseg/planning/normalization_choice.h"
 #include "mlseg/planning/planner.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/planning/plans_json.h"
 #include "mlseg/planning/validation_coverage.h"
 
@@ -337,6 +338,38 @@ TEST(PlanCheck, InconsistentStridesAndKernels) {
   EXPECT_TRUE(keys.count("configurations.3d_fullres.architecture.arch_kwargs.strides"));
   EXPECT_TRUE(keys.count("configurations.3d_fullres.spacing"));
   EXPECT_TRUE(keys.count("transpose_backward"));
+}
+
+}  // namespace
+}  // namespace mlseg
+
+namespace mlseg {
+namespace {
+
+TEST(PlansFile, ReadsTheSharedKeysTypedAndRefusesWhatCheckPlansRefuses) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"MR"}, 1, 2, "powerset");
+  add_combinations(input);
+  const PlanOptions options;
+  auto json = plans_to_json(plan_experiment(input, options), input, options);
+  const PlansFile plans = plans_from_json(json, "plans.json");
+  EXPECT_EQ(plans.channel_names, (std::vector<std::string>{"label0", "label1"}));
+  EXPECT_EQ(plans.encoding.kind(), EncodingKind::powerset);
+  EXPECT_EQ(plans.encoding.num_outputs(), 4);
+  const PlannedConfiguration& full = plans.configuration("3d_fullres");
+  EXPECT_EQ(full.patch_size, json["configurations"]["3d_fullres"]["patch_size"].get<std::vector<std::int64_t>>());
+  EXPECT_EQ(full.patch_zyx()[0], full.patch_size[0]);
+  EXPECT_EQ(plans.configuration("2d").patch_zyx()[0], 1);
+  EXPECT_THROW(plans.configuration("3d_lowres"), Error);
+  json["configurations"]["3d_fullres"]["batch_size"] = 0;
+  json["powerset_combinations"][1] = {"label7"};
+  try {
+    plans_from_json(json, "plans.json");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.problem()).find("2 problem(s)"), std::string::npos) << e.problem();
+    EXPECT_NE(std::string(e.problem()).find("configurations.3d_fullres.batch_size"), std::string::npos) << e.problem();
+    EXPECT_NE(std::string(e.problem()).find("powerset_combinations"), std::string::npos) << e.problem();
+  }
 }
 
 }  // namespace

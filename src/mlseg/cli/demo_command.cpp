@@ -21,6 +21,7 @@
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/planning/planner.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/report/html_report.h"
 #include "mlseg/synth/phantom.h"
@@ -149,8 +150,8 @@ int run_demo(const DemoOptions& options) {
   }
   const Dataset dataset = load_dataset(dataset_dir);
   const fs::path dataset_work = dataset_work_dir(work, dataset.name);
-  const nlohmann::ordered_json plans = read_json_file(dataset_work / "plans.json");
-  const std::string configuration = plans["configurations"].contains("3d_fullres") ? "3d_fullres" : "2d";
+  const PlansFile plans = read_plans(dataset_work / "plans.json");
+  const std::string configuration = plans.has_configuration("3d_fullres") ? "3d_fullres" : "2d";
   {
     StageLine line(5, "preprocess");
     PreprocessOptions preprocess;

@@ -19,6 +19,7 @@
 #include "mlseg/io/npy.h"
 #include "mlseg/labels/label_encoding.h"
 #include "mlseg/planning/planner.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/crop.h"
 
 namespace mlseg {
@@ -27,57 +28,21 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-std::array<int, 3> read_transpose(const Json& plans, const char* key, const std::string& source) {
-  std::array<int, 3> transpose{0, 1, 2};
-  if (!plans.contains(key)) return transpose;
-  try {
-    transpose = plans.at(key).get<std::array<int, 3>>();
-  } catch (const Json::exception&) {
-    throw Error(std::string(key) + " is not a list of three axes", "re-run `mlseg plan`").located({source, "", ""});
-  }
-  std::array<int, 3> sorted = transpose;
-  std::sort(sorted.begin(), sorted.end());
-  if (sorted != std::array<int, 3>{0, 1, 2}) {
-    throw Error(std::string(key) + " is not a permutation of 0, 1, 2", "re-run `mlseg plan`").located({source, "", ""});
-  }
-  return transpose;
-}
-
-CasePreprocessingPlan make_case_plan(const Json& plans, const Json& labels, const std::string& configuration,
-                                     const PreprocessOptions& options, const std::string& plans_source,
-                                     const std::string& labels_source) {
+CasePreprocessingPlan make_case_plan(const PlansFile& plans, const Json& labels, const std::string& configuration,
+                                     const PreprocessOptions& options, const std::string& labels_source) {
   CasePreprocessingPlan plan;
   plan.configuration = configuration;
-  const auto& configurations = plans.value("configurations", Json::object());
-  if (!configurations.contains(configuration)) {
-    std::string available;
-    for (const auto& [name, value] : configurations.items()) available += (available.empty() ? "" : ", ") + name;
-    throw Error("plans.json has no configuration \"" + configuration + "\"",
-                "choose one of: " + available + " (-c CONFIG)")
-        .located({plans_source, "", ""});
-  }
-  const auto& config = configurations[configuration];
-  plan.transpose_forward = read_transpose(plans, "transpose_forward", plans_source);
-  plan.transpose_backward = read_transpose(plans, "transpose_backward", plans_source);
-  try {
-    plan.spacing_mm = config.at("spacing").get<std::vector<double>>();
-  } catch (const Json::exception&) {
-    throw Error("configurations." + configuration + ".spacing is missing or not a list of numbers", "re-run `mlseg plan`")
-        .located({plans_source, "", ""});
-  }
-  if ((plan.spacing_mm.size() != 2 && plan.spacing_mm.size() != 3) ||
-      std::any_of(plan.spacing_mm.begin(), plan.spacing_mm.end(), [](double s) { return !(s > 0) || !std::isfinite(s); })) {
-    throw Error("configurations." + configuration + ".spacing must hold 2 (2d) or 3 positive numbers",
-                "fix plans.json (`mlseg plan --check` validates it) or re-run `mlseg plan`")
-        .located({plans_source, "", ""});
-  }
-  plan.normalization = normalization_from_plans(plans, configuration, plans_source);
+  const PlannedConfiguration& planned = plans.configuration(configuration);
+  plan.transpose_forward = plans.transpose_forward;
+  plan.transpose_backward = plans.transpose_backward;
+  plan.spacing_mm = planned.spacing_mm;
+  plan.normalization = normalization_from_plans(plans.json, configuration, plans.source);
   plan.use_mask_for_norm = std::any_of(plan.normalization.begin(), plan.normalization.end(),
                                        [](const ChannelNormalization& n) { return n.scheme == "zscore" && n.use_mask; });
   plan.resample.image_interpolation = options.image_interpolation;
   plan.anisotropy_threshold = options.anisotropy_threshold;
-  plan.channel_names = plans.value("channel_names", std::vector<std::string>{});
-  plan.label_resampling = LabelEncoding::from_json(plans, plan.channel_names, plans_source).label_resampling();
+  plan.channel_names = plans.channel_names;
+  plan.label_resampling = plans.encoding.label_resampling();
   const auto observed = observed_combinations_from_labels_json(labels, labels_source);
   plan.rare = plan_rare_combinations(observed, options.rare_policy);
   if (options.rare_policy == RareCombinationPolicy::keep) {
@@ -175,7 +140,7 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
     plan_dataset(dataset_dir, plan_options);
     run.ran_plan = true;
   }
-  const Json plans = read_json_file(plans_file);
+  const PlansFile plans = read_plans(plans_file);
   const Json labels = read_json_file(labels_file);
 
   std::vector<CaseFiles> cases;
@@ -188,14 +153,11 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
   }
 
   std::vector<std::string> configurations = options.configurations;
-  if (configurations.empty()) {
-    const auto& available = plans.value("configurations", Json::object());
-    configurations.push_back(available.contains("3d_fullres") ? "3d_fullres" : "2d");
-  }
+  if (configurations.empty()) configurations.push_back(plans.has_configuration("3d_fullres") ? "3d_fullres" : "2d");
   // A configuration that only inherits (nnU-Net's 3d_cascade_fullres) uses its parent's data.
   {
     std::vector<std::string> resolved;
-    const auto& available = plans.value("configurations", Json::object());
+    const auto& available = plans.json["configurations"];
     for (auto name : configurations) {
       for (int depth = 0; depth < 4 && available.contains(name) && available[name].contains("inherits_from") &&
                           !available[name].contains("spacing");
@@ -212,17 +174,19 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
 
   for (const auto& configuration : configurations) {
     const auto start = std::chrono::steady_clock::now();
-    CasePreprocessingPlan plan = make_case_plan(plans, labels, configuration, options, plans_file.string(), labels_file.string());
+    CasePreprocessingPlan plan = make_case_plan(plans, labels, configuration, options, labels_file.string());
     ConfigurationRun config_run;
     config_run.configuration = configuration;
     config_run.store_dir = store_dir_for(dataset_work, configuration);
     if (options.overwrite) fs::remove_all(config_run.store_dir);
     fs::create_directories(config_run.store_dir);
     // The plan's identity: this configuration, the transposes, intensity properties and the options.
-    const std::string plan_identity = std::string(kStoreFormatVersion) + "|" + plans["configurations"][configuration].dump() +
-                                      "|" + plans.value("transpose_forward", Json::array()).dump() + "|" +
-                                      plans.value("foreground_intensity_properties_per_channel", Json::object()).dump() + "|" +
-                                      plans.value("label_encoding", std::string()) + plans.value("powerset_combinations", Json::array()).dump() + "|" + run.rare_policy + "|" +
+    const Json& json = plans.json;
+    const std::string plan_identity = std::string(kStoreFormatVersion) + "|" + json["configurations"][configuration].dump() +
+                                      "|" + json.value("transpose_forward", Json::array()).dump() + "|" +
+                                      json.value("foreground_intensity_properties_per_channel", Json::object()).dump() + "|" +
+                                      json.value("label_encoding", std::string()) + json.value("powerset_combinations", Json::array()).dump() +
+                                      "|" + run.rare_policy + "|" +
                                       (options.image_interpolation == ImageInterpolation::cubic ? "cubic" : "linear") + "|" +
                                       std::to_string(options.anisotropy_threshold) + "|" + std::to_string(options.locations.seed) + "|" +
                                       std::to_string(options.locations.max_per_group) + "|" + std::to_string(options.locations.min_fraction);
@@ -319,11 +283,11 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
       const auto layout = code_layout(dataset.labels.num_channels());
       info.num_code_words = layout.num_words;
       info.code_descr = npy_descr(layout.dtype, true);
-      info.label_encoding = plans.value("label_encoding", std::string("sigmoid"));
+      info.label_encoding = plans.encoding.name();
       info.channels_overlap = dataset.labels.channels_can_overlap();
       info.has_ignore = dataset.labels.ignore_value.has_value() || options.rare_policy == RareCombinationPolicy::ignore;
       info.spacing_mm = config_run.spacing_mm;
-      info.patch_size = plans["configurations"][configuration].value("patch_size", std::vector<std::int64_t>{});
+      info.patch_size = plans.configuration(configuration).patch_size;
       info.rare_policy = run.rare_policy;
       for (const auto& files : cases) info.cases.push_back(files.case_id);
       write_json_file(store_file, store_info_to_json(info));

@@ -23,6 +23,7 @@
 #include "mlseg/io/store_layout.h"
 #include "mlseg/nn/checkpoint.h"
 #include "mlseg/nn/network_from_plans.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/training/loss_deep_supervision.h"
 #include "mlseg/training/train_log.h"
@@ -123,15 +124,15 @@ torch::Device choose_device(const std::string& name) {
   throw Error("unknown --device '" + name + "'", "use cpu, cuda or auto");
 }
 
-ModelDescription describe_model(const Json& plans, const std::string& configuration, const PreprocessedStore& store,
-                                const Dataset& dataset, int dimension, const fs::path& plans_path) {
+ModelDescription describe_model(const PlansFile& plans, const std::string& configuration, const PreprocessedStore& store,
+                                const Dataset& dataset, int dimension) {
   ModelDescription model;
-  model.plans = plans;
+  model.plans = plans.json;
   model.configuration = configuration;
   model.input_channels = store.info().num_image_channels;
   model.channel_names = store.info().channel_names;
   if (model.channel_names.empty()) throw Error("the preprocessed store lists no label channels", "rerun `mlseg preprocess`");
-  model.encoding = LabelEncoding::from_json(plans, model.channel_names, plans_path.string());
+  model.encoding = plans.encoding;
   model.num_outputs = model.encoding.num_outputs();
   model.image_channel_names = store.info().image_channels;
   model.dataset_json = dataset.json;
@@ -225,7 +226,7 @@ void ensure_preprocessed(const fs::path& dataset_dir, const fs::path& store_dir,
 struct RunSetup {
   Dataset dataset;
   fs::path dataset_work, fold_dir, log_path;
-  Json plans;
+  PlansFile plans;
   std::unique_ptr<PreprocessedStore> store;
   FoldCases fold;
   ModelDescription model;
@@ -252,35 +253,30 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
   const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
   const fs::path plans_path = run.dataset_work / "plans.json";
-  if (fs::exists(plans_path)) run.plans = read_json_file(plans_path);
-  ensure_preprocessed(dataset_dir, store_dir, run.plans.value("label_encoding", std::string("sigmoid")), options);
-  run.plans = read_json_file(plans_path);
+  const std::string planned_encoding =
+      fs::exists(plans_path) ? read_json_file(plans_path).value("label_encoding", std::string("sigmoid")) : std::string("sigmoid");
+  ensure_preprocessed(dataset_dir, store_dir, planned_encoding, options);
+  run.plans = read_plans(plans_path);
   run.store = std::make_unique<PreprocessedStore>(store_dir);
   run.fold = fold_cases(*run.store, run.dataset_work, options);
   run.fold_dir = run.dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
   run.log_path = run.fold_dir / kLogFile;
 
   // The network and what it is trained on.
-  if (!run.plans.contains("configurations") || !run.plans["configurations"].contains(options.configuration)) {
-    throw Error("plans.json has no configuration '" + options.configuration + "'",
-                "pass -c with a configuration `mlseg plan` wrote (3d_fullres, 2d, 3d_lowres)", {plans_path.string(), "", ""});
+  const PlannedConfiguration& configuration = run.plans.configuration(options.configuration);
+  if (!run.plans.channel_names.empty() && run.plans.channel_names != run.store->info().channel_names) {
+    throw Error("plans.json and the preprocessed store list different label channels",
+                "rerun `mlseg preprocess --overwrite` after changing the plans", {plans_path.string(), "", ""});
   }
-  const Json& configuration = run.plans["configurations"][options.configuration];
-  const std::vector<std::int64_t> patch_size = configuration.value("patch_size", std::vector<std::int64_t>{});
-  if (patch_size.size() != 2 && patch_size.size() != 3) {
-    throw Error("configurations." + options.configuration + ".patch_size is missing or malformed", "rerun `mlseg plan`",
-                {plans_path.string(), "", ""});
-  }
-  run.dimension = static_cast<int>(patch_size.size());
-  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension, plans_path);
-  run.net_options = plain_conv_unet_options_from_plans(run.plans, options.configuration, run.model.input_channels,
+  run.dimension = configuration.dimension();
+  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
+  run.net_options = plain_conv_unet_options_from_plans(run.plans.json, options.configuration, run.model.input_channels,
                                                        run.model.num_outputs, /*deep_supervision=*/true);
-  run.patch = run.dimension == 2 ? PatchShapeZyx{1, patch_size[0], patch_size[1]}
-                                 : PatchShapeZyx{patch_size[0], patch_size[1], patch_size[2]};
-  run.batch_size = configuration.value("batch_size", std::int64_t{2});
+  run.patch = configuration.patch_zyx();
+  run.batch_size = configuration.batch_size;
   const LabelEncoding& encoding = run.model.encoding;
-  run.remedies = resolve_remedies(run.plans, encoding, run.model.channel_names, options.remedies, plans_path.string());
-  run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.value("batch_dice", false));
+  run.remedies = resolve_remedies(run.plans.json, encoding, run.model.channel_names, options.remedies, plans_path.string());
+  run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.batch_dice);
   if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
   run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
   run.scales = network_deep_supervision_scales(run.net_options.strides(), run.dimension);

@@ -1,0 +1,77 @@
+#include "mlseg/planning/plans_file.h"
+
+#include "mlseg/core/error.h"
+#include "mlseg/io/json_file.h"
+#include "mlseg/planning/plans_json.h"
+
+namespace mlseg {
+
+using Json = nlohmann::ordered_json;
+
+std::array<std::int64_t, 3> PlannedConfiguration::patch_zyx() const {
+  if (patch_size.size() == 2) return {1, patch_size[0], patch_size[1]};
+  return {patch_size.at(0), patch_size.at(1), patch_size.at(2)};
+}
+
+const PlannedConfiguration& PlansFile::configuration(const std::string& name) const {
+  for (const auto& c : configurations) {
+    if (c.name == name) return c;
+  }
+  std::string names;
+  for (const auto& c : configurations) names += (names.empty() ? "" : ", ") + c.name;
+  throw Error("plans.json has no configuration '" + name + "'",
+              "use one `mlseg plan` wrote (" + names + "), or rerun `mlseg plan`", {source, "", ""});
+}
+
+bool PlansFile::has_configuration(const std::string& name) const {
+  for (const auto& c : configurations) {
+    if (c.name == name) return true;
+  }
+  return false;
+}
+
+PlansFile plans_from_json(const Json& json, const std::string& source) {
+  const std::vector<PlansProblem> problems = check_plans(json);
+  if (!problems.empty()) {
+    std::string listed;
+    for (std::size_t i = 0; i < problems.size() && i < 5; ++i) {
+      listed += "\n  " + problems[i].key + ": " + problems[i].problem + " (fix: " + problems[i].fix + ")";
+    }
+    if (problems.size() > 5) listed += "\n  ... and " + std::to_string(problems.size() - 5) + " more";
+    throw Error(std::to_string(problems.size()) + " problem(s) in plans.json:" + listed,
+                "fix them (`mlseg plan --check` lists them all) or rerun `mlseg plan`", {source, "", ""});
+  }
+  PlansFile plans;
+  plans.source = source;
+  plans.json = json;
+  try {
+    plans.dataset_name = json.value("dataset_name", std::string());
+    plans.channel_names = json.value("channel_names", std::vector<std::string>{});
+    plans.image_channel_names = json.value("image_channel_names", std::vector<std::string>{});
+    plans.transpose_forward = json.value("transpose_forward", plans.transpose_forward);
+    plans.transpose_backward = json.value("transpose_backward", plans.transpose_backward);
+    for (const auto& [name, c] : json.at("configurations").items()) {
+      if (c.contains("inherits_from")) continue;
+      PlannedConfiguration configuration;
+      configuration.name = name;
+      configuration.patch_size = c.at("patch_size").get<std::vector<std::int64_t>>();
+      configuration.spacing_mm = c.at("spacing").get<std::vector<double>>();
+      configuration.batch_size = c.value("batch_size", configuration.batch_size);
+      configuration.batch_dice = c.value("batch_dice", configuration.batch_dice);
+      plans.configurations.push_back(std::move(configuration));
+    }
+  } catch (const Json::exception& e) {
+    throw Error(std::string("plans.json does not have the expected form: ") + e.what(), "rerun `mlseg plan`", {source, "", ""});
+  }
+  plans.encoding = LabelEncoding::from_json(json, plans.channel_names, source);
+  return plans;
+}
+
+PlansFile read_plans(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) {
+    throw Error("plans.json not found", "run `mlseg plan DATASET` (or `mlseg preprocess`, which plans first)", {path.string(), "", ""});
+  }
+  return plans_from_json(read_json_file(path), path.string());
+}
+
+}  // namespace mlseg

@@ -1,0 +1,51 @@
+#pragma once
+// plans.json read back, typed: the keys every stage shares (channels, encoding, transposes, each
+// configuration's patch, spacing and batch), with their defaults in one place and the file
+// validated by check_plans on the way in. Sections that belong to one module keep their own
+// parser over `json`: the architecture (nn/network_from_plans.h), the normalisation schemes and
+// intensity properties (preprocessing/normalize.h).
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mlseg/labels/label_encoding.h"
+
+namespace mlseg {
+
+/// One configuration of plans.json ("2d", "3d_fullres", "3d_lowres").
+struct PlannedConfiguration {
+  std::string name;
+  std::vector<std::int64_t> patch_size;  ///< zyx (3D) or yx (2d)
+  std::vector<double> spacing_mm;        ///< one per patch axis
+  std::int64_t batch_size = 2;           ///< nnU-Net's minimum when the key is missing
+  bool batch_dice = false;               ///< nnU-Net's default when the key is missing
+  int dimension() const { return static_cast<int>(patch_size.size()); }
+  /// The patch as zyx; 2d configurations get z = 1.
+  std::array<std::int64_t, 3> patch_zyx() const;
+};
+
+struct PlansFile {
+  std::string source;              ///< where it was read from (errors name it)
+  nlohmann::ordered_json json;     ///< the whole document
+  std::string dataset_name;
+  std::vector<std::string> channel_names;        ///< label channels, dataset order
+  std::vector<std::string> image_channel_names;  ///< modalities, input order
+  LabelEncoding encoding;                        ///< sigmoid when the key is missing (plans before mlseg 0.2)
+  std::array<int, 3> transpose_forward{0, 1, 2}, transpose_backward{0, 1, 2};
+  std::vector<PlannedConfiguration> configurations;  ///< cascade entries ("inherits_from") left out
+
+  /// Throws mlseg::Error naming the file, the configuration and the ones there are.
+  const PlannedConfiguration& configuration(const std::string& name) const;
+  bool has_configuration(const std::string& name) const;
+};
+
+/// Parses `json` after check_plans: every problem is listed in one mlseg::Error naming `source`.
+PlansFile plans_from_json(const nlohmann::ordered_json& json, const std::string& source);
+/// Reads and parses WORK/<dataset>/plans.json (or any plans file).
+PlansFile read_plans(const std::filesystem::path& path);
+
+}  // namespace mlseg
