@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "mlseg/core/error.h"
@@ -47,6 +48,78 @@ TEST(Phantom, ChannelsAreNestedOverlappingDisjointAndRare) {
     EXPECT_EQ(count(m[4] * m[1]), 0) << "cyst disjoint from organ";
     EXPECT_GT(count(m[4]), 0);
     EXPECT_EQ(count(m[5]) > 0, index % options.rare_every == 0) << "rare channel";
+  }
+}
+
+// Channel set of every voxel as an integer, bit c = channel c (at most 62 channels).
+torch::Tensor channel_sets(const torch::Tensor& masks) {
+  torch::Tensor sets = torch::zeros_like(masks[0], torch::kInt64);
+  for (std::int64_t c = 0; c < masks.size(0); ++c) sets += masks[c].to(torch::kInt64) * (std::int64_t{1} << c);
+  return sets;
+}
+
+double mean_where(const torch::Tensor& image, const torch::Tensor& where) {
+  return image.masked_select(where).mean().item<double>();
+}
+
+TEST(Phantom, EveryStructureStandsOutFromWhatItLiesOnByTwiceTheNoise) {
+  // Measured, not read from the contrast table: the mean intensity of a structure's most common
+  // channel set against the same set without the structure (its parent, the structure it overlaps,
+  // or background), in every image channel (channel 0 is what a 1-channel phantom sees).
+  PhantomOptions options = small_options();
+  options.num_channels = 10;
+  options.num_image_channels = 3;
+  options.shape_zyx = {32, 64, 64};
+  const auto names = phantom_channel_names(options.num_channels);
+  constexpr std::int64_t kMinVoxels = 30;
+  std::vector<int> measured(options.num_channels, 0);
+  for (int index = 0; index < 8; ++index) {
+    const PhantomCase phantom = make_phantom_case(index, options);
+    const torch::Tensor masks = decode_channels(phantom.code);
+    const torch::Tensor sets = channel_sets(masks);
+    for (int c = 0; c < options.num_channels; ++c) {
+      const torch::Tensor sets_inside = sets.masked_select(masks[c].to(torch::kBool));
+      if (sets_inside.numel() == 0) continue;
+      const std::int64_t with = std::get<0>(torch::mode(sets_inside)).item<std::int64_t>();
+      const std::int64_t without = with & ~(std::int64_t{1} << c);
+      const torch::Tensor inside = sets == with, beneath = sets == without;
+      if (inside.sum().item<std::int64_t>() < kMinVoxels || beneath.sum().item<std::int64_t>() < kMinVoxels) continue;
+      for (int m = 0; m < options.num_image_channels; ++m) {
+        const torch::Tensor image = phantom.image.data[m];
+        const double contrast = mean_where(image, inside) - mean_where(image, beneath);
+        EXPECT_GE(std::abs(contrast), 2 * options.noise_std)
+            << names[c] << " in image channel " << m << " of case " << index << " (channel set " << with << " vs "
+            << without << ")";
+      }
+      ++measured[c];
+    }
+  }
+  for (int c = 0; c < options.num_channels; ++c) EXPECT_GT(measured[c], 0) << names[c] << " was never measured";
+}
+
+TEST(Phantom, RareIsTheCystsTwinInSizeAndContrast) {
+  // So that a benchmark comparing the two measures rarity, not visibility or size.
+  PhantomOptions options = small_options();
+  options.num_channels = 6;
+  options.num_image_channels = 3;
+  options.shape_zyx = {32, 64, 64};
+  const std::int64_t body = 1, cyst = 1 << 4, rare = 1 << 5;
+  for (int index : {0, 4, 8}) {
+    ASSERT_EQ(index % options.rare_every, 0);
+    const PhantomCase phantom = make_phantom_case(index, options);
+    const torch::Tensor masks = decode_channels(phantom.code);
+    const auto cyst_voxels = masks[4].sum().item<double>(), rare_voxels = masks[5].sum().item<double>();
+    ASSERT_GT(cyst_voxels, 0);
+    EXPECT_NEAR(rare_voxels / cyst_voxels, 1.0, 0.2) << "case " << index;
+    const torch::Tensor sets = channel_sets(masks);
+    for (int m = 0; m < options.num_image_channels; ++m) {
+      const torch::Tensor image = phantom.image.data[m];
+      const double on_body = mean_where(image, sets == body);
+      const double cyst_contrast = mean_where(image, sets == (body | cyst)) - on_body;
+      const double rare_contrast = mean_where(image, sets == (body | rare)) - on_body;
+      EXPECT_NEAR(std::abs(rare_contrast), std::abs(cyst_contrast), 0.05) << "image channel " << m << ", case " << index;
+      EXPECT_GE(std::abs(rare_contrast), kPhantomMinAbsContrast - 0.05) << "image channel " << m << ", case " << index;
+    }
   }
 }
 

@@ -61,9 +61,9 @@ std::vector<Structure> case_structures(int index, const PhantomOptions& options,
         s.center = {jitter(0.05), 0.45 + jitter(0.05), -0.4 + jitter(0.05)};
         s.radius = {0.2, 0.15, 0.15};
         break;
-      case 5:  // rare
-        s.center = {jitter(0.3), -0.4 + jitter(0.1), -0.3 + jitter(0.1)};
-        s.radius = {0.15, 0.1, 0.1};
+      case 5:  // rare: the cyst's twin (same size and contrast magnitude, across the body), in few cases
+        s.center = {jitter(0.05), -0.5 + jitter(0.05), -0.35 + jitter(0.05)};
+        s.radius = structures[4].radius;
         s.present = options.rare_every > 0 && index % options.rare_every == 0;
         break;
       default:  // extra blobs, anywhere, partly overlapping others
@@ -78,11 +78,17 @@ std::vector<Structure> case_structures(int index, const PhantomOptions& options,
 }
 
 // Contrast of structure c in image channel m (different modalities see different structures).
+// Every |contrast| is at least kPhantomMinAbsContrast (phantom.h); none is minus the body's, so
+// nothing on the body looks like background.
 double contrast(int channel, int image_channel) {
-  static const double table[kNamedKinds][3] = {
-      {1.0, 0.6, 0.8}, {0.8, 1.2, 0.4}, {1.5, -0.6, 1.0}, {-0.5, 0.9, 1.2}, {-0.8, 0.5, -0.4}, {1.2, 1.0, -0.9}};
+  // body, organ, lesion, vessel, cyst (dark), rare (the cyst's twin: same magnitude, bright).
+  static const double table[kNamedKinds][3] = {{1.0, 0.6, 0.8},   {0.8, 1.2, 0.5},    {1.5, -0.6, 1.0},
+                                               {-0.5, 0.9, 1.2},  {-1.2, -0.7, -0.6}, {1.2, 0.7, 0.6}};
+  // Blobs cycle through these; in image channel 0 the first four blobs (struct_06..09) differ from
+  // each other and from the named structures.
+  static const double blobs[5] = {0.6, 1.8, -1.6, 2.4, 3.0};
   if (channel < kNamedKinds) return table[channel][image_channel % 3];
-  return ((channel * 7 + image_channel * 3) % 5 - 2) * 0.4 + 0.3;
+  return blobs[(channel - kNamedKinds + 2 * (image_channel % 3)) % 5];
 }
 
 std::string case_name(int index, bool test) {
@@ -349,8 +355,8 @@ void write_phantom_dataset(const fs::path& output_dir, const PhantomOptions& opt
           char suffix[16];
           std::snprintf(suffix, sizeof suffix, "_%04d", m);
           Image channel{phantom.image.data.slice(0, m, m + 1), phantom.image.geometry};
-          if (flat) {  // 8-bit formats: map the phantom's intensities to 0..255
-            channel.data = ((channel.data + 1.0) * 80.0).clamp(0, 255).round().to(torch::kUInt8);
+          if (flat) {  // 8-bit formats: map the phantom's intensities, -2 .. 4.4, to 0..255
+            channel.data = ((channel.data + 2.0) * 40.0).clamp(0, 255).round().to(torch::kUInt8);
           }
           write_image(channel, images / (phantom.case_id + suffix + options.file_ending));
         }

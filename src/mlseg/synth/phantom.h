@@ -4,9 +4,12 @@
 // Channels cycle through structure kinds that exercise every multi-label situation:
 //   body (large, always present) ⊃ organ ⊃ lesion (nested; lesion absent in every 5th case),
 //   vessel (a tube that only partly overlaps organ and body), cyst (inside body, disjoint from
-//   organ), rare (present in 1 case out of `rare_every`), then extra blobs struct_06, ... placed
-//   at random and present with probability 0.7.
-// Image channels see the structures with different contrasts, plus Gaussian noise.
+//   organ), rare (present in 1 case out of `rare_every`; the cyst's twin in size and contrast
+//   magnitude, so that apart from place and sign the two differ only in how often they occur), then
+//   extra blobs struct_06, ... placed at random and present with probability 0.7.
+// Image channels see the structures with different contrasts, plus Gaussian noise. Intensities add
+// up, so every structure differs from what it lies on (its parent, an overlapping structure,
+// background) by its own contrast, whose magnitude is at least kPhantomMinAbsContrast.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +19,10 @@
 #include "mlseg/labels/label_code.h"
 
 namespace mlseg {
+
+/// Every structure's contrast, in every image channel, is at least this in magnitude: with the
+/// default noise_std (0.1) each structure stands 5 noise standard deviations from its surroundings.
+constexpr double kPhantomMinAbsContrast = 0.5;
 
 /// How the phantom's labels are written (the dataset.json it produces says the same).
 enum class PhantomLabelFormat {
@@ -38,7 +45,7 @@ struct PhantomOptions {
   PhantomLabelFormat label_format = PhantomLabelFormat::regions;
   std::string file_ending = ".nii.gz";  ///< .png writes a 2D dataset (needs shape z = 1)
   int rare_every = 4;                   ///< the "rare" channel is in case i iff i % rare_every == 0
-  double noise_std = 0.1;               ///< image noise, relative to the structure contrast
+  double noise_std = 0.1;               ///< image noise; contrasts are 0.5 to 3.0 (kPhantomMinAbsContrast)
   std::uint64_t seed = 1234;
   std::string dataset_name = "Dataset900_Phantom";
   int threads = 0;          ///< 0 = all cores
