@@ -13,30 +13,33 @@
 # fold_0/validation_no_tta/ (train's own final validation mirrors 8x and computes surface metrics:
 # about 5 min per variant on 2 cores); TTA=1 uses train's final validation, fold_0/validation/.
 #
-#   bash bench/rare_channel.sh                                  # about 25 min on 2 cores
+#   bash bench/rare_channel.sh                                  # about 35 min on 2 cores
 #   EPOCHS=1 ITERS=2 VAL_ITERS=2 bash bench/rare_channel.sh    # smoke run, about 5 min
 #
 # Knobs (environment, defaults in brackets):
 #   MLSEG [build/mlseg]; OUT [/tmp/mlseg_rare_channel], replaced if it holds an earlier run of this
-#   script, refused otherwise; SHAPE [32,96,96]: --preset cpu plans a 24x80x64 patch, about 40% of
-#   the volume; SPACING [2,1,1]; CASES [30]; CHANNELS [10]; IMAGE_CHANNELS [1]; RARE_EVERY [8]: the
-#   rare channel is in cases 0, 8, 16, 24; EPOCHS [5]; ITERS [20] per epoch, 2.6-5 s each on a
-#   2-core EPYC; VAL_ITERS [10] validation batches; VAL_EVERY [5]: the patch validation only after
-#   the last epoch, so the time goes to training; TTA [0]; SEED [1234]; THREADS [0] = all cores;
-#   VARIANTS ["nnunet mlseg powerset"].
+#   script, refused otherwise; SHAPE [40,112,112]; SPACING [2,1,1]; CASES [30]; CHANNELS [10];
+#   IMAGE_CHANNELS [1]; RARE_EVERY [8]: the rare channel is in cases 0, 8, 16, 24; BASE_FEATURES [8]
+#   and MAX_FEATURES [64]: the demo's small U-Net, so a 2-core CPU trains hundreds of iterations;
+#   CPU_BUDGET [1/64, the demo's]: --preset cpu's budget fraction, a patch of about a quarter of the volume; EPOCHS [10]; ITERS
+#   [40] per epoch; VAL_ITERS [10] validation batches; VAL_EVERY [5]; TTA [0]; SEED [1234];
+#   THREADS [0] = all cores; VARIANTS ["nnunet mlseg powerset"].
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 MLSEG=${MLSEG:-$root/build/mlseg}
 OUT=${OUT:-/tmp/mlseg_rare_channel}
-SHAPE=${SHAPE:-32,96,96}
+SHAPE=${SHAPE:-40,112,112}
 SPACING=${SPACING:-2,1,1}
 CASES=${CASES:-30}
 CHANNELS=${CHANNELS:-10}
 IMAGE_CHANNELS=${IMAGE_CHANNELS:-1}
 RARE_EVERY=${RARE_EVERY:-8}
-EPOCHS=${EPOCHS:-5}
-ITERS=${ITERS:-20}
+EPOCHS=${EPOCHS:-10}
+ITERS=${ITERS:-40}
+CPU_BUDGET=${CPU_BUDGET:-0.015625}
+BASE_FEATURES=${BASE_FEATURES:-8}
+MAX_FEATURES=${MAX_FEATURES:-64}
 VAL_ITERS=${VAL_ITERS:-10}
 VAL_EVERY=${VAL_EVERY:-5}
 TTA=${TTA:-0}
@@ -130,12 +133,12 @@ for variant in $VARIANTS; do
   mkdir -p "$work/$dataset_name"
   echo "[$variant] analyze, plan (--preset cpu), preprocess"
   write_splits "$work/$dataset_name/splits_final.json" "$work/fold_0_val.txt" || exit 1
-  plan_flags=(--preset cpu --encoding sigmoid)
+  plan_flags=(--preset cpu --cpu-budget-fraction "$CPU_BUDGET" --base-features "$BASE_FEATURES" --max-features "$MAX_FEATURES" --encoding sigmoid)
   train_flags=()
   case $variant in
     nnunet) train_flags+=(--nnunet-defaults) ;;
     mlseg) ;;
-    powerset) plan_flags=(--preset cpu --encoding powerset) ;;
+    powerset) plan_flags=(--preset cpu --cpu-budget-fraction "$CPU_BUDGET" --base-features "$BASE_FEATURES" --max-features "$MAX_FEATURES" --encoding powerset) ;;
     *) die "unknown variant '$variant' (nnunet, mlseg, powerset)" ;;
   esac
   if ! { step "$variant.analyze" "$MLSEG" analyze "$dataset" --work-dir "$work" --threads "$THREADS" -q &&

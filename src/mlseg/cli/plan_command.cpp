@@ -33,6 +33,11 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
       ->check(CLI::PositiveNumber);
   command->add_option("--preset", state->preset, "gpu (nnU-Net's budget) | cpu (a small budget for a 2-core CPU)")
       ->capture_default_str();
+  command->add_option("--cpu-budget-fraction", state->options.cpu_budget_fraction,
+                      "--preset cpu: the feature-map budget as a fraction of nnU-Net's 8 GB one (smaller: smaller patches, "
+                      "faster iterations)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   command->add_option("--base-features", state->options.base_features,
                       "Features of the first stage, doubled per stage (nnU-Net: 32; smaller trains faster on a CPU)")
       ->capture_default_str()

@@ -1,8 +1,17 @@
 #include "mlseg/core/text_table.h"
 
 #include <algorithm>
+#include <sstream>
 
 namespace mlseg {
+
+std::string format_fixed(double value, int digits) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(digits);
+  out << value;
+  return out.str();
+}
 namespace {
 
 // Splits a cell at newlines and at max_width, preferring spaces as break points.

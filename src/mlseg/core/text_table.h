@@ -5,6 +5,9 @@
 
 namespace mlseg {
 
+/// `value` with `digits` digits after the point ("0.8123"); the caller keeps non-finite values out.
+std::string format_fixed(double value, int digits);
+
 class TextTable {
  public:
   explicit TextTable(std::vector<std::string> header) : header_(std::move(header)) {}

@@ -71,6 +71,17 @@ std::vector<CombinationCode> powerset_classes(const PlanningInput& input, int nu
   return classes;
 }
 
+// --encoding auto when powerset does not fit: the sigmoid plan, saying why.
+Plans plan_sigmoid_instead(const PlanningInput& input, const PlanOptions& options, const std::string& problem) {
+  PlanOptions fallback = options;
+  fallback.encoding = "sigmoid";
+  Plans plans = plan_experiment(input, fallback);
+  plans.notes.erase(std::remove(plans.notes.begin(), plans.notes.end(), plans.encoding_note), plans.notes.end());
+  plans.encoding_note = "analyze recommends powerset, but " + problem + ": planned sigmoid";
+  plans.notes.insert(plans.notes.begin(), plans.encoding_note);
+  return plans;
+}
+
 }  // namespace
 
 PlanningInput planning_input_from_json(const nlohmann::ordered_json& fingerprint, const nlohmann::ordered_json& labels) {
@@ -169,12 +180,7 @@ Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
                                   " observed channel combinations + background) exceed the limit of " +
                                   std::to_string(std::min(options.powerset_max_classes, kMaxPowersetClasses));
       if (!automatic) throw Error(problem, "use --encoding sigmoid (one output per channel), or merge rare combinations");
-      PlanOptions fallback = options;
-      fallback.encoding = "sigmoid";
-      Plans sigmoid_plans = plan_experiment(input, fallback);
-      sigmoid_plans.encoding_note = "analyze recommends powerset, but " + problem + ": planned sigmoid";
-      sigmoid_plans.notes.push_back(sigmoid_plans.encoding_note);
-      return sigmoid_plans;
+      return plan_sigmoid_instead(input, options, problem);
     }
   }
   const LabelEncoding encoding = LabelEncoding::of_kind(parse_encoding_kind(plans.label_encoding, "plans"), num_label_channels,
@@ -312,12 +318,7 @@ Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
                                   c.name + ", more than " + std::to_string(allowed_gb).substr(0, 4) + " GB (" +
                                   std::to_string(static_cast<int>(options.powerset_memory_fraction * 100)) + "% of --gpu-memory-gb)";
       if (!automatic) throw Error(problem, "use --encoding sigmoid (one output per channel), or raise --gpu-memory-gb");
-      PlanOptions fallback = options;
-      fallback.encoding = "sigmoid";
-      Plans sigmoid_plans = plan_experiment(input, fallback);
-      sigmoid_plans.encoding_note = "analyze recommends powerset, but " + problem + ": planned sigmoid";
-      sigmoid_plans.notes.push_back(sigmoid_plans.encoding_note);
-      return sigmoid_plans;
+      return plan_sigmoid_instead(input, options, problem);
     }
   }
   if (!plans.encoding_note.empty() && plans.encoding_note != "analyze's recommendation") plans.notes.push_back(plans.encoding_note);

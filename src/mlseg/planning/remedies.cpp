@@ -5,19 +5,12 @@
 #include <sstream>
 
 #include "mlseg/core/error.h"
+#include "mlseg/core/text_table.h"
 
 namespace mlseg {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(digits);
-  out << value;
-  return out.str();
-}
 
 // plans.json's per-channel object (name → number) as one value per channel; `fallback` for a
 // missing name. Throws for a value that is not a finite number >= `minimum`.
@@ -37,8 +30,8 @@ std::vector<double> per_channel_values(const Json& plans, const char* key, const
                   {source, "", ""});
     }
     if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < minimum) {
-      throw Error(std::string(key) + "." + name + " is " + value.dump() + ", not a finite number >= " + fixed(minimum, 0),
-                  "set a number >= " + fixed(minimum, 0) + " (or rerun `mlseg plan`)", {source, "", ""});
+      throw Error(std::string(key) + "." + name + " is " + value.dump() + ", not a finite number >= " + format_fixed(minimum, 0),
+                  "set a number >= " + format_fixed(minimum, 0) + " (or rerun `mlseg plan`)", {source, "", ""});
     }
     values[static_cast<std::size_t>(found - channel_names.begin())] = value.get<double>();
   }
@@ -103,7 +96,7 @@ Remedies resolve_remedies(const Json& plans, const LabelEncoding& encoding, cons
   if (encoding.kind() == EncodingKind::sigmoid && plan_pos_weight && !all_equal_to(pos_weight, 1.0)) {
     r.bce_pos_weight = pos_weight;
     std::string values;
-    for (std::size_t c = 0; c < channel_names.size(); ++c) values += (c ? ", " : "") + channel_names[c] + " " + fixed(pos_weight[c], 2);
+    for (std::size_t c = 0; c < channel_names.size(); ++c) values += (c ? ", " : "") + channel_names[c] + " " + format_fixed(pos_weight[c], 2);
     r.active.push_back("BCE pos_weight: plans.json bce_pos_weight (" + values + ")");
   }
   if (!all_equal_to(loss_weights, 1.0)) {
@@ -136,10 +129,10 @@ PlannedRemedies plan_remedies(const std::vector<std::string>& channel_names, con
   p.imbalance = lowest > 0 && highest / lowest >= kImbalanceRatio;
   if (p.imbalance) {
     p.reason = "analyze found imbalance: nnU-Net would centre forced patches on \"" + rarest + "\" with probability " +
-               fixed(lowest, 3) + ", on \"" + commonest + "\" with " + fixed(highest, 3) + " (" + fixed(highest / lowest, 1) +
+               format_fixed(lowest, 3) + ", on \"" + commonest + "\" with " + format_fixed(highest, 3) + " (" + format_fixed(highest / lowest, 1) +
                "x)";
   } else {
-    p.reason = "no imbalance: the channels' selection probabilities differ by less than " + fixed(kImbalanceRatio, 1) + "x";
+    p.reason = "no imbalance: the channels' selection probabilities differ by less than " + format_fixed(kImbalanceRatio, 1) + "x";
   }
   for (std::size_t c = 0; c < channel_names.size(); ++c) {
     const double raw = c < raw_pos_weight.size() ? raw_pos_weight[c] : 1.0;

@@ -9,6 +9,7 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/core/svg_plot.h"
+#include "mlseg/core/text_table.h"
 
 namespace mlseg {
 namespace {
@@ -22,14 +23,6 @@ Json optional_number(const std::optional<double>& value) { return value ? Json(*
 std::optional<double> read_optional(const Json& json, const char* key) {
   if (!json.contains(key) || json[key].is_null()) return std::nullopt;
   return json[key].get<double>();
-}
-
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(digits);
-  out << value;
-  return out.str();
 }
 
 Json validation_to_json(const ValidationResult& v, const std::optional<double>& ema) {
@@ -197,15 +190,15 @@ void append_epoch_record(const std::filesystem::path& log_path, const EpochRecor
 std::string format_epoch_lines(const EpochRecord& r, std::int64_t epochs, double eta_seconds) {
   std::ostringstream out;
   out << "epoch " << r.epoch + 1 << "/" << epochs;
-  out << "  train loss " << (r.train_loss ? fixed(*r.train_loss, 4) : "n/a (no finite step)");
+  out << "  train loss " << (r.train_loss ? format_fixed(*r.train_loss, 4) : "n/a (no finite step)");
   if (r.validation) {
     const ValidationResult& v = *r.validation;
-    out << "  val loss " << (v.loss ? fixed(*v.loss, 4) : "n/a (no finite batch)");
+    out << "  val loss " << (v.loss ? format_fixed(*v.loss, 4) : "n/a (no finite batch)");
     out << "  Dice " << format_mean(v.mean_dice, v.channels_in_mean, static_cast<int>(v.channel_names.size()));
-    out << "  EMA " << (r.ema_mean_dice ? fixed(*r.ema_mean_dice, 4) : "n/a (no finite mean yet)");
+    out << "  EMA " << (r.ema_mean_dice ? format_fixed(*r.ema_mean_dice, 4) : "n/a (no finite mean yet)");
     if (r.best) out << " *best*";
   }
-  out << "  lr " << fixed(r.lr, 5) << "  " << format_duration(r.epoch_seconds);
+  out << "  lr " << format_fixed(r.lr, 5) << "  " << format_duration(r.epoch_seconds);
   if (r.skipped_steps > 0) out << "  skipped " << r.skipped_steps << " non-finite step(s)";
   if (eta_seconds > 0) out << "  ETA " << format_duration(eta_seconds);
   out << "\n";
