@@ -89,12 +89,13 @@ class PredictPhantom : public ::testing::Test {
     const Json plans = read_json_file(dataset_work / "plans.json");
 
     model_ = new ModelDescription();
-    model_->plans = plans;
     model_->configuration = "3d_fullres";
     // The model is trained below with sigmoid targets, whatever analyze recommended.
     model_->channel_names = plans.at("channel_names").get<std::vector<std::string>>();
     model_->encoding = LabelEncoding::sigmoid(static_cast<int>(model_->channel_names.size()));
-    model_->encoding.write_json(model_->plans, model_->channel_names);
+    Json sigmoid_plans = plans;
+    model_->encoding.write_json(sigmoid_plans, model_->channel_names);
+    model_->plans = plans_from_json(sigmoid_plans, (dataset_work / "plans.json").string());
     model_->image_channel_names = plans.value("image_channel_names", std::vector<std::string>{});
     model_->input_channels = 1;
     model_->num_outputs = model_->encoding.num_outputs();
@@ -345,13 +346,15 @@ ModelDescription tiny_model(const std::array<double, 3>& spacing, int input_chan
   config["normalization_schemes"] = std::vector<std::string>(static_cast<std::size_t>(input_channels), "zscore");
   config["use_mask_for_norm"] = std::vector<bool>(static_cast<std::size_t>(input_channels), false);
   config["architecture"] = {{"arch_kwargs", arch}};
+  config["batch_size"] = 2;
   Json plans;
+  plans["channel_names"] = {"a", "b"};
   plans["transpose_forward"] = {0, 1, 2};
   plans["transpose_backward"] = {0, 1, 2};
   plans["configurations"] = {{"3d_fullres", config}};
   plans["label_encoding"] = "sigmoid";
   ModelDescription model;
-  model.plans = plans;
+  model.plans = plans_from_json(plans, "tiny_model plans");
   model.configuration = "3d_fullres";
   model.encoding = LabelEncoding::sigmoid(2);
   model.channel_names = {"a", "b"};

@@ -13,6 +13,8 @@ namespace {
 
 using namespace mlseg;
 
+using Json = nlohmann::ordered_json;
+
 ModelDescription tiny_model() {
   ModelDescription model;
   model.configuration = "3d_fullres";
@@ -21,18 +23,27 @@ ModelDescription tiny_model() {
   model.encoding = LabelEncoding::sigmoid(2);
   model.channel_names = {"a", "b"};
   model.mirror_axes = {0, 1, 2};
-  model.plans = {{"configurations",
-                  {{"3d_fullres",
-                    {{"patch_size", {8, 8, 8}},
-                     {"architecture",
-                      {{"arch_kwargs",
-                        {{"n_stages", 2},
-                         {"conv_op", "torch.nn.modules.conv.Conv3d"},
-                         {"features_per_stage", {4, 8}},
-                         {"kernel_sizes", {{3, 3, 3}, {3, 3, 3}}},
-                         {"strides", {{1, 1, 1}, {2, 2, 2}}},
-                         {"n_conv_per_stage", {1, 1}},
-                         {"n_conv_per_stage_decoder", {1}}}}}}}}}}};
+  Json plans = {{"label_encoding", "sigmoid"},
+                {"channel_names", {"a", "b"}},
+                {"transpose_forward", {0, 1, 2}},
+                {"transpose_backward", {0, 1, 2}},
+                {"configurations",
+                 {{"3d_fullres",
+                   {{"patch_size", {8, 8, 8}},
+                    {"spacing", {1.0, 1.0, 1.0}},
+                    {"batch_size", 2},
+                    {"normalization_schemes", {"ZScoreNormalization"}},
+                    {"use_mask_for_norm", {false}},
+                    {"architecture",
+                     {{"arch_kwargs",
+                       {{"n_stages", 2},
+                        {"conv_op", "torch.nn.modules.conv.Conv3d"},
+                        {"features_per_stage", {4, 8}},
+                        {"kernel_sizes", {{3, 3, 3}, {3, 3, 3}}},
+                        {"strides", {{1, 1, 1}, {2, 2, 2}}},
+                        {"n_conv_per_stage", {1, 1}},
+                        {"n_conv_per_stage_decoder", {1}}}}}}}}}}};
+  model.plans = plans_from_json(plans, "checkpoint_test plans");
   return model;
 }
 
@@ -82,6 +93,24 @@ TEST(Checkpoint, BadFilesGiveClearErrors) {
   EXPECT_FALSE(load_checkpoint(dir / "final.pt").has_optimizer_state);
   torch::optim::SGD optimizer(network->parameters(), torch::optim::SGDOptions(0.1));
   EXPECT_THROW(load_optimizer_state(dir / "final.pt", optimizer), Error);
+}
+
+// The plans inside a checkpoint pass plans.json's checks on load: a damaged one is refused there,
+// naming the checkpoint and the key, not later in the middle of a prediction.
+TEST(Checkpoint, DamagedEmbeddedPlansAreRefusedOnLoad) {
+  mlseg::testing::TempDir dir;
+  ModelDescription model = tiny_model();
+  PlainConvUNet network = build_network(model, false);
+  model.plans.json["configurations"]["3d_fullres"]["spacing"] = {1.0, -1.0, 1.0};
+  save_checkpoint(dir / "damaged.pt", network, model, {}, nullptr);
+  try {
+    load_checkpoint(dir / "damaged.pt");
+    FAIL() << "a checkpoint with a negative planned spacing loaded";
+  } catch (const Error& e) {
+    const std::string text = e.what();
+    EXPECT_NE(text.find("configurations.3d_fullres.spacing"), std::string::npos) << text;
+    EXPECT_NE(text.find("damaged.pt"), std::string::npos) << text;
+  }
 }
 
 }  // namespace

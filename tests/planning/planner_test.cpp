@@ -372,5 +372,30 @@ TEST(PlansFile, ReadsTheSharedKeysTypedAndRefusesWhatCheckPlansRefuses) {
   }
 }
 
+// What preprocessing and prediction need comes typed from the same reader: the normalisation per
+// image channel (with CT statistics) and the image resampling order, nnU-Net's 3 by default.
+TEST(PlansFile, CarriesNormalisationAndResamplingOrderPerConfiguration) {
+  PlanningInput input = synthetic(4, {1, 1, 1}, {32, 32, 32}, {"CT", "MR"}, 2, 2, "sigmoid");
+  const PlanOptions options;
+  auto json = plans_to_json(plan_experiment(input, options), input, options);
+  PlansFile plans = plans_from_json(json, "plans.json");
+  const PlannedConfiguration& full = plans.configuration("3d_fullres");
+  ASSERT_EQ(full.normalization.size(), 2u);
+  EXPECT_EQ(full.normalization[0].scheme, "CT");
+  EXPECT_EQ(full.normalization[1].scheme, "zscore");
+  EXPECT_DOUBLE_EQ(full.normalization[0].ct_mean,
+                   json["foreground_intensity_properties_per_channel"]["0"]["mean"].get<double>());
+  EXPECT_EQ(full.image_resampling_order, 3);
+  json["configurations"]["3d_fullres"]["resampling_fn_data_kwargs"]["order"] = 1;
+  EXPECT_EQ(plans_from_json(json, "plans.json").configuration("3d_fullres").image_resampling_order, 1);
+  json["configurations"]["3d_fullres"]["resampling_fn_data_kwargs"]["order"] = 2;
+  try {
+    plans_from_json(json, "plans.json");
+    FAIL() << "order 2 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.problem()).find("resampling_fn_data_kwargs.order"), std::string::npos) << e.problem();
+  }
+}
+
 }  // namespace
 }  // namespace mlseg

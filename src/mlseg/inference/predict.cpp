@@ -189,7 +189,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   at::set_num_threads(threads);
   predict.threads = 1;  // resampling runs beside the network (next case, last case)
 
-  InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration, run.checkpoints.front().string());
+  InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = 1;
   const SlidingWindowOptions window = sliding_window_options(model, plan, predict);
   std::vector<PlainConvUNet> networks;

@@ -19,7 +19,7 @@ SlidingWindowOptions sliding_window_options(const ModelDescription& model, const
 
 PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const ModelDescription& model, const Image& raw_image,
                            const PredictOptions& options, const std::string& case_id) {
-  InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration, "checkpoint plans");
+  InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = options.threads;
   if (raw_image.num_channels() != model.input_channels) {
     throw Error("the image has " + std::to_string(raw_image.num_channels()) + " channel(s), the model takes " +
@@ -45,8 +45,7 @@ const ModelDescription& shared_model_description(const std::vector<LoadedCheckpo
     const ModelDescription& m = loaded.model;
     if (m.configuration != first.configuration || m.encoding.name() != first.encoding.name() || m.encoding.combinations() != first.encoding.combinations() ||
         m.channel_names != first.channel_names || m.input_channels != first.input_channels ||
-        m.plans.value("configurations", nlohmann::ordered_json::object()).value(m.configuration, nlohmann::ordered_json()) !=
-            first.plans.value("configurations", nlohmann::ordered_json::object()).value(first.configuration, nlohmann::ordered_json())) {
+        m.plans.json.at("configurations").at(m.configuration) != first.plans.json.at("configurations").at(first.configuration)) {
       throw Error("the folds' models differ (configuration, label encoding, channels or plans)",
                   "ensemble only folds of one training run (same plans.json and configuration)");
     }

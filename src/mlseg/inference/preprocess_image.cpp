@@ -6,58 +6,21 @@
 #include <cmath>
 
 #include "mlseg/core/error.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/crop.h"
 
 namespace mlseg {
-namespace {
-
-using Json = nlohmann::ordered_json;
-constexpr const char* kReplan = "the model's plans.json is damaged: retrain, or re-run `mlseg plan` and retrain";
-
-std::array<int, 3> read_transpose(const Json& plans, const char* key, const std::string& source) {
-  std::array<int, 3> transpose{0, 1, 2};
-  if (!plans.contains(key)) return transpose;
-  try {
-    transpose = plans.at(key).get<std::array<int, 3>>();
-  } catch (const Json::exception&) {
-    throw Error(std::string(key) + " is not a list of three axes", kReplan).located({source, "", ""});
-  }
-  std::array<int, 3> sorted = transpose;
-  std::sort(sorted.begin(), sorted.end());
-  if (sorted != std::array<int, 3>{0, 1, 2}) throw Error(std::string(key) + " is not a permutation of 0, 1, 2", kReplan).located({source, "", ""});
-  return transpose;
-}
-
-}  // namespace
-
-InferencePlan inference_plan_from_plans(const Json& plans, const std::string& configuration, const std::string& source) {
+InferencePlan inference_plan_from_plans(const PlansFile& plans, const std::string& configuration) {
+  const PlannedConfiguration& planned = plans.configuration(configuration);
   InferencePlan plan;
   plan.configuration = configuration;
-  const Json configurations = plans.value("configurations", Json::object());
-  if (!configurations.contains(configuration)) {
-    throw Error("plans.json has no configuration \"" + configuration + "\"", kReplan).located({source, "", ""});
-  }
-  const Json& config = configurations[configuration];
-  plan.transpose_forward = read_transpose(plans, "transpose_forward", source);
-  plan.transpose_backward = read_transpose(plans, "transpose_backward", source);
-  try {
-    plan.spacing_mm = config.at("spacing").get<std::vector<double>>();
-    plan.patch_size = config.at("patch_size").get<std::vector<std::int64_t>>();
-  } catch (const Json::exception&) {
-    throw Error("configurations." + configuration + ".spacing or .patch_size is missing or malformed", kReplan).located({source, "", ""});
-  }
-  const std::size_t axes = plan.spacing_mm.size();
-  if ((axes != 2 && axes != 3) || plan.patch_size.size() != axes ||
-      std::any_of(plan.spacing_mm.begin(), plan.spacing_mm.end(), [](double s) { return !(s > 0) || !std::isfinite(s); }) ||
-      std::any_of(plan.patch_size.begin(), plan.patch_size.end(), [](std::int64_t p) { return p < 1; })) {
-    throw Error("configurations." + configuration + " has spacing and patch_size of different or invalid axes", kReplan)
-        .located({source, "", ""});
-  }
-  plan.normalization = normalization_from_plans(plans, configuration, source);
-  plan.use_mask_for_norm = std::any_of(plan.normalization.begin(), plan.normalization.end(),
-                                       [](const ChannelNormalization& n) { return n.scheme == "zscore" && n.use_mask; });
-  const Json kwargs = config.value("resampling_fn_data_kwargs", Json::object());
-  plan.resample.image_interpolation = kwargs.value("order", 3) == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
+  plan.transpose_forward = plans.transpose_forward;
+  plan.transpose_backward = plans.transpose_backward;
+  plan.spacing_mm = planned.spacing_mm;
+  plan.patch_size = planned.patch_size;
+  plan.normalization = planned.normalization;
+  plan.use_mask_for_norm = planned.use_mask_for_norm();
+  plan.resample.image_interpolation = planned.image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
   return plan;
 }
 

@@ -25,9 +25,10 @@ struct InferencePlan : ImagePreprocessingPlan {
   std::vector<std::int64_t> patch_size;  ///< 3 (zyx) or 2 (yx)
 };
 
-/// Reads configuration `configuration` of `plans`. Throws mlseg::Error naming `source` and the key.
-InferencePlan inference_plan_from_plans(const nlohmann::ordered_json& plans, const std::string& configuration,
-                                        const std::string& source);
+struct PlansFile;
+/// Configuration `configuration` of `plans` (read and checked by plans_from_json). Throws
+/// mlseg::Error naming the plans' source and the configurations there are.
+InferencePlan inference_plan_from_plans(const PlansFile& plans, const std::string& configuration);
 
 struct PreprocessedImage {
   torch::Tensor image;        ///< float32 [C, Z, Y, X], planned axes, at the target spacing

@@ -76,7 +76,7 @@ Json model_description_to_json(const ModelDescription& model) {
   json["image_channel_names"] = model.image_channel_names;
   json["mirror_axes"] = model.mirror_axes;
   json["dataset_json"] = model.dataset_json;
-  json["plans"] = model.plans;
+  json["plans"] = model.plans.json;
   return json;
 }
 
@@ -92,7 +92,8 @@ ModelDescription model_description_from_json(const Json& json) {
   model.mirror_axes = json.value("mirror_axes", std::vector<int>{});
   model.dataset_json = json.value("dataset_json", Json::object());
   if (!json.contains("plans") || !json["plans"].is_object()) throw Error("checkpoint metadata has no model.plans", kRetrainFix);
-  model.plans = json["plans"];
+  // No source here: the caller locates errors at the checkpoint's path (load_checkpoint).
+  model.plans = plans_from_json(json["plans"], "");
   if (model.num_outputs != model.encoding.num_outputs()) {
     throw Error("checkpoint metadata has " + std::to_string(model.num_outputs) + " outputs, its " + model.encoding.name() +
                     " encoding " + std::to_string(model.encoding.num_outputs()),
@@ -143,6 +144,7 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& path) {
   loaded.metadata = metadata_of(archive, path);
   try {
     loaded.model = model_description_from_json(loaded.metadata.value("model", Json::object()));
+    loaded.model.plans.source = path.string() + " (model.plans)";
     loaded.network = build_network(loaded.model, /*deep_supervision=*/false);
   } catch (const Error& e) {
     throw e.located({path.string(), "", ""});

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mlseg/labels/label_encoding.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/nn/plain_conv_unet.h"
 
 namespace mlseg {
@@ -21,7 +22,7 @@ inline constexpr const char* kCheckpointFormat = "mlseg-checkpoint-1";
 
 /// What a checkpoint says about its model (the "model" object of the metadata).
 struct ModelDescription {
-  nlohmann::ordered_json plans;   ///< the whole plans.json the network was built from
+  PlansFile plans;                ///< the plans.json the network was built from, checked (plans_from_json) on load
   std::string configuration;      ///< e.g. "3d_fullres"
   std::int64_t input_channels = 1;
   std::int64_t num_outputs = 1;   ///< network outputs (= encoding.num_outputs())

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "mlseg/core/error.h"
+#include "mlseg/planning/plans_file.h"
 
 namespace mlseg {
 namespace {
@@ -109,6 +110,22 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const
 }
 
 PlainConvUNet network_from_plans(const Json& plans, const std::string& configuration, int input_channels,
+                                 int num_outputs, bool deep_supervision) {
+  return PlainConvUNet(
+      plain_conv_unet_options_from_plans(plans, configuration, input_channels, num_outputs, deep_supervision));
+}
+
+PlainConvUNetOptions plain_conv_unet_options_from_plans(const PlansFile& plans, const std::string& configuration,
+                                                        std::int64_t input_channels, std::int64_t num_outputs,
+                                                        bool deep_supervision) {
+  try {
+    return plain_conv_unet_options_from_plans(plans.json, configuration, input_channels, num_outputs, deep_supervision);
+  } catch (const Error& e) {
+    throw e.located({plans.source, "", ""});
+  }
+}
+
+PlainConvUNet network_from_plans(const PlansFile& plans, const std::string& configuration, int input_channels,
                                  int num_outputs, bool deep_supervision) {
   return PlainConvUNet(
       plain_conv_unet_options_from_plans(plans, configuration, input_channels, num_outputs, deep_supervision));

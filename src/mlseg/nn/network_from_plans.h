@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/planning/plans_file.h"
 
 namespace mlseg {
 
@@ -18,8 +19,16 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const nlohmann::ordered_
                                                         const std::string& configuration, std::int64_t input_channels,
                                                         std::int64_t num_outputs, bool deep_supervision);
 
+/// The same from plans read by read_plans / plans_from_json; errors are located at the plans' source.
+PlainConvUNetOptions plain_conv_unet_options_from_plans(const PlansFile& plans, const std::string& configuration,
+                                                        std::int64_t input_channels, std::int64_t num_outputs,
+                                                        bool deep_supervision);
+
 /// A freshly initialised PlainConvUNet for `configuration` of `plans`.
 PlainConvUNet network_from_plans(const nlohmann::ordered_json& plans, const std::string& configuration,
                                  int input_channels, int num_outputs, bool deep_supervision);
+
+PlainConvUNet network_from_plans(const PlansFile& plans, const std::string& configuration, int input_channels,
+                                 int num_outputs, bool deep_supervision);
 
 }  // namespace mlseg

@@ -23,6 +23,13 @@ const PlannedConfiguration& PlansFile::configuration(const std::string& name) co
               "use one `mlseg plan` wrote (" + names + "), or rerun `mlseg plan`", {source, "", ""});
 }
 
+bool PlannedConfiguration::use_mask_for_norm() const {
+  for (const auto& n : normalization) {
+    if (n.scheme == "zscore" && n.use_mask) return true;
+  }
+  return false;
+}
+
 bool PlansFile::has_configuration(const std::string& name) const {
   for (const auto& c : configurations) {
     if (c.name == name) return true;
@@ -58,6 +65,9 @@ PlansFile plans_from_json(const Json& json, const std::string& source) {
       configuration.spacing_mm = c.at("spacing").get<std::vector<double>>();
       configuration.batch_size = c.value("batch_size", configuration.batch_size);
       configuration.batch_dice = c.value("batch_dice", configuration.batch_dice);
+      configuration.image_resampling_order =
+          c.value("resampling_fn_data_kwargs", Json::object()).value("order", PlannedConfiguration::kDefaultImageResamplingOrder);
+      configuration.normalization = normalization_from_plans(json, name, source);
       plans.configurations.push_back(std::move(configuration));
     }
   } catch (const Json::exception& e) {

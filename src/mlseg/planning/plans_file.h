@@ -1,9 +1,10 @@
 #pragma once
 // plans.json read back, typed: the keys every stage shares (channels, encoding, transposes, each
-// configuration's patch, spacing and batch), with their defaults in one place and the file
-// validated by check_plans on the way in. Sections that belong to one module keep their own
-// parser over `json`: the architecture (nn/network_from_plans.h), the normalisation schemes and
-// intensity properties (preprocessing/normalize.h).
+// configuration's patch, spacing, batch, normalisation and image resampling order), with their
+// defaults in one place and the file validated by check_plans on the way in. Every stage reads
+// plans through this: train, preprocess, predict (the checkpoint's embedded plans), the report and
+// the demo. The architecture keeps its parser in nn/ (network_from_plans(PlansFile, ...)), over
+// `json`, so planning does not depend on the network module.
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "mlseg/labels/label_encoding.h"
+#include "mlseg/preprocessing/normalize.h"
 
 namespace mlseg {
 
@@ -23,6 +25,14 @@ struct PlannedConfiguration {
   std::vector<double> spacing_mm;        ///< one per patch axis
   std::int64_t batch_size = 2;           ///< nnU-Net's minimum when the key is missing
   bool batch_dice = false;               ///< nnU-Net's default when the key is missing
+  /// One per image channel: normalization_schemes, use_mask_for_norm and, for CT, the dataset's
+  /// foreground_intensity_properties_per_channel.
+  std::vector<ChannelNormalization> normalization;
+  /// resampling_fn_data_kwargs.order: 3 (cubic, nnU-Net's default when the key is missing) or 1.
+  int image_resampling_order = kDefaultImageResamplingOrder;
+  static constexpr int kDefaultImageResamplingOrder = 3;
+  /// Some channel normalises inside the nonzero mask (zscore with use_mask_for_norm).
+  bool use_mask_for_norm() const;
   int dimension() const { return static_cast<int>(patch_size.size()); }
   /// The patch as zyx; 2d configurations get z = 1.
   std::array<std::int64_t, 3> patch_zyx() const;

@@ -232,6 +232,14 @@ std::vector<PlansProblem> check_plans(const nlohmann::ordered_json& plans) {
         }
       }
     }
+    if (c.contains("resampling_fn_data_kwargs")) {
+      const Json& kwargs = c["resampling_fn_data_kwargs"];
+      const Json order = kwargs.is_object() ? kwargs.value("order", Json(3)) : Json();
+      if (!order.is_number_integer() || (order.get<int>() != 1 && order.get<int>() != 3)) {
+        problem(problems, at + "resampling_fn_data_kwargs.order", "is " + order.dump() + ", not 1 (linear) or 3 (cubic)",
+                "set it to 3, nnU-Net's default, or 1");
+      }
+    }
     if (c.contains("use_mask_for_norm") && (!c["use_mask_for_norm"].is_array() || c["use_mask_for_norm"].size() != schemes)) {
       problem(problems, at + "use_mask_for_norm", "is not one true/false per normalisation scheme",
               "give " + std::to_string(schemes) + " booleans");

@@ -36,9 +36,8 @@ CasePreprocessingPlan make_case_plan(const PlansFile& plans, const Json& labels,
   plan.transpose_forward = plans.transpose_forward;
   plan.transpose_backward = plans.transpose_backward;
   plan.spacing_mm = planned.spacing_mm;
-  plan.normalization = normalization_from_plans(plans.json, configuration, plans.source);
-  plan.use_mask_for_norm = std::any_of(plan.normalization.begin(), plan.normalization.end(),
-                                       [](const ChannelNormalization& n) { return n.scheme == "zscore" && n.use_mask; });
+  plan.normalization = planned.normalization;
+  plan.use_mask_for_norm = planned.use_mask_for_norm();
   plan.resample.image_interpolation = options.image_interpolation;
   plan.anisotropy_threshold = options.anisotropy_threshold;
   plan.channel_names = plans.channel_names;

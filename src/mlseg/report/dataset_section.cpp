@@ -82,12 +82,9 @@ void add_dataset_section(const ReportInputs& inputs, HtmlDocument& doc) {
     facts.emplace_back("label channels", std::to_string(inputs.channel_names.size()) + ": " + join(inputs.channel_names));
   }
   if (inputs.plans) {
-    const Json* encoding = find_key(*inputs.plans, "label_encoding");
-    const Json* source = find_key(*inputs.plans, "label_encoding_source");
-    if (encoding != nullptr && encoding->is_string()) {
-      facts.emplace_back("planned encoding", encoding->get<std::string>() +
-                                                 (source != nullptr && source->is_string() ? " (" + source->get<std::string>() + ")" : ""));
-    }
+    const Json* source = find_key(inputs.plans->json, "label_encoding_source");
+    facts.emplace_back("planned encoding", inputs.plans->encoding.name() +
+                                               (source != nullptr && source->is_string() ? " (" + source->get<std::string>() + ")" : ""));
   }
   facts.emplace_back("trained configurations", layout.configurations.empty() ? "none" : join(layout.configurations));
   doc.facts(facts);
@@ -99,10 +96,10 @@ void add_dataset_section(const ReportInputs& inputs, HtmlDocument& doc) {
   doc.subheading("Plans");
   if (!inputs.plans) {
     doc.missing("plans", (layout.dataset_work_dir / "plans.json").string(), inputs.command("plan"));
-  } else if (const Json* configurations = find_key(*inputs.plans, "configurations");
-             configurations != nullptr && configurations->is_object()) {
+  } else {
     std::vector<std::vector<HtmlCell>> rows;
-    for (const auto& [name, configuration] : configurations->items()) {
+    for (const PlannedConfiguration& configuration : inputs.plans->configurations) {
+      const std::string& name = configuration.name;
       const fs::path store = layout.dataset_work_dir / "preprocessed" / name;
       std::string preprocessed = "no: run " + inputs.command("preprocess", "-c " + name);
       HtmlCell preprocessed_cell = text_cell(preprocessed, "na");
@@ -112,10 +109,12 @@ void add_dataset_section(const ReportInputs& inputs, HtmlDocument& doc) {
         const Json* cases = store_json ? find_key(*store_json, "cases") : nullptr;
         preprocessed_cell = text_cell(cases != nullptr && cases->is_array() ? std::to_string(cases->size()) + " cases" : "yes", "ok");
       }
-      rows.push_back({text_cell(name), text_cell(list_text(find_key(configuration, "patch_size"))),
-                      value_cell(find_key(configuration, "batch_size")),
-                      text_cell(list_text(find_key(configuration, "spacing"))),
-                      text_cell(list_text(find_key(configuration, "normalization_schemes"), ", ")), preprocessed_cell});
+      std::vector<std::string> schemes;
+      for (const ChannelNormalization& n : configuration.normalization) schemes.push_back(n.scheme);
+      const Json patch(configuration.patch_size), spacing(configuration.spacing_mm);
+      rows.push_back({text_cell(name), text_cell(list_text(&patch)), text_cell(std::to_string(configuration.batch_size)),
+                      text_cell(list_text(&spacing)),
+                      text_cell(join(schemes)), preprocessed_cell});
     }
     doc.table({"configuration", "patch size", "batch size", "spacing (mm)", "normalisation", "preprocessed"}, rows);
   }

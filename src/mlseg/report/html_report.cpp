@@ -77,15 +77,21 @@ std::string build_report(const fs::path& run_dir, const ReportOptions& options) 
   inputs.fingerprint = read_optional_json(layout.analysis_dir() / "fingerprint.json", inputs.problems);
   inputs.labels = read_optional_json(layout.analysis_dir() / "labels.json", inputs.problems);
   inputs.splits = read_optional_json(layout.dataset_work_dir / "splits_final.json", inputs.problems);
-  inputs.plans = read_optional_json(layout.dataset_work_dir / "plans.json", inputs.problems);
-  for (const auto& source : {inputs.labels, inputs.plans}) {
-    if (!source || !inputs.channel_names.empty()) continue;
-    if (const Json* names = find_key(*source, "channel_names"); names != nullptr && names->is_array()) {
+  if (const fs::path plans = layout.dataset_work_dir / "plans.json"; fs::is_regular_file(plans)) {
+    try {
+      inputs.plans = read_plans(plans);
+    } catch (const Error& error) {
+      inputs.problems.push_back(error.what());
+    }
+  }
+  if (inputs.labels) {
+    if (const Json* names = find_key(*inputs.labels, "channel_names"); names != nullptr && names->is_array()) {
       for (const Json& name : *names) {
         if (name.is_string()) inputs.channel_names.push_back(name.get<std::string>());
       }
     }
   }
+  if (inputs.channel_names.empty() && inputs.plans) inputs.channel_names = inputs.plans->channel_names;
 
   HtmlDocument doc;
   add_dataset_section(inputs, doc);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/report/html_document.h"
 #include "mlseg/report/run_layout.h"
 
@@ -18,7 +19,7 @@ struct ReportInputs {
   std::optional<Json> fingerprint;  ///< analysis/fingerprint.json
   std::optional<Json> labels;       ///< analysis/labels.json
   std::optional<Json> splits;       ///< splits_final.json
-  std::optional<Json> plans;        ///< plans.json
+  std::optional<PlansFile> plans;   ///< plans.json (read_plans); a file that fails its checks is in `problems`
   std::vector<std::string> channel_names;
   std::vector<std::string> problems;  ///< input files that exist but could not be read
 

@@ -127,7 +127,7 @@ torch::Device choose_device(const std::string& name) {
 ModelDescription describe_model(const PlansFile& plans, const std::string& configuration, const PreprocessedStore& store,
                                 const Dataset& dataset, int dimension) {
   ModelDescription model;
-  model.plans = plans.json;
+  model.plans = plans;
   model.configuration = configuration;
   model.input_channels = store.info().num_image_channels;
   model.channel_names = store.info().channel_names;
@@ -270,7 +270,7 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   }
   run.dimension = configuration.dimension();
   run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
-  run.net_options = plain_conv_unet_options_from_plans(run.plans.json, options.configuration, run.model.input_channels,
+  run.net_options = plain_conv_unet_options_from_plans(run.plans, options.configuration, run.model.input_channels,
                                                        run.model.num_outputs, /*deep_supervision=*/true);
   run.patch = configuration.patch_zyx();
   run.batch_size = configuration.batch_size;
