@@ -5,9 +5,11 @@
 #include <fstream>
 
 #include "mlseg/core/error.h"
+#include "mlseg/inference/preprocess_image.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"
 #include "mlseg/io/store_layout.h"
+#include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
 #include "test_support.h"
@@ -152,6 +154,41 @@ TEST(PreprocessDataset, AnisotropicCaseIsTransposedAndResampledApart) {
   const auto transposed = preprocess_case("aniso", image, code, plan);
   EXPECT_EQ(transposed.properties.shape_after_crop, (std::array<int64_t, 3>{40, 10, 40}));
   EXPECT_EQ(transposed.properties.spacing_after_crop_mm, (std::array<double, 3>{1.0, 5.0, 1.0}));
+}
+
+// The image resampling order lives in plans.json, where prediction reads it: preprocess follows it,
+// and a --image-interpolation that disagrees is refused (training and prediction would differ).
+TEST(PreprocessDataset, ImageInterpolationFollowsThePlansOrderThatPredictionReads) {
+  TempDir dir;
+  const fs::path raw = dir / "raw/Dataset900_Phantom";
+  write_phantom_dataset(raw, small_phantom(2));
+  ASSERT_TRUE(preprocess_dataset(raw, quiet(dir / "work")).ok());
+  const fs::path plans_path = dir / "work/Dataset900_Phantom/plans.json";
+  auto json = read_json_file(plans_path);
+  auto& configuration = json["configurations"]["3d_fullres"];
+  ASSERT_EQ(configuration["resampling_fn_data_kwargs"]["order"], 3);
+  PreprocessOptions linear = quiet(dir / "work");
+  linear.image_interpolation = ImageInterpolation::linear;
+  try {
+    preprocess_dataset(raw, linear);
+    FAIL() << "linear was accepted against order 3";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("resampling_fn_data_kwargs.order"), std::string::npos) << e.what();
+  }
+  // Order 1 and a finer spacing (so that images are resampled): preprocess and prediction's
+  // preprocessing give the same image.
+  configuration["resampling_fn_data_kwargs"]["order"] = 1;
+  configuration["spacing"] = {1.5, 0.75, 0.75};
+  write_json_file(plans_path, json);
+  ASSERT_TRUE(preprocess_dataset(raw, linear).ok());
+  const InferencePlan plan = inference_plan_from_plans(read_plans(plans_path), "3d_fullres");
+  EXPECT_EQ(plan.resample.image_interpolation, ImageInterpolation::linear);
+  const PhantomCase phantom = make_phantom_case(0, small_phantom(2));
+  const PreprocessedImage predicted = preprocess_image(phantom.case_id, phantom.image, plan);
+  const auto stored = read_npy(store_image_file(dir / "work/Dataset900_Phantom/preprocessed/3d_fullres", phantom.case_id));
+  ASSERT_EQ(stored.sizes(), predicted.image.sizes());
+  EXPECT_GT(stored.size(1), 12) << "resampled to the finer spacing";
+  EXPECT_TRUE(torch::allclose(stored, predicted.image, 1e-4, 1e-4));
 }
 
 TEST(PreprocessDataset, TwoDConfigurationKeepsEachCasesZ) {

@@ -14,7 +14,7 @@ void add_preprocess_command(CLI::App& app, CommandRegistry& registry) {
     std::string dataset;
     PreprocessOptions options;
     std::string rare = "keep";
-    std::string interpolation = "cubic";
+    std::string interpolation;  ///< empty: plans.json's order
     CommonFlags common;
   };
   auto state = std::make_shared<State>();
@@ -26,7 +26,9 @@ void add_preprocess_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--rare-combos", state->rare,
                       "Rare channel combinations: keep | ignore (flag their voxels ignored) | merge (into the most frequent combination they contain)")
       ->capture_default_str();
-  command->add_option("--image-interpolation", state->interpolation, "cubic (nnU-Net's order 3) | linear")->capture_default_str();
+  command->add_option("--image-interpolation", state->interpolation,
+                      "cubic (order 3) | linear (order 1); must agree with plans.json's resampling_fn_data_kwargs.order, "
+                      "which prediction uses (default: that order, 3 as planned)");
   command->add_option("--work-dir", state->options.work_dir, "Work folder (default: $MLSEG_WORK, else ./mlseg_work)");
   command->add_flag("--overwrite", state->options.overwrite, "Redo every case (default: skip cases whose inputs did not change)");
   add_common_flags(*command, state->common, true);
@@ -34,7 +36,9 @@ void add_preprocess_command(CLI::App& app, CommandRegistry& registry) {
   registry.add(command, [state] {
     PreprocessOptions options = state->options;
     options.rare_policy = parse_rare_policy(state->rare);
-    if (state->interpolation == "cubic") {
+    if (state->interpolation.empty()) {
+      // plans.json's order
+    } else if (state->interpolation == "cubic") {
       options.image_interpolation = ImageInterpolation::cubic;
     } else if (state->interpolation == "linear") {
       options.image_interpolation = ImageInterpolation::linear;

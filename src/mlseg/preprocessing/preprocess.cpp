@@ -38,7 +38,17 @@ CasePreprocessingPlan make_case_plan(const PlansFile& plans, const Json& labels,
   plan.spacing_mm = planned.spacing_mm;
   plan.normalization = planned.normalization;
   plan.use_mask_for_norm = planned.use_mask_for_norm();
-  plan.resample.image_interpolation = options.image_interpolation;
+  const ImageInterpolation planned_interpolation =
+      planned.image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
+  if (options.image_interpolation && *options.image_interpolation != planned_interpolation) {
+    const bool linear = *options.image_interpolation == ImageInterpolation::linear;
+    throw Error("--image-interpolation " + std::string(linear ? "linear" : "cubic") + " differs from plans.json's configurations." +
+                    configuration + ".resampling_fn_data_kwargs.order (" + std::to_string(planned.image_resampling_order) +
+                    "), which prediction uses",
+                "set that order to " + std::string(linear ? "1" : "3") + " in plans.json (then preprocess again), or drop the flag",
+                {plans.source, "", ""});
+  }
+  plan.resample.image_interpolation = planned_interpolation;
   plan.anisotropy_threshold = options.anisotropy_threshold;
   plan.channel_names = plans.channel_names;
   plan.label_resampling = plans.encoding.label_resampling();
@@ -186,7 +196,7 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
                                       json.value("foreground_intensity_properties_per_channel", Json::object()).dump() + "|" +
                                       json.value("label_encoding", std::string()) + json.value("powerset_combinations", Json::array()).dump() +
                                       "|" + run.rare_policy + "|" +
-                                      (options.image_interpolation == ImageInterpolation::cubic ? "cubic" : "linear") + "|" +
+
                                       std::to_string(options.anisotropy_threshold) + "|" + std::to_string(options.locations.seed) + "|" +
                                       std::to_string(options.locations.max_per_group) + "|" + std::to_string(options.locations.min_fraction);
 

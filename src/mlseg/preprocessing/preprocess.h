@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,10 @@ struct PreprocessOptions {
   std::vector<std::string> configurations;
   /// --rare-combos: what happens to rare channel combinations (analyze's thresholds).
   RareCombinationPolicy rare_policy = RareCombinationPolicy::keep;
-  /// --image-interpolation: cubic (nnU-Net's order 3) or linear.
-  ImageInterpolation image_interpolation = ImageInterpolation::cubic;
+  /// --image-interpolation: cubic (order 3) or linear (order 1). Unset: the configuration's
+  /// resampling_fn_data_kwargs.order in plans.json (3 as planned), which prediction reads too; a
+  /// value that differs from it is an error, so training and prediction never resample differently.
+  std::optional<ImageInterpolation> image_interpolation;
   /// Spacing ratio above which the coarse axis is resampled apart, with nearest (nnU-Net's 3).
   double anisotropy_threshold = kDefaultAnisotropyThreshold;
   LocationOptions locations;
