@@ -241,6 +241,46 @@ TEST(SpatialTransform, NearestLabelsOnlyProduceInputCodes) {
   EXPECT_GT(output_values.numel(), 30);
 }
 
+// Labels that are classes (softmax, powerset): whole codes vote, so a patch holds only codes its
+// input had, and no voxel between touching classes falls to background. Per-bit voting (sigmoid's
+// rule) on the same input makes codes the input did not have, so the test can tell them apart.
+TEST(SpatialTransform, ClassLabelsOnlyProduceInputCodesAndOpenNoHoles) {
+  const Shape input{24, 24, 24}, patch{16, 16, 16};
+  // Four classes, in blocks of 2 voxels, no background: three single channels (softmax-like) and a
+  // combination of two (powerset).
+  CodeVolume codes = empty_code_volume(input, 3);
+  const std::uint64_t classes[4] = {0b001, 0b010, 0b100, 0b011};
+  SplitMix64 rng(5);
+  auto words = codes.words.accessor<std::uint8_t, 4>();
+  for (std::int64_t z = 0; z < input[0]; z += 2) {
+    for (std::int64_t y = 0; y < input[1]; y += 2) {
+      for (std::int64_t x = 0; x < input[2]; x += 2) {
+        const auto code = static_cast<std::uint8_t>(classes[rng.below(4)]);
+        for (int d = 0; d < 8; ++d) words[0][z + (d >> 2)][y + ((d >> 1) & 1)][x + (d & 1)] = code;
+      }
+    }
+  }
+  const torch::Tensor image = torch::zeros({1, input[0], input[1], input[2]});
+  SpatialParameters parameters;
+  parameters.rotated = parameters.scaled = true;
+  parameters.angles_rad = {0.15, -0.1, 0.2};
+  parameters.scale = 0.9;  // zoom in: the patch stays inside the input, no outside voxels
+  const auto input_values = std::get<0>(at::_unique(codes.words));
+  for (const bool separable : {true, false}) {
+    SpatialParameters draw = parameters;
+    if (separable) draw.rotated = false;
+    const auto vote = [&](LabelInterpolation labels) {
+      const SpatialTransformOptions options = SpatialTransformOptions().label_interpolation(labels);
+      return apply_spatial_transform(image, codes, patch, augmentation_geometry(patch), draw, options).codes.words;
+    };
+    const torch::Tensor by_class = vote(LabelInterpolation::classes), by_bit = vote(LabelInterpolation::linear);
+    EXPECT_TRUE(torch::isin(std::get<0>(at::_unique(by_class)), input_values).all().item<bool>()) << "separable " << separable;
+    EXPECT_EQ(by_class.eq(0).sum().item<std::int64_t>(), 0) << "separable " << separable;
+    EXPECT_FALSE(torch::isin(std::get<0>(at::_unique(by_bit)), input_values).all().item<bool>())
+        << "per-bit voting made no new code, so this input does not test the difference";
+  }
+}
+
 TEST(SpatialTransform, ElasticDeformationIsRejectedWithAnError) {
   SpatialTransformOptions options;
   options.elastic_probability(0.1);
@@ -263,7 +303,7 @@ TEST(SpatialTransform, SeparablePathMatchesTheGeneralKernel) {
     const torch::Tensor image = random_image(2, c.input, 31);
     const CodeVolume codes = channel_spheres(c.input, c.channels);
     const auto geometry = augmentation_geometry(c.patch);
-    for (const LabelInterpolation labels : {LabelInterpolation::linear, LabelInterpolation::nearest}) {
+    for (const LabelInterpolation labels : {LabelInterpolation::linear, LabelInterpolation::nearest, LabelInterpolation::classes}) {
       for (const double scale : {0.7, 1.0, 1.17, 1.4}) {
         SpatialParameters parameters;
         parameters.scaled = true;
@@ -274,7 +314,8 @@ TEST(SpatialTransform, SeparablePathMatchesTheGeneralKernel) {
         const auto reference = apply_spatial_transform(image, codes, c.patch, geometry, parameters, general);
         const std::string where = "input " + std::to_string(c.input[0]) + "x" + std::to_string(c.input[1]) +
                                   ", scale " + std::to_string(scale) +
-                                  (labels == LabelInterpolation::nearest ? ", nearest" : ", linear");
+                                  (labels == LabelInterpolation::nearest ? ", nearest"
+                                                                         : labels == LabelInterpolation::classes ? ", classes" : ", linear");
         ASSERT_EQ(fast.image.sizes(), reference.image.sizes()) << where;
         EXPECT_LT((fast.image - reference.image).abs().max().item<double>(), 1e-5) << where;
         // Coordinates are computed in double here and in float there, so a corner weight right at

@@ -14,6 +14,11 @@ enum class LabelInterpolation {
   linear,
   /// The nearest neighbour's code (ties rounded up).
   nearest,
+  /// Labels that are classes (softmax, powerset: LabelResampling::most_likely_combination):
+  /// trilinear weights, and the whole code of largest summed weight wins (ties: the smaller code),
+  /// so no combination appears that the corners did not have. Codes of several words (past 64
+  /// channels) vote word by word; a combination that creates trains as its largest listed subset.
+  classes,
 };
 
 struct SpatialTransformOptions {

@@ -43,11 +43,38 @@ struct ResampleJob {
   float outside = 0.0f;
 };
 
+// ResampleJob::label_threshold for labels that are classes (LabelInterpolation::classes): the
+// vote is over whole codes, not bits (vote_codes).
+inline constexpr float kVoteWholeCodes = -1.0f;
+
+// Vote of N corner codes with weights w over whole codes: the code whose corners weigh most
+// (ties: the smaller code), i.e. the argmax of each code's linearly interpolated indicator.
+template <typename Word, int N>
+MLSEG_ALWAYS_INLINE Word vote_codes(const Word* n, const float* w) {
+  Word best = n[0];
+  float best_weight = -1.0f;
+  for (int k = 0; k < N; ++k) {
+    bool seen = false;
+    for (int j = 0; j < k; ++j) seen = seen || n[j] == n[k];
+    if (seen) continue;
+    float weight = 0.0f;
+    for (int j = k; j < N; ++j) weight += n[j] == n[k] ? w[j] : 0.0f;
+    if (weight > best_weight || (weight == best_weight && n[k] < best)) {
+      best = n[k];
+      best_weight = weight;
+    }
+  }
+  return best;
+}
+
 // Per-bit vote of N corner codes with weights w: a bit is set where its weight sum reaches
 // `threshold`. Bits all corners share are kept, bits none has stay clear; only the others vote,
 // so the cost depends on the bits that change here, never on how many label values exist.
+// `threshold` kVoteWholeCodes votes over whole codes instead (vote_codes). Callers come here
+// only where the corners differ, so the check costs nothing inside regions.
 template <typename Word, int N>
 MLSEG_ALWAYS_INLINE Word vote_bits(const Word* n, const float* w, float threshold) {
+  if (threshold < 0.0f) return vote_codes<Word, N>(n, w);
   Word all_and = n[0], all_or = n[0];
   for (int k = 1; k < N; ++k) {
     all_and = static_cast<Word>(all_and & n[k]);

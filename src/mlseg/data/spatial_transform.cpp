@@ -240,7 +240,8 @@ SpatialOutput apply_spatial_transform(const torch::Tensor& image, const CodeVolu
   job.out = out;
   job.image_out = result.image.data_ptr<float>();
   job.codes_out = result.codes.words.data_ptr();
-  job.label_threshold = static_cast<float>(options.label_threshold());
+  job.label_threshold = options.label_interpolation() == LabelInterpolation::classes ? detail::kVoteWholeCodes
+                                                                                     : static_cast<float>(options.label_threshold());
   job.nearest_labels = options.label_interpolation() == LabelInterpolation::nearest;
   job.outside = options.image_outside_value();
   job.plane_offset_z = offset[0];

@@ -467,7 +467,11 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
 
   // Data: sampler + augmentation + loader over the training cases; the fixed validation set.
   const PreprocessedStore& store = *run.store;
-  const TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed);
+  TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed);
+  // Labels resample in augmentation as in preprocessing: the encoding says how.
+  if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
+    batch_options.augmentation().spatial().label_interpolation(LabelInterpolation::classes);
+  }
   SamplerOptions sampler_options =
       SamplerOptions(run.batch_size, training_cut_size(batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
   if (run.remedies.sample_channels_by_weight) {
