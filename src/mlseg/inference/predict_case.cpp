@@ -45,7 +45,8 @@ const ModelDescription& shared_model_description(const std::vector<LoadedCheckpo
     const ModelDescription& m = loaded.model;
     if (m.configuration != first.configuration || m.encoding.name() != first.encoding.name() || m.encoding.combinations() != first.encoding.combinations() ||
         m.channel_names != first.channel_names || m.input_channels != first.input_channels ||
-        m.plans.json.at("configurations").at(m.configuration) != first.plans.json.at("configurations").at(first.configuration)) {
+        m.plans.json["configurations"].value(m.configuration, nlohmann::ordered_json()) !=
+            first.plans.json["configurations"].value(first.configuration, nlohmann::ordered_json())) {
       throw Error("the folds' models differ (configuration, label encoding, channels or plans)",
                   "ensemble only folds of one training run (same plans.json and configuration)");
     }

@@ -20,7 +20,7 @@ InferencePlan inference_plan_from_plans(const PlansFile& plans, const std::strin
   plan.patch_size = planned.patch_size;
   plan.normalization = planned.normalization;
   plan.use_mask_for_norm = planned.use_mask_for_norm();
-  plan.resample.image_interpolation = planned.image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
+  plan.resample.image_interpolation = planned.image_interpolation();
   return plan;
 }
 

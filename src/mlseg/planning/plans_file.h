@@ -15,6 +15,7 @@
 
 #include "mlseg/labels/label_encoding.h"
 #include "mlseg/preprocessing/normalize.h"
+#include "mlseg/preprocessing/resample.h"
 
 namespace mlseg {
 
@@ -33,6 +34,10 @@ struct PlannedConfiguration {
   static constexpr int kDefaultImageResamplingOrder = 3;
   /// Some channel normalises inside the nonzero mask (zscore with use_mask_for_norm).
   bool use_mask_for_norm() const;
+  /// The image interpolation image_resampling_order stands for (1 linear, else cubic).
+  ImageInterpolation image_interpolation() const {
+    return image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
+  }
   int dimension() const { return static_cast<int>(patch_size.size()); }
   /// The patch as zyx; 2d configurations get z = 1.
   std::array<std::int64_t, 3> patch_zyx() const;

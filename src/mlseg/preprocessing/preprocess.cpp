@@ -38,8 +38,7 @@ CasePreprocessingPlan make_case_plan(const PlansFile& plans, const Json& labels,
   plan.spacing_mm = planned.spacing_mm;
   plan.normalization = planned.normalization;
   plan.use_mask_for_norm = planned.use_mask_for_norm();
-  const ImageInterpolation planned_interpolation =
-      planned.image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
+  const ImageInterpolation planned_interpolation = planned.image_interpolation();
   if (options.image_interpolation && *options.image_interpolation != planned_interpolation) {
     const bool linear = *options.image_interpolation == ImageInterpolation::linear;
     throw Error("--image-interpolation " + std::string(linear ? "linear" : "cubic") + " differs from plans.json's configurations." +
