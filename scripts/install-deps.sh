@@ -17,6 +17,11 @@ PACKAGES=(
   zlib1g-dev
   libdeflate-dev
   chromium  # tests only: renders the `mlseg report` page headless (tests/report/report_browser_test.cpp)
+  # tests/parity and bench/parity only: nnU-Net v2 from ../shared/peers runs on Debian's python3-torch
+  # (the same libtorch_cpu as libtorch-dev); the rest is what its imports need (../shared/peers/setup.sh)
+  python3-torch python3-numpy python3-scipy python3-skimage python3-nibabel python3-pandas python3-sklearn
+  python3-threadpoolctl python3-tqdm python3-requests python3-matplotlib python3-seaborn python3-imageio
+  python3-tifffile
 )
 
 missing=()

@@ -297,6 +297,27 @@ TEST(PlanCheck, AcceptsNnUNetSchemeClassNames) {
   EXPECT_EQ(canonical_normalization_scheme("zscorex"), "");
 }
 
+TEST(PlanCheck, PlansJsonNamesSchemesAsNnUNetDoesAndOldNamesStillRead) {
+  // nnU-Net's PlansManager / DefaultPreprocessor look the names up as classes: mlseg writes those.
+  const PlanOptions options;
+  for (const std::string channel : {"CT", "T2"}) {
+    const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {channel}, 1, 1, "softmax");
+    auto json = plans_to_json(plan_experiment(input, options), input, options);
+    const std::string expected = channel == "CT" ? "CTNormalization" : "ZScoreNormalization";
+    for (const auto& [name, config] : json["configurations"].items()) {
+      EXPECT_EQ(config["normalization_schemes"], nlohmann::ordered_json::array({expected})) << name;
+    }
+    EXPECT_TRUE(check_plans(json).empty());
+    json["configurations"]["3d_fullres"]["normalization_schemes"] = {channel == "CT" ? "CT" : "zscore"};  // plans written before
+    EXPECT_TRUE(check_plans(json).empty());
+  }
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"noNorm", "NoNormalization"}, {"rescale_to_0_1", "RescaleTo01Normalization"}, {"RGBTo01Normalization", "RGBTo01Normalization"}}) {
+    EXPECT_EQ(nnunet_normalization_class_name(from), to);
+  }
+  EXPECT_EQ(nnunet_normalization_class_name("zscorex"), "");
+}
+
 TEST(PlanCheck, BadPatchNamesTheKeyAndTheFix) {
   const PlanningInput input = synthetic(10, {1, 1, 1}, {128, 128, 128}, {"CT"}, 1, 1, "softmax");
   const PlanOptions options;

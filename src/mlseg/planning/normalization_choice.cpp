@@ -28,6 +28,16 @@ std::string canonical_normalization_scheme(const std::string& name) {
   return "";
 }
 
+std::string nnunet_normalization_class_name(const std::string& name) {
+  const std::string scheme = canonical_normalization_scheme(name);
+  if (scheme == "CT") return "CTNormalization";
+  if (scheme == "zscore") return "ZScoreNormalization";
+  if (scheme == "noNorm") return "NoNormalization";
+  if (scheme == "rescale_to_0_1") return "RescaleTo01Normalization";
+  if (scheme == "rgb_to_0_1") return "RGBTo01Normalization";
+  return "";
+}
+
 NormalizationChoice choose_normalization(const NormalizationInput& input, const PlanOptions& options) {
   NormalizationChoice choice;
   const bool one_file_per_channel = static_cast<int>(input.image_channel_names.size()) == input.num_data_channels;

@@ -15,6 +15,12 @@ const std::vector<std::string>& known_normalization_schemes();
 /// returns the short name, or "" when unknown.
 std::string canonical_normalization_scheme(const std::string& name);
 
+/// nnU-Net v2's class name for a scheme (ZScoreNormalization, CTNormalization, NoNormalization,
+/// RescaleTo01Normalization, RGBTo01Normalization): what plans.json holds, so that nnU-Net's own
+/// tools (PlansManager, DefaultPreprocessor) read mlseg's plans unchanged. Accepts either spelling;
+/// returns "" when unknown.
+std::string nnunet_normalization_class_name(const std::string& name);
+
 struct NormalizationChoice {
   std::vector<std::string> schemes;  ///< one per data channel
   std::vector<bool> use_mask_for_norm;

@@ -44,7 +44,9 @@ Json configuration_json(const ConfigurationPlan& c, const Plans& plans, const Pl
   config["patch_size"] = p.topology.patch_size;
   config["median_image_size_in_voxels"] = median;
   config["spacing"] = p.spacing;
-  config["normalization_schemes"] = plans.normalization.schemes;
+  Json schemes = Json::array();  // nnU-Net's class names; reading accepts the short names too
+  for (const auto& scheme : plans.normalization.schemes) schemes.push_back(nnunet_normalization_class_name(scheme));
+  config["normalization_schemes"] = schemes;
   Json mask = Json::array();
   for (bool b : plans.normalization.use_mask_for_norm) mask.push_back(b);
   config["use_mask_for_norm"] = mask;
@@ -228,7 +230,7 @@ std::vector<PlansProblem> check_plans(const nlohmann::ordered_json& plans) {
       for (const auto& s : c["normalization_schemes"]) {
         if (!s.is_string() || canonical_normalization_scheme(s.get<std::string>()).empty()) {
           problem(problems, at + "normalization_schemes", "'" + (s.is_string() ? s.get<std::string>() : s.dump()) + "' is not a known scheme",
-                  "use CT, zscore, noNorm, rescale_to_0_1 or rgb_to_0_1");
+                  "use nnU-Net's ZScoreNormalization, CTNormalization, NoNormalization, RescaleTo01Normalization or RGBTo01Normalization (the short names zscore, CT, noNorm, rescale_to_0_1, rgb_to_0_1 are read too)");
         }
       }
     }
