@@ -1,0 +1,172 @@
+// Parity (c): mlseg's PlainConvUNet, deep-supervision loss and SGD step against nnU-Net's
+// nnUNetTrainer (initialize + train_step) from nnU-Net's own initial weights, for sigmoid regions
+// (DC_and_BCE_loss) and softmax labels (DC_and_CE_loss). Peer: tests/parity/peer/network_loss.py.
+//
+// Float32 gradients of this network differ by ~3e-4 (relative) between two nnU-Net runs with 1 and
+// 2 threads (summation order), so gradients and the SGD step are compared in float64 on both sides,
+// where the 1e-4 is meaningful; the float32 run checks the forward outputs and the loss.
+#include <gtest/gtest.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "mlseg/data/deep_supervision.h"
+#include "mlseg/nn/network_from_plans.h"
+#include "mlseg/training/loss_deep_supervision.h"
+#include "mlseg/training/optimizer.h"
+#include "parity/parity_support.h"
+#include "test_support.h"
+
+namespace mlseg {
+namespace {
+
+using parity::relative_error;
+
+// The tolerances: outputs relative 1e-4, loss 1e-5, gradients 1e-4.
+constexpr double kOutputTolerance = 1e-4;
+constexpr double kLossTolerance = 1e-5;
+constexpr double kGradientTolerance = 1e-4;
+
+void check_train_step(const std::string& mode, bool fp64) {
+  testing::TempDir tmp;
+  const auto peer = parity::run_peer("network_loss.py", {mode, fp64 ? "fp64" : "fp32", (tmp / "peer").string()}, tmp / "peer");
+  const auto dtype = fp64 ? torch::kFloat64 : torch::kFloat32;
+  std::ifstream plans_stream(peer.folder / "plans.json");
+  const auto plans = nlohmann::ordered_json::parse(plans_stream);
+  const bool regions = mode == "regions";
+
+  // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
+  PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true);
+  auto params = net->named_parameters(true);
+  const auto& names = peer.meta["params"];
+  ASSERT_EQ(params.size(), names.size()) << "mlseg's PlainConvUNet has another parameter count than nnU-Net's";
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& name : names) {
+      auto* p = params.find(name.get<std::string>());
+      ASSERT_NE(p, nullptr) << "nnU-Net's parameter " << name << " has no counterpart of that name in mlseg";
+      const auto w = peer.array("init/" + name.get<std::string>());
+      ASSERT_EQ(p->sizes(), w.sizes()) << name;
+      p->copy_(w);
+    }
+  }
+
+  net->to(dtype);
+
+  // Forward in training mode, every deep-supervision output.
+  net->train();
+  const auto x = peer.array("data").to(dtype);
+  auto outputs = net->forward(x);
+  ASSERT_EQ(outputs.size(), peer.meta["num_outputs"].get<std::size_t>());
+  std::vector<torch::Tensor> targets;
+  double worst_output = 0, worst_gradient = 0, worst_update = 0;
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const double e = relative_error(outputs[k], peer.array("output_" + std::to_string(k)));
+    worst_output = std::max(worst_output, e);
+    EXPECT_LE(e, kOutputTolerance)
+        << "PlainConvUNet.forward (dynamic_network_architectures unet.py) deep-supervision output " << k;
+    auto target = peer.array("target_" + std::to_string(k));
+    targets.push_back(target.is_floating_point() ? target.to(dtype) : target);
+  }
+
+  // Deep-supervision targets: nnU-Net's DownsampleSegForDSTransform (nearest-exact) = mlseg's
+  // nearest_exact_indices on the full-resolution target.
+  for (std::size_t k = 1; k < targets.size(); ++k) {
+    auto down = targets[0];
+    for (int axis = 0; axis < 3; ++axis) {
+      const auto idx = nearest_exact_indices(targets[0].size(axis + 2), targets[k].size(axis + 2));
+      down = down.index_select(axis + 2, torch::tensor(idx, torch::kLong));
+    }
+    EXPECT_TRUE(torch::equal(down, targets[k])) << "DownsampleSegForDSTransform scale " << k;
+  }
+
+  // Loss: DeepSupervisionWrapper(DC_and_BCE_loss | DC_and_CE_loss), weights 1/2^i, last 0, normalised.
+  const auto weights = deep_supervision_weights(outputs.size());
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    EXPECT_NEAR(weights[k], peer.meta["ds_weights"][k].get<double>(), 1e-12) << "nnUNetTrainer._build_loss weights";
+  }
+  LossOptions loss_options;
+  loss_options.kind(regions ? LossKind::bce_and_dice : LossKind::ce_and_dice);
+  auto loss = deep_supervision_loss(outputs, targets, {}, loss_options);
+  EXPECT_NEAR(loss.item<double>(), peer.meta["loss"].get<double>(), kLossTolerance)
+      << "nnUNetTrainer.train_step loss (" << peer.meta["loss_class"].get<std::string>() << ")";
+  std::cout << "[parity] " << mode << (fp64 ? " fp64" : " fp32") << ": outputs max relative error " << worst_output
+            << ", loss " << loss.item<double>() << " vs nnU-Net " << peer.meta["loss"].get<double>() << "\n";
+  if (!fp64) return;
+
+  // Gradients after backward (before clipping), per parameter.
+  loss.backward();
+  std::set<std::string> without_grad;
+  for (const auto& n : peer.meta["params_without_grad"]) without_grad.insert(n.get<std::string>());
+  // Conv biases followed by InstanceNorm have a gradient of exactly 0 in exact arithmetic (the
+  // norm removes the mean): both sides hold rounding noise there, compared against this floor.
+  double largest_gradient = 0;
+  for (const auto& name : names) {
+    largest_gradient = std::max(largest_gradient, peer.array("grad/" + name.get<std::string>()).abs().max().item<double>());
+  }
+  const double gradient_floor = 1e-3 * largest_gradient;
+  for (const auto& name : names) {
+    const auto& p = params[name.get<std::string>()];
+    if (without_grad.count(name.get<std::string>())) {
+      EXPECT_TRUE(!p.grad().defined() || p.grad().abs().max().item<double>() == 0)
+          << name << ": nnU-Net computes no gradient for the head of a weight-0 output";
+      continue;
+    }
+    ASSERT_TRUE(p.grad().defined()) << name;
+    const double e = relative_error(p.grad(), peer.array("grad/" + name.get<std::string>()), gradient_floor);
+    worst_gradient = std::max(worst_gradient, e);
+    EXPECT_LE(e, kGradientTolerance)
+        << "gradient of " << name << " after nnUNetTrainer.train_step's loss.backward()";
+  }
+
+  // clip_grad_norm_(12) and one SGD step (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5):
+  // the update (after − before) of every parameter.
+  const OptimizerOptions optimizer_options;
+  const double norm = torch::nn::utils::clip_grad_norm_(net->parameters(), optimizer_options.gradient_clip_norm());
+  EXPECT_NEAR(norm, peer.meta["grad_norm"].get<double>(), kGradientTolerance * peer.meta["grad_norm"].get<double>())
+      << "clip_grad_norm_ in nnUNetTrainer.train_step";
+  auto optimizer = make_optimizer(*net, optimizer_options);
+  set_learning_rate(*optimizer, poly_learning_rate(optimizer_options, 0, 1000));
+  EXPECT_DOUBLE_EQ(poly_learning_rate(optimizer_options, 0, 1000), peer.meta["lr"].get<double>());
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& name : names) before[name.get<std::string>()] = params[name.get<std::string>()].detach().clone();
+  optimizer->step();
+  for (const auto& name : names) {
+    const std::string n = name.get<std::string>();
+    const auto update = params[n].detach() - before[n];
+    const auto peer_update = peer.array("after/" + n) - peer.array("init/" + n);
+    const double e = relative_error(update, peer_update, 1e-3 * peer_update.abs().max().item<double>() + 1e-12);
+    worst_update = std::max(worst_update, e);
+    EXPECT_LE(e, kGradientTolerance)
+        << "SGD step (nnUNetTrainer.configure_optimizers) of " << n;
+  }
+  std::cout << "[parity] " << mode << " fp64: gradients max relative error " << worst_gradient << ", SGD updates "
+            << worst_update << "\n";
+}
+
+TEST(ParityNetworkLoss, SigmoidRegionsFloat32ForwardAndLossMatchNnUNetTrainer) {
+  MLSEG_REQUIRE_PEER();
+  check_train_step("regions", false);
+}
+
+TEST(ParityNetworkLoss, SoftmaxLabelsFloat32ForwardAndLossMatchNnUNetTrainer) {
+  MLSEG_REQUIRE_PEER();
+  check_train_step("labels", false);
+}
+
+TEST(ParityNetworkLoss, SigmoidRegionsTrainStepMatchesNnUNetTrainerInFloat64) {
+  MLSEG_REQUIRE_PEER();
+  check_train_step("regions", true);
+}
+
+TEST(ParityNetworkLoss, SoftmaxLabelsTrainStepMatchesNnUNetTrainerInFloat64) {
+  MLSEG_REQUIRE_PEER();
+  check_train_step("labels", true);
+}
+
+}  // namespace
+}  // namespace mlseg
