@@ -3,12 +3,12 @@
   sliding_window.py OUT
 
 nnUNetPredictor.predict_sliding_window_return_logits (tile step 0.5, Gaussian importance map,
-mirroring over axes (0, 1, 2) or none) on a (1, 28, 75, 50) image with a 32^3 patch: the z axis
+mirroring over axes (0, 1, 2) or none) on a (1, 28, 60, 40) image with a 32^3 patch: the z axis
 is smaller than the patch (padding), y and x need uneven steps. The network is PlainConvUNet from
 nnUNetTrainer.build_network_architecture (seed 0, 4 classes, no deep supervision).
 
 nnU-Net accumulates logits and weights in float16 (predict_from_raw_data.py:619-623). It runs
-twice: as it is ("fp16"), and with those two accumulators and the Gaussian made float32 by
+as it is ("fp16", without mirroring), and with those two accumulators and the Gaussian made float32 by
 replacing `torch.half` / compute_gaussian's dtype in the module's namespace ("fp32", the only
 change), so that mlseg's float32 result can be compared at 1e-4.
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 PATCH = (32, 32, 32)
-SHAPE = (1, 28, 75, 50)
+SHAPE = (1, 28, 60, 40)
 
 
 class _Float32Accumulators:
@@ -40,7 +40,7 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(2)
-    plans = pc._common.plans_dict(PATCH, batch_size=2, n_stages=4, features=(16, 32, 64, 128))
+    plans = pc._common.plans_dict(PATCH, batch_size=2, n_stages=4, features=(8, 16, 32, 64))
     with open(os.path.join(out, 'plans.json'), 'w') as f:
         json.dump(plans, f, indent=1)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -63,7 +63,7 @@ def main():
         if accumulators == 'fp32':
             pfrd.torch = _Float32Accumulators()
             pfrd.compute_gaussian = lambda *a, **k: original_gaussian(*a, **{**k, 'dtype': torch.float32})
-        for mirror in (False, True):
+        for mirror in ((False, True) if accumulators == 'fp32' else (False,)):
             with contextlib.redirect_stdout(io.StringIO()):
                 pred = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirror,
                                        perform_everything_on_device=True, device=torch.device('cpu'),
