@@ -103,7 +103,7 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
   return (a - e).abs().max().item<double>() / scale;
 }
 
-void write_json(const fs::path& path, const nlohmann::json& json) {
+void write_json(const fs::path& path, const nlohmann::ordered_json& json) {
   std::ofstream stream(path);
   stream << json.dump(1);
 }

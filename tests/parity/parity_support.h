@@ -34,8 +34,8 @@ PeerOutput run_peer(const std::string& script, const std::vector<std::string>& a
 /// max |actual − expected| / max(max |expected|, floor): the relative error of a whole tensor.
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected, double floor = 1e-12);
 
-/// Writes an nnU-Net-style JSON document to a file.
-void write_json(const std::filesystem::path& path, const nlohmann::json& json);
+/// Writes a JSON document to a file, keys in their order (dataset.json's label order is the channel order).
+void write_json(const std::filesystem::path& path, const nlohmann::ordered_json& json);
 
 }  // namespace mlseg::parity
 

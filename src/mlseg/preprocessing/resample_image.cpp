@@ -226,6 +226,31 @@ void resample_planes(const float* in, float* out, std::int64_t planes, std::int6
   });
 }
 
+// skimage.transform.resize's clip=True: the result stays within the range of what was resized.
+void clip_to_input_range(torch::Tensor& out, const torch::Tensor& in, int separate_axis) {
+  const std::int64_t channels = in.size(0);
+  if (separate_axis < 0) {
+    const auto flat = in.reshape({channels, -1});
+    const auto low = std::get<0>(flat.min(1)).view({channels, 1, 1, 1});
+    const auto high = std::get<0>(flat.max(1)).view({channels, 1, 1, 1});
+    out.clamp_(low, high);
+    return;
+  }
+  const int dim = separate_axis + 1;
+  const std::int64_t in_size = in.size(dim), out_size = out.size(dim);
+  std::vector<std::int64_t> source(static_cast<std::size_t>(out_size));
+  for (std::int64_t o = 0; o < out_size; ++o) {
+    source[static_cast<std::size_t>(o)] = in_size == out_size ? o : detail::nearest_source_index(o, in_size, out_size);
+  }
+  const auto per_slice = in.movedim(dim, 1).reshape({channels, in_size, -1});
+  const auto index = torch::tensor(source, torch::kLong);
+  std::vector<std::int64_t> shape{channels, 1, 1, 1};
+  shape[static_cast<std::size_t>(dim)] = out_size;
+  const auto low = std::get<0>(per_slice.min(2)).index_select(1, index).view(shape);
+  const auto high = std::get<0>(per_slice.max(2)).index_select(1, index).view(shape);
+  out.clamp_(low, high);
+}
+
 void require_image_data(const torch::Tensor& data) {
   if (!data.defined() || data.dim() != 4 || data.numel() == 0) {
     throw Error("resample_image: expected a non-empty [C, Z, Y, X] image tensor",
@@ -273,6 +298,9 @@ torch::Tensor resample_image(const torch::Tensor& data, const std::array<std::in
     run_pass(make_pass(kernel_for(0), channels, slices, new_slices, new_rows * new_columns), current.data_ptr<float>(),
              resampled.data_ptr<float>(), options.threads);
     current = resampled;
+  }
+  if (chosen == AxisKernel::cubic && !current.is_same(data)) {
+    clip_to_input_range(current, data.to(torch::kCPU, torch::kFloat), separate_axis);
   }
   return current.is_same(data) ? current.clone() : current;
 }
