@@ -1,0 +1,49 @@
+"""Parity (a): nnU-Net's fingerprint and plans for a raw dataset.
+
+  plan.py DATASET_DIR OUT
+
+DatasetFingerprintExtractor (2 processes) then ExperimentPlanner (nnU-Net's default planner, 8 GB
+target, nnUNetPlans) on DATASET_DIR, linked into a temporary nnUNet_raw as it is (its folder name
+must be DatasetXXX_Name). dataset.json gets "overwrite_image_reader_writer": "NibabelIO" in the
+link folder (SimpleITK is not installed here). Writes OUT/dataset_fingerprint.json and
+OUT/nnUNetPlans.json as nnU-Net wrote them, and meta.json.
+"""
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+
+import parity_common as pc
+
+
+def main():
+    source, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    os.makedirs(out, exist_ok=True)
+    name = os.path.basename(source.rstrip('/'))
+    raw = os.path.join(os.environ['nnUNet_raw'], name)
+    if os.path.exists(raw):
+        shutil.rmtree(raw)
+    os.makedirs(raw)
+    for sub in ('imagesTr', 'labelsTr'):
+        os.symlink(os.path.join(source, sub), os.path.join(raw, sub))
+    dataset_json = json.load(open(os.path.join(source, 'dataset.json')))
+    dataset_json['overwrite_image_reader_writer'] = 'NibabelIO'
+    json.dump(dataset_json, open(os.path.join(raw, 'dataset.json'), 'w'), indent=1)
+
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    with contextlib.redirect_stdout(io.StringIO()):
+        DatasetFingerprintExtractor(name, num_processes=2, verbose=False).run(overwrite_existing=True)
+        planner = ExperimentPlanner(name, gpu_memory_target_in_gb=8)
+        planner.plan_experiment()
+    preprocessed = os.path.join(os.environ['nnUNet_preprocessed'], name)
+    for f in ('dataset_fingerprint.json', 'nnUNetPlans.json'):
+        shutil.copy(os.path.join(preprocessed, f), os.path.join(out, f))
+    pc.write_meta(out, {'nnunet': 'DatasetFingerprintExtractor.run + ExperimentPlanner.plan_experiment',
+                        'dataset': name})
+
+
+if __name__ == '__main__':
+    main()
