@@ -103,6 +103,23 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
   return (a - e).abs().max().item<double>() / scale;
 }
 
+fs::path link_dataset_subset(const fs::path& source, const std::vector<std::string>& cases, const fs::path& to) {
+  fs::create_directories(to / "imagesTr");
+  fs::create_directories(to / "labelsTr");
+  for (const auto& entry : fs::directory_iterator(source / "imagesTr")) {
+    const std::string name = entry.path().filename().string();
+    for (const auto& c : cases) {  // CASE_XXXX.nii.gz
+      if (name.rfind(c + "_", 0) == 0 && name.size() == c.size() + 12) fs::create_symlink(entry.path(), to / "imagesTr" / name);
+    }
+  }
+  for (const auto& c : cases) fs::create_symlink(source / "labelsTr" / (c + ".nii.gz"), to / "labelsTr" / (c + ".nii.gz"));
+  std::ifstream stream(source / "dataset.json");
+  auto json = nlohmann::ordered_json::parse(stream);
+  json["numTraining"] = cases.size();
+  write_json(to / "dataset.json", json);
+  return to;
+}
+
 void write_json(const fs::path& path, const nlohmann::ordered_json& json) {
   std::ofstream stream(path);
   stream << json.dump(1);

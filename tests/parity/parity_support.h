@@ -34,6 +34,11 @@ PeerOutput run_peer(const std::string& script, const std::vector<std::string>& a
 /// max |actual − expected| / max(max |expected|, floor): the relative error of a whole tensor.
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected, double floor = 1e-12);
 
+/// A dataset folder `to` holding `cases` of the raw dataset `source` (symbolic links to its images
+/// and labels), with dataset.json copied and its numTraining adjusted. Returns `to`.
+std::filesystem::path link_dataset_subset(const std::filesystem::path& source, const std::vector<std::string>& cases,
+                                          const std::filesystem::path& to);
+
 /// Writes a JSON document to a file, keys in their order (dataset.json's label order is the channel order).
 void write_json(const std::filesystem::path& path, const nlohmann::ordered_json& json);
 

@@ -29,30 +29,13 @@ nlohmann::ordered_json read_json(const fs::path& path) {
   return nlohmann::ordered_json::parse(stream);
 }
 
-/// A dataset folder holding `cases` of `source` (links), with dataset.json's numTraining adjusted.
-fs::path subset(const fs::path& source, const std::vector<std::string>& cases, const fs::path& to) {
-  fs::create_directories(to / "imagesTr");
-  fs::create_directories(to / "labelsTr");
-  for (const auto& entry : fs::directory_iterator(source / "imagesTr")) {
-    const std::string name = entry.path().filename().string();
-    for (const auto& c : cases) {
-      if (name.rfind(c + "_", 0) == 0 && name.size() == c.size() + 12) fs::create_symlink(entry.path(), to / "imagesTr" / name);
-    }
-  }
-  for (const auto& c : cases) fs::create_symlink(source / "labelsTr" / (c + ".nii.gz"), to / "labelsTr" / (c + ".nii.gz"));
-  auto json = read_json(source / "dataset.json");
-  json["numTraining"] = cases.size();
-  parity::write_json(to / "dataset.json", json);
-  return to;
-}
-
 /// nnU-Net's label value → mlseg's channel code (bit c = channel c); -1 (outside the nonzero mask) is background.
 using CodeOf = std::function<int(int)>;
 
 void compare(const fs::path& source, const std::vector<std::string>& cases, const std::vector<double>& spacing,
              const CodeOf& code_of, const std::string& what) {
   testing::TempDir tmp;
-  const fs::path dataset = subset(source, cases, tmp / "ds");
+  const fs::path dataset = parity::link_dataset_subset(source, cases, tmp / "ds");
   const fs::path work = tmp / "work";
   auto r = testing::run_mlseg("plan '" + dataset.string() + "' --work-dir '" + work.string() + "' -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
