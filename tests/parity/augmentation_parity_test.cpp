@@ -95,35 +95,20 @@ TEST(ParityAugmentation, DefaultTransformsDrawLikeNnUNetTrainingTransforms) {
       ours["scaling"].values.push_back(r.spatial.scale);
     }
     const auto& in = r.intensity;
-    if (in.noise) {
-      ++ours["noise"].count;
-      ours["noise"].values.push_back(in.noise_sigma);
-    }
-    if (in.blur && !in.blurred_channels.empty()) {
-      ++ours["blur"].count;
-      for (const auto& s : in.blur_sigmas_zyx) ours["blur"].values.insert(ours["blur"].values.end(), s.begin(), s.end());
-    }
-    if (in.brightness) {
-      ++ours["brightness"].count;
-      ours["brightness"].values.insert(ours["brightness"].values.end(), in.brightness_factors.begin(), in.brightness_factors.end());
-    }
-    if (in.contrast) {
-      ++ours["contrast"].count;
-      ours["contrast"].values.insert(ours["contrast"].values.end(), in.contrast_factors.begin(), in.contrast_factors.end());
-    }
-    if (in.low_resolution && !in.low_resolution_channels.empty()) {
-      ++ours["low_resolution"].count;
-      ours["low_resolution"].values.insert(ours["low_resolution"].values.end(), in.low_resolution_zooms.begin(),
-                                           in.low_resolution_zooms.end());
-    }
-    if (in.inverted_gamma) {
-      ++ours["inverted_gamma"].count;
-      ours["inverted_gamma"].values.insert(ours["inverted_gamma"].values.end(), in.inverted_gammas.begin(), in.inverted_gammas.end());
-    }
-    if (in.gamma) {
-      ++ours["gamma"].count;
-      ours["gamma"].values.insert(ours["gamma"].values.end(), in.gammas.begin(), in.gammas.end());
-    }
+    auto record = [&](const char* name, bool happened, const std::vector<double>& values) {
+      if (!happened) return;
+      ++ours[name].count;
+      ours[name].values.insert(ours[name].values.end(), values.begin(), values.end());
+    };
+    record("noise", in.noise, {in.noise_sigma});
+    std::vector<double> blur_sigmas;
+    for (const auto& s : in.blur_sigmas_zyx) blur_sigmas.insert(blur_sigmas.end(), s.begin(), s.end());
+    record("blur", in.blur && !in.blurred_channels.empty(), blur_sigmas);
+    record("brightness", in.brightness, in.brightness_factors);
+    record("contrast", in.contrast, in.contrast_factors);
+    record("low_resolution", in.low_resolution && !in.low_resolution_channels.empty(), in.low_resolution_zooms);
+    record("inverted_gamma", in.inverted_gamma, in.inverted_gammas);
+    record("gamma", in.gamma, in.gammas);
     const char* mirror_names[3] = {"mirror_z", "mirror_y", "mirror_x"};
     for (int a = 0; a < 3; ++a) {
       if (r.mirrored_zyx[a]) ++ours[mirror_names[a]].count;

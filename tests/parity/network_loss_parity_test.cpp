@@ -18,6 +18,7 @@
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/training/loss_deep_supervision.h"
 #include "mlseg/training/optimizer.h"
+#include "mlseg/io/json_file.h"
 #include "parity/parity_support.h"
 #include "test_support.h"
 
@@ -35,8 +36,7 @@ void check_train_step(const std::string& mode, bool fp64) {
   testing::TempDir tmp;
   const auto peer = parity::run_peer("network_loss.py", {mode, fp64 ? "fp64" : "fp32", (tmp / "peer").string()}, tmp / "peer");
   const auto dtype = fp64 ? torch::kFloat64 : torch::kFloat32;
-  std::ifstream plans_stream(peer.folder / "plans.json");
-  const auto plans = nlohmann::ordered_json::parse(plans_stream);
+  const auto plans = read_json_file(peer.folder / "plans.json");
   const bool regions = mode == "regions";
 
   // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
@@ -104,9 +104,11 @@ void check_train_step(const std::string& mode, bool fp64) {
   for (const auto& n : peer.meta["params_without_grad"]) without_grad.insert(n.get<std::string>());
   // Conv biases followed by InstanceNorm have a gradient of exactly 0 in exact arithmetic (the
   // norm removes the mean): both sides hold rounding noise there, compared against this floor.
+  std::map<std::string, torch::Tensor> peer_gradients;
   double largest_gradient = 0;
   for (const auto& name : names) {
-    largest_gradient = std::max(largest_gradient, peer.array("grad/" + name.get<std::string>()).abs().max().item<double>());
+    const auto& g = peer_gradients[name.get<std::string>()] = peer.array("grad/" + name.get<std::string>());
+    largest_gradient = std::max(largest_gradient, g.abs().max().item<double>());
   }
   const double gradient_floor = 1e-3 * largest_gradient;
   for (const auto& name : names) {
@@ -117,7 +119,7 @@ void check_train_step(const std::string& mode, bool fp64) {
       continue;
     }
     ASSERT_TRUE(p.grad().defined()) << name;
-    const double e = relative_error(p.grad(), peer.array("grad/" + name.get<std::string>()), gradient_floor);
+    const double e = relative_error(p.grad(), peer_gradients[name.get<std::string>()], gradient_floor);
     worst_gradient = std::max(worst_gradient, e);
     EXPECT_LE(e, kGradientTolerance)
         << "gradient of " << name << " after nnUNetTrainer.train_step's loss.backward()";

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"
 
 namespace fs = std::filesystem;
@@ -113,8 +114,7 @@ fs::path link_dataset_subset(const fs::path& source, const std::vector<std::stri
     }
   }
   for (const auto& c : cases) fs::create_symlink(source / "labelsTr" / (c + ".nii.gz"), to / "labelsTr" / (c + ".nii.gz"));
-  std::ifstream stream(source / "dataset.json");
-  auto json = nlohmann::ordered_json::parse(stream);
+  auto json = read_json_file(source / "dataset.json");
   json["numTraining"] = cases.size();
   write_json(to / "dataset.json", json);
   return to;

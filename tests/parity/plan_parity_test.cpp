@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "mlseg/io/json_file.h"
 #include "parity/parity_support.h"
 #include "test_support.h"
 
@@ -22,11 +23,6 @@ namespace mlseg {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-Json read_json(const fs::path& path) {
-  std::ifstream stream(path);
-  return Json::parse(stream);
-}
 
 Json sorted(Json list) {
   std::vector<Json> items(list.begin(), list.end());
@@ -58,8 +54,8 @@ void compare_plans(const std::string& dataset_name) {
   // The fingerprint (DatasetFingerprintExtractor.run).
   {
     SCOPED_TRACE(dataset_name + ": DatasetFingerprintExtractor.run");
-    const Json theirs = read_json(peer.folder / "dataset_fingerprint.json");
-    const Json ours = read_json(work / dataset_name / "analysis" / "fingerprint.json");
+    const Json theirs = read_json_file(peer.folder / "dataset_fingerprint.json");
+    const Json ours = read_json_file(work / dataset_name / "analysis" / "fingerprint.json");
     expect_numbers_near(sorted(ours["spacings"]), sorted(theirs["spacings"]), 1e-6, "spacings");
     EXPECT_EQ(sorted(ours["shapes_after_crop"]), sorted(theirs["shapes_after_crop"])) << "shapes_after_crop";
     EXPECT_NEAR(ours["median_relative_size_after_cropping"].get<double>(),
@@ -76,8 +72,8 @@ void compare_plans(const std::string& dataset_name) {
 
   // The plans (ExperimentPlanner.plan_experiment).
   SCOPED_TRACE(dataset_name + ": ExperimentPlanner.plan_experiment");
-  const Json theirs = read_json(peer.folder / "nnUNetPlans.json");
-  const Json ours = read_json(work / dataset_name / "plans.json");
+  const Json theirs = read_json_file(peer.folder / "nnUNetPlans.json");
+  const Json ours = read_json_file(work / dataset_name / "plans.json");
   EXPECT_EQ(ours["transpose_forward"], theirs["transpose_forward"]);
   EXPECT_EQ(ours["transpose_backward"], theirs["transpose_backward"]);
   expect_numbers_near(ours["original_median_spacing_after_transp"], theirs["original_median_spacing_after_transp"], 1e-6,

@@ -13,6 +13,7 @@
 
 #include "mlseg/io/npy.h"
 #include "mlseg/io/store_layout.h"
+#include "mlseg/io/json_file.h"
 #include "parity/parity_support.h"
 #include "test_support.h"
 
@@ -23,11 +24,6 @@ namespace {
 
 constexpr double kImageTolerance = 1e-4;          // the issue's: normalised image within 1e-4
 constexpr double kLabelAgreement = 0.9999;        // labels identical or >= 99.99 % of voxels
-
-nlohmann::ordered_json read_json(const fs::path& path) {
-  std::ifstream stream(path);
-  return nlohmann::ordered_json::parse(stream);
-}
 
 /// nnU-Net's label value → mlseg's channel code (bit c = channel c); -1 (outside the nonzero mask) is background.
 using CodeOf = std::function<int(int)>;
@@ -41,7 +37,7 @@ void compare(const fs::path& source, const std::vector<std::string>& cases, cons
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const fs::path plans_path = work / "ds" / "plans.json";
   if (!spacing.empty()) {
-    auto plans = read_json(plans_path);
+    auto plans = read_json_file(plans_path);
     plans["configurations"]["3d_fullres"]["spacing"] = spacing;
     parity::write_json(plans_path, plans);
   }
@@ -51,17 +47,12 @@ void compare(const fs::path& source, const std::vector<std::string>& cases, cons
   std::vector<std::string> arguments{plans_path.string(), (dataset / "dataset.json").string(), "3d_fullres",
                                      (tmp / "peer").string()};
   for (const auto& c : cases) {
-    std::string images;
+    std::vector<std::string> files;  // channel order: _0000, _0001, ...
     for (const auto& entry : fs::directory_iterator(dataset / "imagesTr")) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind(c + "_", 0) == 0) images += (images.empty() ? "" : ",") + entry.path().string();
+      if (entry.path().filename().string().rfind(c + "_", 0) == 0) files.push_back(entry.path().string());
     }
-    // channel order: _0000, _0001, ...
-    std::vector<std::string> files;
-    std::stringstream split(images);
-    for (std::string f; std::getline(split, f, ',');) files.push_back(f);
     std::sort(files.begin(), files.end());
-    images.clear();
+    std::string images;
     for (const auto& f : files) images += (images.empty() ? "" : ",") + f;
     arguments.push_back(c + "=" + (dataset / "labelsTr" / (c + ".nii.gz")).string() + "=" + images);
   }
@@ -71,7 +62,7 @@ void compare(const fs::path& source, const std::vector<std::string>& cases, cons
   for (const auto& c : cases) {
     SCOPED_TRACE(what + ", case " + c + ": DefaultPreprocessor.run_case");
     const auto& expected = peer.meta["cases"][c];
-    const CaseProperties properties = case_properties_from_json(read_json(store / (c + ".json")), c + ".json");
+    const CaseProperties properties = case_properties_from_json(read_json_file(store / (c + ".json")), c + ".json");
     for (int axis = 0; axis < 3; ++axis) {
       EXPECT_EQ(properties.crop_begin[axis], expected["bbox_used_for_cropping"][axis][0].get<std::int64_t>())
           << "crop box begin, axis " << axis;

@@ -8,6 +8,7 @@
 
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/nn/network_from_plans.h"
+#include "mlseg/io/json_file.h"
 #include "parity/parity_support.h"
 #include "test_support.h"
 
@@ -22,8 +23,7 @@ TEST(ParitySlidingWindow, LogitsAndArgmaxMatchNnUNetPredictorWithAndWithoutMirro
   MLSEG_REQUIRE_PEER();
   testing::TempDir tmp;
   const auto peer = parity::run_peer("sliding_window.py", {(tmp / "peer").string()}, tmp / "peer");
-  std::ifstream plans_stream(peer.folder / "plans.json");
-  const auto plans = nlohmann::ordered_json::parse(plans_stream);
+  const auto plans = read_json_file(peer.folder / "plans.json");
   const int classes = peer.meta["num_classes"].get<int>();
   PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, classes, /*deep_supervision=*/false);
   {
