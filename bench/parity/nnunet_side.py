@@ -181,6 +181,14 @@ def cmd_train(a):
     nn = env_setup(a.work)
     import torch
     torch.set_num_threads(a.threads)
+    if a.seed is not None:
+        # The main process's streams (initial weights, the split of work); nnU-Net's augmentation
+        # workers draw their own seeds, so two runs with one seed still differ, as nnU-Net runs do.
+        import random
+        import numpy as np
+        random.seed(a.seed)
+        np.random.seed(a.seed % 2**32)
+        torch.manual_seed(a.seed)
     info = json.load(open(os.path.join(nn, 'prepare.json')))
     pre = os.path.join(os.environ['nnUNet_preprocessed'], info['dataset'])
     plans = json.load(open(os.path.join(pre, 'nnUNetPlans.json')))
@@ -207,7 +215,7 @@ def cmd_train(a):
     timing = {'train_s': t1 - t0, 'final_validation_s': t2 - t1, 'train_and_validation_s': t2 - t0,
               'epochs': a.epochs, 'iters_per_epoch': a.iters, 'val_iters_per_epoch': a.val_iters,
               'torch_threads': torch.get_num_threads(), 'nnUNet_n_proc_DA': os.environ['nnUNet_n_proc_DA'],
-              'nnUNet_def_n_proc': os.environ['nnUNet_def_n_proc'],
+              'nnUNet_def_n_proc': os.environ['nnUNet_def_n_proc'], 'seed': a.seed,
               'output_folder': trainer.output_folder,
               'validation_folder': os.path.join(trainer.output_folder, 'validation'),
               'batch_size': trainer.batch_size, 'patch_size': list(trainer.configuration_manager.patch_size)}
@@ -229,6 +237,7 @@ def main():
     pt.add_argument('--iters', type=int, required=True)
     pt.add_argument('--val-iters', type=int, default=5)
     pt.add_argument('--threads', type=int, default=2)
+    pt.add_argument('--seed', type=int, default=None)
     a = p.parse_args()
     {'prepare': cmd_prepare, 'train': cmd_train}[a.cmd](a)
 

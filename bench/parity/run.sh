@@ -29,6 +29,9 @@
 #   NNUNET_DEF_N_PROC [2]: nnU-Net's export/metrics pool
 #   MLSEG_VARIANTS ["default"]: "default" = mlseg's own defaults; add "nnunet-defaults" for a second
 #     mlseg row trained with --nnunet-defaults (same plans and preprocessed data, own results folder)
+#   SEED [12345]: mlseg --seed; nnU-Net's main process (torch, numpy, random) seeded likewise (its
+#     augmentation workers seed themselves). Repeat runs with other SEEDs and WORKs, then
+#     bench/parity/aggregate.py WORK... for the mean and spread over seeds
 #   SIDES ["nnunet mlseg"]: which sides to train (the other's earlier results are reused if present)
 set -uo pipefail
 
@@ -52,6 +55,7 @@ NNUNET_N_PROC_DA=${NNUNET_N_PROC_DA:-2}
 NNUNET_DEF_N_PROC=${NNUNET_DEF_N_PROC:-2}
 MLSEG_VARIANTS=${MLSEG_VARIANTS:-default}
 SIDES=${SIDES:-nnunet mlseg}
+SEED=${SEED:-12345}
 readonly config=3d_fullres marker=.mlseg_parity_bench
 
 die() { echo "parity: $*" >&2; exit 2; }
@@ -177,7 +181,7 @@ fi
 if [[ " $SIDES " == *" nnunet "* ]]; then
   echo "[nnU-Net] train $EPOCHS x $ITERS (torch threads $THREADS, nnUNet_n_proc_DA $NNUNET_N_PROC_DA), final validation"
   timed nnunet.train "$PYTHON" "$here/nnunet_side.py" train --work "$WORK" --fold "$FOLD" --epochs "$EPOCHS" \
-    --iters "$ITERS" --val-iters "$VAL_ITERS" --threads "$THREADS"
+    --iters "$ITERS" --val-iters "$VAL_ITERS" --threads "$THREADS" --seed "$SEED"
 fi
 if [[ " $SIDES " == *" mlseg "* ]]; then
   for variant in $MLSEG_VARIANTS; do
@@ -191,7 +195,7 @@ if [[ " $SIDES " == *" mlseg "* ]]; then
     fi
     echo "[mlseg:$variant] train $EPOCHS x $ITERS (--threads $MLSEG_THREADS), final validation"
     timed "mlseg_$variant.train" "$ML" train "$DATASET" -c "$config" -f "$FOLD" --work-dir "$vwork" --epochs "$EPOCHS" \
-      --iters-per-epoch "$ITERS" --val-iterations "$VAL_ITERS" --threads "$MLSEG_THREADS" ${flags[@]+"${flags[@]}"}
+      --iters-per-epoch "$ITERS" --val-iterations "$VAL_ITERS" --threads "$MLSEG_THREADS" --seed "$SEED" ${flags[@]+"${flags[@]}"}
   done
 fi
 

@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "mlseg/cli/commands.h"
+#include "mlseg/core/allocator.h"
 
 namespace {
 
@@ -51,5 +52,6 @@ int main(int argc, char** argv) {
     here |= !command.empty() && subcommand->check_name(command);
   }
   if (!here) return hand_to_full_executable(argv);
+  mlseg::core::tune_allocator();
   return mlseg::cli::run_cli(app, registry, argc, argv);
 }

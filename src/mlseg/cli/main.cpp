@@ -2,8 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include "mlseg/cli/commands.h"
+#include "mlseg/core/allocator.h"
 
 int main(int argc, char** argv) {
+  mlseg::core::tune_allocator();
   CLI::App app;
   mlseg::cli::CommandRegistry registry;
   mlseg::cli::configure_app(app, registry);
