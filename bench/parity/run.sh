@@ -232,9 +232,9 @@ for row in $rows; do
 done
 
 # ---------------------------------------------------------------- table + results.json
-"$PYTHON" - "$WORK" "$name" "$EPOCHS" "$ITERS" "$VAL_ITERS" "$FOLD" "$REDUCE" "$rows" "$npre/nnUNetPlans.json" <<'PY' | tee "$WORK/results/table.txt"
+"$PYTHON" - "$WORK" "$name" "$EPOCHS" "$ITERS" "$VAL_ITERS" "$FOLD" "$REDUCE" "$rows" "$npre/nnUNetPlans.json" "$SEED" <<'PY' | tee "$WORK/results/table.txt"
 import json, os, subprocess, sys
-work, name, epochs, iters, val_iters, fold, reduce, rows, plans = sys.argv[1:]
+work, name, epochs, iters, val_iters, fold, reduce, rows, plans, seed = sys.argv[1:]
 rows = rows.split()
 res = os.path.join(work, 'results')
 cpu = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
@@ -243,6 +243,7 @@ bf16 = 'avx512_bf16' in open('/proc/cpuinfo').read()
 pc = json.load(open(plans))['configurations']['3d_fullres']
 out = {'dataset': name, 'fold': int(fold), 'epochs': int(epochs), 'iters_per_epoch': int(iters),
        'iterations': int(epochs) * int(iters), 'val_iters_per_epoch': int(val_iters), 'reduce': reduce,
+       'seed': int(seed),
        'patch_size': pc['patch_size'], 'batch_size': pc['batch_size'],
        'features_per_stage': pc['architecture']['arch_kwargs']['features_per_stage'],
        'cpu_model': model, 'avx512_bf16': bf16, 'cores': os.cpu_count(), 'rows': {}}
@@ -272,8 +273,8 @@ for r in rows:
 channels = channels or []
 json.dump(out, open(os.path.join(res, 'results.json'), 'w'), indent=1)
 f = lambda v: 'n/a' if v is None else '%.4f' % v
-print('\n%s, fold %s: %d x %d = %d training iterations per side, %s validation batches per epoch; 3d_fullres patch %s, batch %d, features %s%s'
-      % (name, fold, int(epochs), int(iters), out['iterations'], val_iters, 'x'.join(map(str, pc['patch_size'])),
+print('\n%s, fold %s, seed %s: %d x %d = %d training iterations per side, %s validation batches per epoch; 3d_fullres patch %s, batch %d, features %s%s'
+      % (name, fold, seed, int(epochs), int(iters), out['iterations'], val_iters, 'x'.join(map(str, pc['patch_size'])),
          pc['batch_size'], pc['architecture']['arch_kwargs']['features_per_stage'],
          ' (reduced: %s)' % reduce if reduce else " (nnU-Net's own plan)"))
 print('CPU: %s, %d cores, avx512_bf16: %s' % (model, os.cpu_count(), 'yes' if bf16 else 'no'))
