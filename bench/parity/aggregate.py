@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Mean and spread over repeated bench/parity runs (issue #18).
+
+    python3 bench/parity/aggregate.py WORK [WORK ...] [--json OUT]
+
+Each WORK is the folder of one `bench/parity/run.sh` run (its results/results.json). Runs are grouped by
+dataset, fold, iteration count, patch, batch and features; within a group each side (nnunet,
+mlseg_default, ...) gets, per class, the mean over runs of its mean Dice over the validation cases,
+the sample standard deviation over runs, the per-run values, and its mean wall time split into
+training and final validation (nnU-Net: its own clock; mlseg: the sum of its epochs' seconds from
+log.jsonl, the rest of the wall time being start-up and final validation). The goal check of the
+issue is printed per class: mlseg mean >= nnU-Net mean - 0.01, and mlseg wall time <= nnU-Net's.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+
+
+def mlseg_train_seconds(work, dataset, fold, row):
+    """Sum of epoch_seconds in the fold's log.jsonl of an mlseg row, or None."""
+    variant = row[len('mlseg_'):]
+    base = os.path.join(work, 'mlseg' if variant == 'default' else 'mlseg_' + variant)
+    log = os.path.join(base, dataset, 'results', '3d_fullres', 'fold_%d' % fold, 'log.jsonl')
+    if not os.path.exists(log):
+        return None
+    total = 0.0
+    for line in open(log):
+        line = line.strip()
+        if line:
+            total += json.loads(line).get('epoch_seconds', 0.0)
+    return total
+
+
+def fmt(v, digits=4):
+    return 'n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else '%.*f' % (digits, v)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('works', nargs='+')
+    p.add_argument('--json', help='write the aggregate here')
+    a = p.parse_args()
+
+    groups = {}
+    for work in a.works:
+        path = os.path.join(work, 'results', 'results.json')
+        if not os.path.exists(path):
+            print('skipped %s: no results/results.json (run unfinished?)' % work)
+            continue
+        r = json.load(open(path))
+        key = (r['dataset'], r['fold'], r['iterations'], tuple(r['patch_size']), r['batch_size'],
+               tuple(r['features_per_stage']))
+        groups.setdefault(key, []).append((work, r))
+
+    out = []
+    for key, runs in groups.items():
+        dataset, fold, iterations, patch, batch, features = key
+        first = runs[0][1]
+        print('\n%s, fold %d: %d training iterations per side (%d x %d), patch %s, batch %d, features %s; %d run(s), seeds %s'
+              % (dataset, fold, iterations, first['epochs'], first['iters_per_epoch'], 'x'.join(map(str, patch)),
+                 batch, list(features), len(runs), ', '.join(str(r.get('seed', '?')) for _, r in runs)))
+        print('CPU: %s, %d cores, avx512_bf16: %s' % (first['cpu_model'], first['cores'],
+                                                     'yes' if first['avx512_bf16'] else 'no'))
+        sides = []
+        for _, r in runs:
+            sides += [s for s in r['rows'] if s not in sides]
+        channels = []
+        for _, r in runs:
+            for s in r['rows'].values():
+                channels += [c for c in s.get('dice_mean', {}) if c not in channels]
+        summary = {'dataset': dataset, 'fold': fold, 'iterations': iterations, 'patch_size': list(patch),
+                   'batch_size': batch, 'features_per_stage': list(features), 'cpu_model': first['cpu_model'],
+                   'avx512_bf16': first['avx512_bf16'], 'runs': [w for w, _ in runs], 'sides': {}}
+        print('Dice: mean over runs of the mean over validation cases, +- sample sd over runs [per run]')
+        print('%-16s' % 'side' + ''.join('%-34s' % c for c in channels) + 'wall s (train + rest)   other CPU s')
+        for side in sides:
+            s_out = {'dice': {}, 'wall_s': None}
+            cells = ''
+            for c in channels:
+                vals = [r['rows'][side]['dice_mean'][c] for _, r in runs
+                        if side in r['rows'] and r['rows'][side].get('dice_mean', {}).get(c) is not None]
+                mean = statistics.fmean(vals) if vals else None
+                sd = statistics.stdev(vals) if len(vals) > 1 else None
+                s_out['dice'][c] = {'mean': mean, 'sd': sd, 'runs': vals}
+                cells += '%-34s' % ('%s +- %s [%s]' % (fmt(mean, 3), fmt(sd, 3), ' '.join(fmt(v, 2) for v in vals)))
+            walls, trains, foreign = [], [], []
+            for work, r in runs:
+                row = r['rows'].get(side, {})
+                t = row.get('timing')
+                if not t:
+                    continue
+                walls.append(t['wall_s'])
+                foreign.append(t['foreign_cpu_s'])
+                if side == 'nnunet':
+                    tr = row.get('nnunet_internal_seconds', {}).get('train_s')
+                else:
+                    tr = mlseg_train_seconds(work, dataset, fold, side)
+                if tr is not None:
+                    trains.append(tr)
+            wall = statistics.fmean(walls) if walls else None
+            train = statistics.fmean(trains) if len(trains) == len(walls) and trains else None
+            s_out.update({'wall_s': wall, 'train_s': train, 'wall_runs': walls, 'foreign_cpu_s': foreign})
+            summary['sides'][side] = s_out
+            print('%-16s' % side + cells + '%-23s %s' % (
+                '%s (%s + %s)' % (fmt(wall, 0), fmt(train, 0), fmt(None if train is None else wall - train, 0)),
+                ' '.join(fmt(v, 0) for v in foreign)))
+        nn = summary['sides'].get('nnunet')
+        for side in sides:
+            if side == 'nnunet' or not nn:
+                continue
+            m = summary['sides'][side]
+            checks = []
+            for c in channels:
+                mv, nv = m['dice'][c]['mean'], nn['dice'][c]['mean']
+                ok = mv is not None and nv is not None and mv >= nv - 0.01
+                checks.append('%s %s (%+.3f)' % (c, 'met' if ok else 'NOT met',
+                                                 (mv - nv) if mv is not None and nv is not None else float('nan')))
+            speed = ''
+            if m['wall_s'] and nn['wall_s']:
+                speed = '; wall time %s (%.2fx nnU-Net\'s)' % ('met' if m['wall_s'] <= nn['wall_s'] else 'NOT met',
+                                                              m['wall_s'] / nn['wall_s'])
+            print('goal for %s: Dice >= nnU-Net - 0.01: %s%s' % (side, ', '.join(checks), speed))
+        if any(v > 60 for s in summary['sides'].values() for v in s['foreign_cpu_s']):
+            print('WARNING: other processes used the CPU during some timed runs (other CPU s): wall times are not clean')
+        out.append(summary)
+    if a.json:
+        json.dump(out, open(a.json, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    main()
