@@ -24,7 +24,7 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("-i,--input", state->input, "Folder of images in nnU-Net naming (CASE_0000<ending>, ...), or one image file")
       ->required();
   command->add_option("-o,--output", state->output, "Output folder (gets a dataset.json describing the written format)")->required();
-  command->add_option("-m,--model", state->model_dir, "Model folder WORK/<dataset>/results/<configuration> (holds fold_0, fold_1, ...)")
+  command->add_option("-m,--model", state->model_dir, "Model folder: mlseg's WORK/<dataset>/results/<configuration>, or an nnU-Net v2 model folder Trainer__Plans__configuration (plans.json, dataset.json, fold_N/checkpoint_final.pth)")
       ->required();
   command->add_option("-f,--folds", state->options.folds, "Folds to average, e.g. -f 0 1 2 3 4, or all (default: every trained fold)");
   command->add_option("--checkpoint", state->options.checkpoint, "final | best | latest")->capture_default_str();

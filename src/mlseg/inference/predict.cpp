@@ -16,6 +16,7 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/inference/nnunet_model.h"
 #include "mlseg/io/image_io.h"
 
 namespace mlseg {
@@ -120,7 +121,8 @@ std::vector<fs::path> find_checkpoints(const fs::path& model_dir, const std::vec
     throw Error("model folder " + model_dir.string() + " does not exist",
                 "pass WORK/<dataset>/results/<configuration> (the folder holding fold_0, fold_1, ...)", {model_dir.string(), "", ""});
   }
-  const std::string file = "checkpoint_" + name + ".pt";
+  // nnU-Net v2's model folders hold checkpoint_<name>.pth (nnUNetTrainer.save_checkpoint).
+  const std::string file = "checkpoint_" + name + (is_nnunet_model_folder(model_dir) ? ".pth" : ".pt");
   std::vector<fs::path> checkpoints;
   if (!folds.empty()) {
     for (const auto& fold : folds) {
@@ -165,14 +167,21 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   run.model_dir = model_dir;
   run.output_dir = output_dir;
   run.checkpoints = find_checkpoints(model_dir, options.folds, options.checkpoint);
+  const bool nnunet_model = is_nnunet_model_folder(model_dir);
   std::vector<LoadedCheckpoint> models;
-  for (const auto& path : run.checkpoints) models.push_back(load_checkpoint(path));
+  if (nnunet_model) {
+    models = load_nnunet_model(model_dir, run.checkpoints);
+  } else {
+    for (const auto& path : run.checkpoints) models.push_back(load_checkpoint(path));
+  }
   const ModelDescription& model = shared_model_description(models);
   const LabelEncoding& encoding = model.encoding;
   const int num_channels = static_cast<int>(model.channel_names.size());
 
   ExportOptions export_options;
-  export_options.format = options.format.value_or(default_prediction_format(encoding));
+  // An nnU-Net model writes what nnU-Net writes (label maps, regions by regions_class_order),
+  // unless --format asks for more.
+  export_options.format = options.format.value_or(nnunet_model ? PredictionFormat::labelmap : default_prediction_format(encoding));
   export_options.file_ending = options.file_ending;
   export_options.save_probabilities = options.save_probabilities;
   export_options.probabilities_format = options.probabilities_format;
