@@ -36,12 +36,15 @@ void check_axes(int dimension, const std::vector<std::int64_t>& values, const ch
 }  // namespace
 
 ConvNormNonlinImpl::ConvNormNonlinImpl(int dimension, std::int64_t input_channels, std::int64_t output_channels,
-                                       std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride)
+                                       std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride, bool bias,
+                                       bool nonlin)
     : dimension_(dimension),
       input_channels_(input_channels),
       output_channels_(output_channels),
       kernel_size_(std::move(kernel_size)),
-      stride_(std::move(stride)) {
+      stride_(std::move(stride)),
+      bias_(bias),
+      has_nonlin_(nonlin) {
   check_axes(dimension_, kernel_size_, "kernel size");
   check_axes(dimension_, stride_, "stride");
   reset();
@@ -54,7 +57,7 @@ void ConvNormNonlinImpl::reset() {
         torch::nn::Conv3dOptions(input_channels_, output_channels_, torch::ExpandingArray<3>(kernel_size_))
             .stride(torch::ExpandingArray<3>(stride_))
             .padding(torch::ExpandingArray<3>(padding))
-            .bias(true)));
+            .bias(bias_)));
     norm_ = torch::nn::AnyModule(torch::nn::InstanceNorm3d(
         torch::nn::InstanceNorm3dOptions(output_channels_).eps(kInstanceNormEps).affine(true)));
   } else {
@@ -62,19 +65,22 @@ void ConvNormNonlinImpl::reset() {
         torch::nn::Conv2dOptions(input_channels_, output_channels_, torch::ExpandingArray<2>(kernel_size_))
             .stride(torch::ExpandingArray<2>(stride_))
             .padding(torch::ExpandingArray<2>(padding))
-            .bias(true)));
+            .bias(bias_)));
     norm_ = torch::nn::AnyModule(torch::nn::InstanceNorm2d(
         torch::nn::InstanceNorm2dOptions(output_channels_).eps(kInstanceNormEps).affine(true)));
   }
-  nonlin_ = torch::nn::AnyModule(
-      torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(kLeakyReluSlope).inplace(true)));
   register_module("conv", conv_.ptr());
   register_module("norm", norm_.ptr());
-  register_module("nonlin", nonlin_.ptr());
+  if (has_nonlin_) {
+    nonlin_ = torch::nn::AnyModule(
+        torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(kLeakyReluSlope).inplace(true)));
+    register_module("nonlin", nonlin_.ptr());
+  }
 }
 
 torch::Tensor ConvNormNonlinImpl::forward(torch::Tensor x) {
-  return nonlin_.forward(norm_.forward(conv_.forward(std::move(x))));
+  torch::Tensor y = norm_.forward(conv_.forward(std::move(x)));
+  return has_nonlin_ ? nonlin_.forward(std::move(y)) : y;
 }
 
 StackedConvBlocksImpl::StackedConvBlocksImpl(int num_convs, int dimension, std::int64_t input_channels,

@@ -21,11 +21,14 @@ constexpr double kLeakyReluSlope = 1e-2;
 
 /// ConvNd(bias, padding (k-1)/2 per axis, `stride`) → InstanceNormNd(eps 1e-5, affine) →
 /// LeakyReLU(0.01, inplace). `dimension` is 2 or 3; `kernel_size` and `stride` have one entry
-/// per axis.
+/// per axis. Without `nonlin` it ends at the norm, without `bias` the conv has none (the residual
+/// blocks' second conv and their 1x1 projection, dynamic-network-architectures' ConvDropoutNormReLU
+/// with nonlin=None / conv_bias=False).
 class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
  public:
   ConvNormNonlinImpl(int dimension, std::int64_t input_channels, std::int64_t output_channels,
-                     std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride);
+                     std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride, bool bias = true,
+                     bool nonlin = true);
   void reset() override;
   torch::Tensor forward(torch::Tensor x);
 
@@ -33,6 +36,7 @@ class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
   int dimension_;
   std::int64_t input_channels_, output_channels_;
   std::vector<std::int64_t> kernel_size_, stride_;
+  bool bias_, has_nonlin_;
   torch::nn::AnyModule conv_, norm_, nonlin_;
 };
 TORCH_MODULE(ConvNormNonlin);

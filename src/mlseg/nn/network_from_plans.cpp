@@ -56,7 +56,43 @@ std::vector<int> conv_counts(const Json& value, const std::string& name, std::si
   return out;
 }
 
+int conv_dimension(const Json& arch, const std::string& arch_at) {
+  const Json& conv_op = *require(arch, "conv_op", arch_at);
+  const std::string conv = conv_op.is_string() ? conv_op.get<std::string>() : conv_op.dump();
+  if (conv.find("Conv3d") != std::string::npos) return 3;
+  if (conv.find("Conv2d") != std::string::npos) return 2;
+  throw Error(arch_at + "conv_op is '" + conv + "', neither Conv2d nor Conv3d", "use torch.nn.modules.conv.Conv3d or Conv2d");
+}
+
 }  // namespace
+
+ResidualEncoderUNetOptions residual_encoder_unet_options(const Json& architecture, std::int64_t input_channels,
+                                                         std::int64_t num_outputs, bool deep_supervision, const std::string& at) {
+  const Json& arch = *require(architecture, "arch_kwargs", at);
+  const std::string arch_at = at + "arch_kwargs.";
+  if (arch.contains("block") && arch["block"].is_string() && arch["block"].get<std::string>().find("BasicBlockD") == std::string::npos) {
+    throw Error(arch_at + "block is '" + arch["block"].get<std::string>() + "'; mlseg builds BasicBlockD residual blocks",
+                "use nnU-Net's ResEnc presets (BasicBlockD)");
+  }
+  const int dimension = conv_dimension(arch, arch_at);
+  const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
+  const auto axes = static_cast<std::size_t>(dimension);
+  ResidualEncoderUNetOptions options(input_channels, num_outputs);
+  options.dimension(dimension)
+      .n_stages(static_cast<int>(stages))
+      .features_per_stage(int_list(*require(arch, "features_per_stage", arch_at), arch_at + "features_per_stage", stages))
+      .kernel_sizes(per_stage_axes(*require(arch, "kernel_sizes", arch_at), arch_at + "kernel_sizes", stages, axes))
+      .strides(per_stage_axes(*require(arch, "strides", arch_at), arch_at + "strides", stages, axes))
+      .n_blocks_per_stage(conv_counts(*require(arch, "n_blocks_per_stage", arch_at), arch_at + "n_blocks_per_stage", stages))
+      .n_conv_per_stage_decoder(conv_counts(*require(arch, "n_conv_per_stage_decoder", arch_at),
+                                            arch_at + "n_conv_per_stage_decoder", stages - 1))
+      .deep_supervision(deep_supervision);
+  try {
+    return validated(std::move(options));
+  } catch (const Error& e) {
+    throw Error(arch_at + ": " + e.problem(), e.fix());
+  }
+}
 
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const std::string& configuration,
                                                         std::int64_t input_channels, std::int64_t num_outputs,
@@ -83,12 +119,7 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const
     }
   }
 
-  const Json& conv_op = *require(arch, "conv_op", arch_at);
-  const std::string conv = conv_op.is_string() ? conv_op.get<std::string>() : conv_op.dump();
-  int dimension = 0;
-  if (conv.find("Conv3d") != std::string::npos) dimension = 3;
-  else if (conv.find("Conv2d") != std::string::npos) dimension = 2;
-  else throw Error(arch_at + "conv_op is '" + conv + "', neither Conv2d nor Conv3d", "use torch.nn.modules.conv.Conv3d or Conv2d");
+  const int dimension = conv_dimension(arch, arch_at);
 
   const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
   const auto axes = static_cast<std::size_t>(dimension);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/residual_encoder_unet.h"
 #include "mlseg/planning/plans_file.h"
 
 namespace mlseg {
@@ -23,6 +24,11 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const nlohmann::ordered_
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const PlansFile& plans, const std::string& configuration,
                                                         std::int64_t input_channels, std::int64_t num_outputs,
                                                         bool deep_supervision);
+
+/// The ResidualEncoderUNet options of a plans.json `architecture` object (network_class_name
+/// ...ResidualEncoderUNet, arch_kwargs with n_blocks_per_stage); `at` prefixes key names in errors.
+ResidualEncoderUNetOptions residual_encoder_unet_options(const nlohmann::ordered_json& architecture, std::int64_t input_channels,
+                                                         std::int64_t num_outputs, bool deep_supervision, const std::string& at);
 
 /// A freshly initialised PlainConvUNet for `configuration` of `plans`.
 PlainConvUNet network_from_plans(const nlohmann::ordered_json& plans, const std::string& configuration,

@@ -1,6 +1,5 @@
 #include "mlseg/nn/plain_conv_unet.h"
 
-#include <torch/nn/init.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/container/sequential.h>
 
@@ -13,25 +12,8 @@ namespace mlseg {
 namespace {
 
 constexpr int kDefaultConvsPerStage = 2;
-constexpr double kHeInitNegativeSlope = 1e-2;
 
 std::string stage_name(std::size_t s) { return "stage " + std::to_string(s); }
-
-// A conv of the given dimension as an AnyModule (the decoder's transposed convs and 1x1 heads).
-torch::nn::AnyModule transposed_conv(int dimension, std::int64_t in, std::int64_t out,
-                                     const std::vector<std::int64_t>& stride) {
-  if (dimension == 3) {
-    const torch::ExpandingArray<3> s(stride);
-    return torch::nn::AnyModule(torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(in, out, s).stride(s).bias(true)));
-  }
-  const torch::ExpandingArray<2> s(stride);
-  return torch::nn::AnyModule(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, out, s).stride(s).bias(true)));
-}
-
-torch::nn::AnyModule pointwise_conv(int dimension, std::int64_t in, std::int64_t out) {
-  if (dimension == 3) return torch::nn::AnyModule(torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, 1).bias(true)));
-  return torch::nn::AnyModule(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).bias(true)));
-}
 
 std::vector<std::int64_t> stride_of(const PlainConvUNetOptions& o, std::size_t s) { return o.strides()[s]; }
 
@@ -122,54 +104,15 @@ std::vector<torch::Tensor> PlainConvEncoderImpl::forward(torch::Tensor x) {
   return skips;
 }
 
-// ---- decoder ----
-
-UNetDecoderImpl::UNetDecoderImpl(PlainConvUNetOptions options_) : options(validated(std::move(options_))) { reset(); }
-
-void UNetDecoderImpl::reset() {
-  stages_ = torch::nn::ModuleList();
-  transpconvs_ = torch::nn::ModuleList();
-  seg_layers_ = torch::nn::ModuleList();
-  transpconv_calls_.clear();
-  seg_layer_calls_.clear();
-  const auto& features = options.features_per_stage();
-  const auto n = static_cast<std::size_t>(options.n_stages());
-  // Decoder stage d (0 = bottom) upsamples encoder stage s = n - 1 - d into stage s - 1.
-  for (std::size_t d = 0; d + 1 < n; ++d) {
-    const std::size_t s = n - 1 - d;
-    const std::int64_t below = features[s], skip = features[s - 1];
-    transpconv_calls_.push_back(transposed_conv(options.dimension(), below, skip, stride_of(options, s)));
-    transpconvs_->push_back(transpconv_calls_.back().ptr());
-    const std::vector<std::int64_t> unit_stride(static_cast<std::size_t>(options.dimension()), 1);
-    stages_->push_back(StackedConvBlocks(options.n_conv_per_stage_decoder()[d], options.dimension(), 2 * skip, skip,
-                                         options.kernel_sizes()[s - 1], unit_stride));
-    // Every stage has a head, used or not, so the parameter set does not depend on deep supervision.
-    seg_layer_calls_.push_back(pointwise_conv(options.dimension(), skip, options.num_classes()));
-    seg_layers_->push_back(seg_layer_calls_.back().ptr());
-  }
-  register_module("stages", stages_);
-  register_module("transpconvs", transpconvs_);
-  register_module("seg_layers", seg_layers_);
-}
-
-std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) {
-  const std::size_t num_decoder_stages = stages_->size();
-  if (skips.size() != num_decoder_stages + 1) {
-    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " +
-                    std::to_string(num_decoder_stages + 1) + " encoder stages",
-                "pass the encoder's outputs unchanged");
-  }
-  std::vector<torch::Tensor> outputs;
-  torch::Tensor x = skips.back();
-  for (std::size_t d = 0; d < num_decoder_stages; ++d) {
-    x = transpconv_calls_[d].forward(x);
-    x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
-    x = stages_[d]->as<StackedConvBlocks>()->forward(x);
-    if (options.deep_supervision() || d + 1 == num_decoder_stages) outputs.push_back(seg_layer_calls_[d].forward(x));
-  }
-  // Collected bottom-up; nnU-Net's order is full resolution first.
-  std::reverse(outputs.begin(), outputs.end());
-  return outputs;
+UNetDecoderOptions decoder_options(const PlainConvUNetOptions& options) {
+  const PlainConvUNetOptions o = validated(options);
+  return UNetDecoderOptions(o.num_classes())
+      .dimension(o.dimension())
+      .features_per_stage(o.features_per_stage())
+      .kernel_sizes(o.kernel_sizes())
+      .strides(o.strides())
+      .n_conv_per_stage_decoder(o.n_conv_per_stage_decoder())
+      .deep_supervision(o.deep_supervision());
 }
 
 // ---- network ----
@@ -181,7 +124,7 @@ PlainConvUNetImpl::PlainConvUNetImpl(PlainConvUNetOptions options_) : options(va
 
 void PlainConvUNetImpl::reset() {
   encoder = register_module("encoder", PlainConvEncoder(options));
-  decoder = register_module("decoder", UNetDecoder(options));
+  decoder = register_module("decoder", UNetDecoder(decoder_options(options)));
   initialize_weights();
 }
 
@@ -200,20 +143,6 @@ void PlainConvUNetImpl::set_deep_supervision(bool enabled) {
   decoder->options.deep_supervision(enabled);
 }
 
-void PlainConvUNetImpl::initialize_weights() {
-  torch::NoGradGuard no_grad;
-  for (const auto& module : modules(/*include_self=*/false)) {
-    const bool is_conv = module->as<torch::nn::Conv2d>() || module->as<torch::nn::Conv3d>() ||
-                         module->as<torch::nn::ConvTranspose2d>() || module->as<torch::nn::ConvTranspose3d>();
-    if (!is_conv) continue;
-    for (auto& named : module->named_parameters(/*recurse=*/false)) {
-      if (named.key() == "weight") {
-        torch::nn::init::kaiming_normal_(named.value(), kHeInitNegativeSlope);
-      } else if (named.key() == "bias") {
-        torch::nn::init::zeros_(named.value());
-      }
-    }
-  }
-}
+void PlainConvUNetImpl::initialize_weights() { initialize_he_weights(*this); }
 
 }  // namespace mlseg

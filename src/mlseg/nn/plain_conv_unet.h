@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mlseg/nn/conv_blocks.h"
+#include "mlseg/nn/unet_decoder.h"
 
 namespace mlseg {
 
@@ -63,23 +64,6 @@ class PlainConvEncoderImpl : public torch::nn::Cloneable<PlainConvEncoderImpl> {
 };
 TORCH_MODULE(PlainConvEncoder);
 
-/// The decoder: from the bottom up, transposed conv (features[s] → features[s-1]), concat with
-/// the skip, StackedConvBlocks (kernel of stage s-1), 1x1 head to num_classes.
-class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
- public:
-  explicit UNetDecoderImpl(PlainConvUNetOptions options);
-  void reset() override;
-  /// `skips` from PlainConvEncoder. Returns the heads' outputs, full resolution first: all
-  /// n_stages - 1 with deep supervision, else only the full-resolution one.
-  std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& skips);
-
-  PlainConvUNetOptions options;
-
- private:
-  torch::nn::ModuleList stages_{nullptr}, transpconvs_{nullptr}, seg_layers_{nullptr};
-  std::vector<torch::nn::AnyModule> transpconv_calls_, seg_layer_calls_;
-};
-TORCH_MODULE(UNetDecoder);
 
 class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl> {
  public:
@@ -106,6 +90,9 @@ class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl> {
   UNetDecoder decoder{nullptr};
 };
 TORCH_MODULE(PlainConvUNet);
+
+/// The decoder of a PlainConvUNet of `options` (its encoder's lists).
+UNetDecoderOptions decoder_options(const PlainConvUNetOptions& options);
 
 /// Fills empty conv counts with nnU-Net's default (2) and checks every list against n_stages and
 /// dimension; throws mlseg::Error naming the offending option.
