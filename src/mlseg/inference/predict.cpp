@@ -39,6 +39,8 @@ std::optional<std::pair<std::string, int>> split_image_name(const fs::path& path
   return std::make_pair(stem.substr(0, stem.size() - kChannelDigits - 1), std::stoi(digits));
 }
 
+}  // namespace
+
 Image read_input_case(const InputCase& input) {
   Image image;
   std::vector<torch::Tensor> channels;
@@ -56,8 +58,6 @@ Image read_input_case(const InputCase& input) {
   image.data = channels.size() == 1 ? channels.front() : torch::cat(channels, 0);
   return image;
 }
-
-}  // namespace
 
 std::vector<InputCase> list_input_cases(const fs::path& input, std::int64_t expected_channels) {
   std::map<std::string, std::map<int, fs::path>> found;

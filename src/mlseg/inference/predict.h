@@ -49,6 +49,10 @@ struct InputCase {
 /// `expected_channels` (when > 0).
 std::vector<InputCase> list_input_cases(const std::filesystem::path& input, std::int64_t expected_channels = 0);
 
+/// The case's channel files stacked as one image [C, Z, Y, X] (the first file's geometry). Throws
+/// mlseg::Error naming the file when a channel's grid differs from the first's.
+Image read_input_case(const InputCase& input);
+
 /// The checkpoints of `model_dir`: fold_<f>/checkpoint_<name>.pt for each fold (see options.folds).
 std::vector<std::filesystem::path> find_checkpoints(const std::filesystem::path& model_dir, const std::vector<std::string>& folds,
                                                     const std::string& checkpoint_name);
