@@ -123,6 +123,17 @@ TEST(NnunetModelPlans, RefusesCascadesUnknownConfigurationsAndUnorderedLabels) {
   Json unordered = labels_dataset();
   unordered["labels"] = Json::parse(R"({"background": 0, "posterior": 2, "anterior": 1})");
   EXPECT_NE(problem(nnunet_plans(), unordered, "3d_fullres").find("posterior"), std::string::npos);
+  Json wrong_type = nnunet_plans();
+  wrong_type["configurations"]["3d_lowres"]["inherits_from"] = 3;
+  EXPECT_NE(problem(wrong_type, labels_dataset(), "3d_lowres").find("inherits_from"), std::string::npos);
+  Json old_format = nnunet_plans();
+  old_format["configurations"]["3d_fullres"].erase("architecture");
+  old_format["configurations"]["3d_fullres"]["UNet_class_name"] = "PlainConvUNet";
+  for (const char* key : {"UNet_base_num_features", "unet_max_num_features", "conv_kernel_sizes", "pool_op_kernel_sizes",
+                          "n_conv_per_stage_encoder", "n_conv_per_stage_decoder"}) {
+    old_format["configurations"]["3d_fullres"][key] = "not a number";
+  }
+  EXPECT_NE(problem(old_format, labels_dataset(), "3d_fullres").find("nnU-Net's form"), std::string::npos);
   Json looping = nnunet_plans();
   looping["configurations"]["3d_fullres"]["inherits_from"] = "3d_lowres";
   EXPECT_NE(problem(looping, labels_dataset(), "3d_lowres").find("loop"), std::string::npos);

@@ -38,6 +38,9 @@ Json resolve_configuration(const Json& configurations, const std::string& name, 
   const Json& own = configurations[name];
   Json merged = Json::object();
   if (own.contains("inherits_from")) {
+    if (!own["inherits_from"].is_string()) {
+      throw Error("configurations." + name + ".inherits_from is not a configuration name", kModelFolderFix, {source, "", ""});
+    }
     merged = resolve_configuration(configurations, own["inherits_from"].get<std::string>(), source, depth + 1);
   }
   // nnU-Net's ConfigurationManager: a shallow update of the parent with the child's keys.
@@ -114,6 +117,8 @@ std::vector<std::string> image_channel_names(const Json& dataset_json, const std
   return names;
 }
 
+Json adapted_plans(const Json& nnunet_plans, const Json& dataset_json, const std::string& configuration, const std::string& source);
+
 }  // namespace
 
 bool is_nnunet_model_folder(const fs::path& model_dir) {
@@ -138,6 +143,17 @@ std::string nnunet_configuration_from_folder_name(const fs::path& model_dir) {
 
 Json mlseg_plans_for_nnunet_model(const Json& nnunet_plans, const Json& dataset_json, const std::string& configuration,
                                   const std::string& source) {
+  try {
+    return adapted_plans(nnunet_plans, dataset_json, configuration, source);
+  } catch (const Json::exception& e) {
+    throw Error(std::string("plans.json or dataset.json does not have nnU-Net's form (") + e.what() + ")", kModelFolderFix,
+                {source, "", ""});
+  }
+}
+
+namespace {
+
+Json adapted_plans(const Json& nnunet_plans, const Json& dataset_json, const std::string& configuration, const std::string& source) {
   if (!nnunet_plans.contains("configurations") || !nnunet_plans["configurations"].is_object()) {
     throw Error("plans.json has no configurations", kModelFolderFix, {source, "", ""});
   }
@@ -189,6 +205,8 @@ Json mlseg_plans_for_nnunet_model(const Json& nnunet_plans, const Json& dataset_
   plans["image_channel_names"] = image_channel_names(dataset_json, source);
   return plans;
 }
+
+}  // namespace
 
 std::vector<LoadedCheckpoint> load_nnunet_model(const fs::path& model_dir, const std::vector<fs::path>& checkpoints) {
   if (checkpoints.empty()) throw Error("no checkpoint to load", "pass at least one fold", {model_dir.string(), "", ""});

@@ -406,7 +406,8 @@ class Unpickler {
     }
     const torch::Tensor bytes = load_record_(key.text);
     const std::int64_t element = static_cast<std::int64_t>(c10::elementSize(dtype));
-    if (bytes.numel() != numel.integer * element) {
+    // Compared by division: the header's count may be anything, its product could overflow.
+    if (bytes.numel() % element != 0 || bytes.numel() / element != numel.integer) {
       fail("storage " + key.text + " holds " + std::to_string(bytes.numel()) + " bytes, its header says " +
            std::to_string(numel.integer) + " elements of " + std::to_string(element) + " bytes");
     }
