@@ -64,6 +64,34 @@ int conv_dimension(const Json& arch, const std::string& arch_at) {
   throw Error(arch_at + "conv_op is '" + conv + "', neither Conv2d nor Conv3d", "use torch.nn.modules.conv.Conv3d or Conv2d");
 }
 
+/// Reads the arch_kwargs every U-Net of dynamic-network-architectures shares (conv_op, n_stages,
+/// features_per_stage, kernel_sizes, strides, n_conv_per_stage_decoder) into `options` (any options
+/// with those setters); returns n_stages.
+template <typename Options>
+std::size_t read_unet_topology(const Json& arch, const std::string& arch_at, Options& options) {
+  const int dimension = conv_dimension(arch, arch_at);
+  const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
+  const auto axes = static_cast<std::size_t>(dimension);
+  options.dimension(dimension)
+      .n_stages(static_cast<int>(stages))
+      .features_per_stage(int_list(*require(arch, "features_per_stage", arch_at), arch_at + "features_per_stage", stages))
+      .kernel_sizes(per_stage_axes(*require(arch, "kernel_sizes", arch_at), arch_at + "kernel_sizes", stages, axes))
+      .strides(per_stage_axes(*require(arch, "strides", arch_at), arch_at + "strides", stages, axes))
+      .n_conv_per_stage_decoder(conv_counts(*require(arch, "n_conv_per_stage_decoder", arch_at),
+                                            arch_at + "n_conv_per_stage_decoder", stages - 1));
+  return stages;
+}
+
+/// validated(options), its error prefixed with where the keys are.
+template <typename Options>
+Options validated_at(Options options, const std::string& arch_at) {
+  try {
+    return validated(std::move(options));
+  } catch (const Error& e) {
+    throw Error(arch_at + ": " + e.problem(), e.fix());
+  }
+}
+
 }  // namespace
 
 ResidualEncoderUNetOptions residual_encoder_unet_options(const Json& architecture, std::int64_t input_channels,
@@ -74,24 +102,11 @@ ResidualEncoderUNetOptions residual_encoder_unet_options(const Json& architectur
     throw Error(arch_at + "block is '" + arch["block"].get<std::string>() + "'; mlseg builds BasicBlockD residual blocks",
                 "use nnU-Net's ResEnc presets (BasicBlockD)");
   }
-  const int dimension = conv_dimension(arch, arch_at);
-  const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
-  const auto axes = static_cast<std::size_t>(dimension);
   ResidualEncoderUNetOptions options(input_channels, num_outputs);
-  options.dimension(dimension)
-      .n_stages(static_cast<int>(stages))
-      .features_per_stage(int_list(*require(arch, "features_per_stage", arch_at), arch_at + "features_per_stage", stages))
-      .kernel_sizes(per_stage_axes(*require(arch, "kernel_sizes", arch_at), arch_at + "kernel_sizes", stages, axes))
-      .strides(per_stage_axes(*require(arch, "strides", arch_at), arch_at + "strides", stages, axes))
-      .n_blocks_per_stage(conv_counts(*require(arch, "n_blocks_per_stage", arch_at), arch_at + "n_blocks_per_stage", stages))
-      .n_conv_per_stage_decoder(conv_counts(*require(arch, "n_conv_per_stage_decoder", arch_at),
-                                            arch_at + "n_conv_per_stage_decoder", stages - 1))
+  const std::size_t stages = read_unet_topology(arch, arch_at, options);
+  options.n_blocks_per_stage(conv_counts(*require(arch, "n_blocks_per_stage", arch_at), arch_at + "n_blocks_per_stage", stages))
       .deep_supervision(deep_supervision);
-  try {
-    return validated(std::move(options));
-  } catch (const Error& e) {
-    throw Error(arch_at + ": " + e.problem(), e.fix());
-  }
+  return validated_at(std::move(options), arch_at);
 }
 
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const std::string& configuration,
@@ -119,25 +134,11 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const
     }
   }
 
-  const int dimension = conv_dimension(arch, arch_at);
-
-  const auto stages = static_cast<std::size_t>(positive_int(*require(arch, "n_stages", arch_at), arch_at + "n_stages"));
-  const auto axes = static_cast<std::size_t>(dimension);
   PlainConvUNetOptions options(input_channels, num_outputs);
-  options.dimension(dimension)
-      .n_stages(static_cast<int>(stages))
-      .features_per_stage(int_list(*require(arch, "features_per_stage", arch_at), arch_at + "features_per_stage", stages))
-      .kernel_sizes(per_stage_axes(*require(arch, "kernel_sizes", arch_at), arch_at + "kernel_sizes", stages, axes))
-      .strides(per_stage_axes(*require(arch, "strides", arch_at), arch_at + "strides", stages, axes))
-      .n_conv_per_stage(conv_counts(*require(arch, "n_conv_per_stage", arch_at), arch_at + "n_conv_per_stage", stages))
-      .n_conv_per_stage_decoder(conv_counts(*require(arch, "n_conv_per_stage_decoder", arch_at),
-                                            arch_at + "n_conv_per_stage_decoder", stages - 1))
+  const std::size_t stages = read_unet_topology(arch, arch_at, options);
+  options.n_conv_per_stage(conv_counts(*require(arch, "n_conv_per_stage", arch_at), arch_at + "n_conv_per_stage", stages))
       .deep_supervision(deep_supervision);
-  try {
-    return validated(std::move(options));
-  } catch (const Error& e) {
-    throw Error(arch_at + ": " + e.problem(), e.fix());
-  }
+  return validated_at(std::move(options), arch_at);
 }
 
 PlainConvUNet network_from_plans(const Json& plans, const std::string& configuration, int input_channels,
