@@ -100,6 +100,7 @@ void ResidualEncoderImpl::reset() {
   const auto& features = options.features_per_stage();
   stem_ = register_module("stem", StackedConvBlocks(1, dim, options.input_channels(), features[0], options.kernel_sizes()[0], unit));
   stages_ = torch::nn::ModuleList();
+  stage_blocks_.clear();
   std::int64_t in = features[0];
   for (std::size_t s = 0; s < features.size(); ++s) {
     torch::nn::Sequential blocks;
@@ -111,6 +112,7 @@ void ResidualEncoderImpl::reset() {
     auto stage = std::make_shared<torch::nn::Module>();
     stage->register_module("blocks", blocks);
     stages_->push_back(stage);
+    stage_blocks_.push_back(blocks);
     in = features[s];
   }
   register_module("stages", stages_);
@@ -119,8 +121,8 @@ void ResidualEncoderImpl::reset() {
 std::vector<torch::Tensor> ResidualEncoderImpl::forward(torch::Tensor x) {
   x = stem_->forward(std::move(x));
   std::vector<torch::Tensor> skips;
-  for (const auto& stage : *stages_) {
-    x = stage->named_children()["blocks"]->as<torch::nn::Sequential>()->forward(x);
+  for (auto& blocks : stage_blocks_) {
+    x = blocks->forward(x);
     skips.push_back(x);
   }
   return skips;

@@ -80,6 +80,7 @@ class ResidualEncoderImpl : public torch::nn::Cloneable<ResidualEncoderImpl> {
  private:
   StackedConvBlocks stem_{nullptr};
   torch::nn::ModuleList stages_{nullptr};
+  std::vector<torch::nn::Sequential> stage_blocks_;  // stages_[s]'s "blocks", held for forward
 };
 TORCH_MODULE(ResidualEncoder);
 
