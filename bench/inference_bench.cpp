@@ -6,15 +6,15 @@
 // nnU-Net v2 predict_sliding_window_return_logits on the same network, volume and machine
 // (PyTorch 1.13.1, median of 5): reference BLAS 88.5 s / 728.8 s with mirroring; OpenBLAS
 // 37.4 s / 275.1 s. Target: <= 0.8x of those.
-// Default: tiles one at a time through the fused inference forward (fused_unet_forward.h).
+// Default: tiles one at a time through the network's fused inference forward (fused_norm.h).
 // BM_SlidingWindow160_NnUNetLoop runs nnU-Net's loop (one tile per forward, fp16 accumulators,
 // plain network forward) in this process, so that both are measured under the same load.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include "mlseg/inference/fused_unet_forward.h"
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/residual_encoder_unet.h"
 
 namespace {
 
@@ -42,7 +42,7 @@ void run_sliding_window(benchmark::State& state, bool mirroring) {
   options.step_size(0.5).tile_batch(static_cast<int>(state.range(0))).fused_forward(state.range(1) != 0);
   if (mirroring) options.mirror_axes({0, 1, 2});
   for (auto _ : state) {
-    const torch::Tensor logits = mlseg::sliding_window_logits(std::vector<mlseg::PlainConvUNet>{network}, image, options);
+    const torch::Tensor logits = mlseg::sliding_window_logits(std::vector<mlseg::SegmentationNetwork>{network}, image, options);
     benchmark::DoNotOptimize(logits.data_ptr<float>());
   }
   state.counters["tiles"] = 64;
@@ -99,5 +99,59 @@ BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Iterations(3)->Repetitions(2)->Un
 BENCHMARK(BM_SlidingWindow160)->Args({1, 1})->Args({2, 1})->Args({1, 0})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_TTA)->Args({1, 1})->Iterations(1)->Repetitions(3)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_NnUNetLoop)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
+// ---- ResEnc M (issue 19) ----
+// nnU-Net's ResEnc M topology at a 64^3 patch: 5 stages (32, 64, 128, 256, 320), kernels 3, strides
+// [1, 2, 2, 2, 2], BasicBlockD blocks per stage 1, 3, 4, 6, 6, one conv per decoder stage, 1 input,
+// 3 sigmoid outputs (bench/resenc/peer_sliding_window.py builds the same network in nnU-Net).
+mlseg::SegmentationNetwork resenc_m_network() {
+  const std::vector<std::int64_t> k{3, 3, 3}, down{2, 2, 2};
+  torch::manual_seed(0);
+  mlseg::ResidualEncoderUNet network(mlseg::ResidualEncoderUNetOptions(1, 3)
+                                         .dimension(3)
+                                         .n_stages(5)
+                                         .features_per_stage({32, 64, 128, 256, 320})
+                                         .kernel_sizes({k, k, k, k, k})
+                                         .strides({{1, 1, 1}, down, down, down, down})
+                                         .n_blocks_per_stage({1, 3, 4, 6, 6})
+                                         .n_conv_per_stage_decoder({1, 1, 1, 1}));
+  {
+    torch::NoGradGuard no_grad;  // blocks start as their skips; give the last norms weight
+    for (auto& item : network->named_parameters()) {
+      if (item.key().find("conv2.norm.weight") != std::string::npos) item.value().fill_(1.0);
+    }
+  }
+  network->eval();
+  return network;
+}
+
+// One 1x1x64^3 tile: module forward (0) or fused forward (1).
+void BM_ForwardResEncM(benchmark::State& state) {
+  at::set_num_threads(kThreads);
+  const mlseg::SegmentationNetwork network = resenc_m_network();
+  network->set_deep_supervision(false);
+  const mlseg::TileForward forward =
+      state.range(0) ? mlseg::fused_network_tile_forward(network) : mlseg::network_tile_forward(network);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tile = torch::randn({1, 1, 64, 64, 64});
+  for (auto _ : state) benchmark::DoNotOptimize(forward(tile).data_ptr<float>());
+}
+BENCHMARK(BM_ForwardResEncM)->Arg(0)->Arg(1)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The 1x160^3 volume, 64 tiles of 64^3, step 0.5, through ResEnc M; argument: fused forward (1) or not (0).
+void BM_SlidingWindow160_ResEncM(benchmark::State& state) {
+  at::set_num_threads(kThreads);
+  const mlseg::SegmentationNetwork network = resenc_m_network();
+  torch::manual_seed(1);
+  const torch::Tensor image = torch::randn({1, 160, 160, 160});
+  mlseg::SlidingWindowOptions options({64, 64, 64});
+  options.step_size(0.5).fused_forward(state.range(0) != 0);
+  for (auto _ : state) {
+    const torch::Tensor logits = mlseg::sliding_window_logits(std::vector<mlseg::SegmentationNetwork>{network}, image, options);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+  }
+  state.counters["tiles"] = 64;
+}
+BENCHMARK(BM_SlidingWindow160_ResEncM)->Arg(1)->Arg(0)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace

@@ -104,7 +104,16 @@ TEST(NnunetModelPlans, OldArchitectureKeysAreConverted) {
   EXPECT_EQ(arch["arch_kwargs"]["strides"], c["pool_op_kernel_sizes"]);
   EXPECT_EQ(arch["arch_kwargs"]["kernel_sizes"], c["conv_kernel_sizes"]);
   EXPECT_EQ(arch["arch_kwargs"]["n_stages"], 3);
+  EXPECT_EQ(arch["arch_kwargs"]["n_conv_per_stage"], c["n_conv_per_stage_encoder"]);
+  // Old ResidualEncoderUNet plans: the encoder counts are blocks per stage (old get_network_from_plans).
   c["UNet_class_name"] = "ResidualEncoderUNet";
+  c["n_conv_per_stage_encoder"] = Json::parse("[1, 3, 4]");
+  const Json residual = mlseg_plans_for_nnunet_model(plans_in, labels_dataset(), "3d_fullres", "plans.json");
+  const Json& residual_arch = residual["configurations"]["3d_fullres"]["architecture"];
+  EXPECT_EQ(residual_arch["network_class_name"], "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet");
+  EXPECT_EQ(residual_arch["arch_kwargs"]["n_blocks_per_stage"], Json::parse("[1, 3, 4]"));
+  EXPECT_FALSE(residual_arch["arch_kwargs"].contains("n_conv_per_stage"));
+  c["UNet_class_name"] = "ResidualUNet";
   EXPECT_THROW(mlseg_plans_for_nnunet_model(plans_in, labels_dataset(), "3d_fullres", "plans.json"), Error);
 }
 

@@ -104,7 +104,7 @@ class PredictPhantom : public ::testing::Test {
 
     // A few SGD steps on the preprocessed cases, so that the model is not random.
     torch::manual_seed(0);
-    PlainConvUNet network = build_network(*model_, /*deep_supervision=*/false);
+    SegmentationNetwork network = build_network(*model_, /*deep_supervision=*/false);
     const auto patch = plans["configurations"]["3d_fullres"]["patch_size"].get<std::vector<std::int64_t>>();
     const fs::path store = dataset_work / "preprocessed" / "3d_fullres";
     std::vector<torch::Tensor> images, targets;
@@ -114,8 +114,8 @@ class PredictPhantom : public ::testing::Test {
       targets.push_back(pad_crop_to(decode_channels(code).to(torch::kFloat), patch).unsqueeze(0));
     }
     const torch::Tensor image_batch = torch::cat(images), target_batch = torch::cat(targets);
-    torch::optim::SGD optimizer(network->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true));
-    network->train();
+    torch::optim::SGD optimizer(network->module().parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true));
+    network->module().train();
     for (int step = 0; step < 25; ++step) {
       optimizer.zero_grad();
       const torch::Tensor loss = bce_and_dice_loss(network->forward(image_batch).front(), target_batch, torch::Tensor());
@@ -124,7 +124,7 @@ class PredictPhantom : public ::testing::Test {
       last_loss_ = loss.item<double>();
     }
     model_dir_ = new fs::path(dataset_work / "results" / "3d_fullres");
-    save_checkpoint(*model_dir_ / "fold_0" / "checkpoint_final.pt", network, *model_, Json::object(), nullptr);
+    save_checkpoint(*model_dir_ / "fold_0" / "checkpoint_final.pt", *network, *model_, Json::object(), nullptr);
   }
   static void TearDownTestSuite() {
     delete model_dir_;
@@ -385,9 +385,9 @@ TEST(PredictMultiModal, ChannelFilesAreStackedAndMustShareTheGrid) {
 
   const ModelDescription model = tiny_model({2.0, 1.0, 1.0}, 2);
   torch::manual_seed(3);
-  PlainConvUNet network = build_network(model, false);
+  SegmentationNetwork network = build_network(model, false);
   const fs::path model_dir = dir / "model";
-  save_checkpoint(model_dir / "fold_0" / "checkpoint_final.pt", network, model, Json::object(), nullptr);
+  save_checkpoint(model_dir / "fold_0" / "checkpoint_final.pt", *network, model, Json::object(), nullptr);
   PredictFolderOptions options;
   options.show_progress = false;
   options.device = "cpu";
@@ -413,7 +413,7 @@ TEST(PredictRealData, OutputGeometryEqualsTheInputsExactly) {
   for (double& s : spacing) s *= 1.7;
   const ModelDescription model = tiny_model(spacing);
   torch::manual_seed(5);
-  const PlainConvUNet network = build_network(model, false);
+  const SegmentationNetwork network = build_network(model, false);
   PredictOptions options;
   options.use_mirroring = false;
   const PredictedCase predicted = predict_case({network}, model, image, options, "hippocampus_001");

@@ -175,7 +175,7 @@ TEST(SlidingWindow, OneTileEqualsTheNetworkAndRestoresItsMode) {
     network->train();
     const torch::Tensor image = torch::randn({1, dimension == 3 ? 8 : 1, 8, 8});
     SlidingWindowOptions options(dimension == 3 ? std::vector<std::int64_t>{8, 8, 8} : std::vector<std::int64_t>{8, 8});
-    const torch::Tensor logits = sliding_window_logits(std::vector<PlainConvUNet>{network}, image, options);
+    const torch::Tensor logits = sliding_window_logits(std::vector<SegmentationNetwork>{network}, image, options);
     EXPECT_TRUE(network->is_training());
     EXPECT_TRUE(network->deep_supervision());
     torch::NoGradGuard no_grad;
@@ -194,11 +194,11 @@ TEST(SlidingWindow, RealNetworkOverManyTilesIsSmoothAndFinite) {
   const torch::Tensor image = torch::randn({1, 13, 17, 11});
   SlidingWindowOptions options({8, 8, 8});
   options.mirror_axes({0, 1, 2}).tile_batch(4);
-  const torch::Tensor logits = sliding_window_logits(std::vector<PlainConvUNet>{network, network}, image, options);
+  const torch::Tensor logits = sliding_window_logits(std::vector<SegmentationNetwork>{network, network}, image, options);
   ASSERT_EQ(logits.sizes(), (std::vector<std::int64_t>{2, 13, 17, 11}));
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
   // Two copies of one model average to that model.
-  const torch::Tensor single = sliding_window_logits(std::vector<PlainConvUNet>{network}, image, options);
+  const torch::Tensor single = sliding_window_logits(std::vector<SegmentationNetwork>{network}, image, options);
   EXPECT_TRUE(torch::allclose(logits, single, 1e-5, 1e-5));
 }
 

@@ -7,6 +7,7 @@
 
 #include "mlseg/core/error.h"
 #include "mlseg/nn/checkpoint.h"
+#include "mlseg/nn/residual_encoder_unet.h"
 #include "test_support.h"
 
 namespace {
@@ -50,13 +51,13 @@ ModelDescription tiny_model() {
 TEST(Checkpoint, RoundTripsParametersOptimizerAndMetadata) {
   mlseg::testing::TempDir dir;
   const ModelDescription model = tiny_model();
-  PlainConvUNet network = build_network(model, true);
-  torch::optim::SGD optimizer(network->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  SegmentationNetwork network = build_network(model, true);
+  torch::optim::SGD optimizer(network->module().parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
   const torch::Tensor x = torch::randn({1, 1, 8, 8, 8});
   network->forward(x)[0].sum().backward();
   optimizer.step();
   const auto path = dir / "fold_0" / "checkpoint_latest.pt";
-  save_checkpoint(path, network, model, {{"training", {{"next_epoch", 3}}}}, &optimizer);
+  save_checkpoint(path, *network, model, {{"training", {{"next_epoch", 3}}}}, &optimizer);
   ASSERT_TRUE(std::filesystem::exists(path));
 
   LoadedCheckpoint loaded = load_checkpoint(path);
@@ -66,13 +67,40 @@ TEST(Checkpoint, RoundTripsParametersOptimizerAndMetadata) {
   EXPECT_EQ(loaded.metadata["training"]["next_epoch"], 3);
   EXPECT_EQ(loaded.metadata["format"], kCheckpointFormat);
   EXPECT_FALSE(loaded.network->deep_supervision());
-  auto original = network->named_parameters();
-  for (const auto& item : loaded.network->named_parameters()) {
+  auto original = network->module().named_parameters();
+  for (const auto& item : loaded.network->module().named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), original[item.key()])) << item.key();
   }
-  torch::optim::SGD restored(loaded.network->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  torch::optim::SGD restored(loaded.network->module().parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
   load_optimizer_state(path, restored);
   EXPECT_EQ(read_checkpoint_metadata(path)["model"]["label_encoding"], "sigmoid");
+}
+
+// The checkpoint rebuilds the plans' network class (the factory), so a ResidualEncoderUNet comes
+// back as one, its parameters by name.
+TEST(Checkpoint, ResidualEncoderUNetRoundTrips) {
+  mlseg::testing::TempDir dir;
+  ModelDescription model = tiny_model();
+  Json& architecture = model.plans.json["configurations"]["3d_fullres"]["architecture"];
+  architecture["network_class_name"] = kResidualEncoderUNetClass;
+  architecture["arch_kwargs"].erase("n_conv_per_stage");
+  architecture["arch_kwargs"]["n_blocks_per_stage"] = {1, 2};
+  torch::manual_seed(2);
+  SegmentationNetwork network = build_network(model, false);
+  ASSERT_NE(network.as<ResidualEncoderUNetImpl>(), nullptr);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : network->module().parameters()) p.uniform_(-0.5, 0.5);  // the zeroed norms too
+  }
+  save_checkpoint(dir / "final.pt", *network, model, {}, nullptr);
+  const LoadedCheckpoint loaded = load_checkpoint(dir / "final.pt");
+  ASSERT_NE(loaded.network.as<ResidualEncoderUNetImpl>(), nullptr);
+  EXPECT_EQ(loaded.network->class_name(), kResidualEncoderUNetClass);
+  auto original = network->module().named_parameters();
+  ASSERT_EQ(loaded.network->module().named_parameters().size(), original.size());
+  for (const auto& item : loaded.network->module().named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), original[item.key()])) << item.key();
+  }
 }
 
 TEST(Checkpoint, BadFilesGiveClearErrors) {
@@ -88,10 +116,10 @@ TEST(Checkpoint, BadFilesGiveClearErrors) {
   EXPECT_THROW(load_checkpoint(dir / "junk.pt"), Error);
   // Inference-only checkpoints have no optimizer state to resume from.
   const ModelDescription model = tiny_model();
-  PlainConvUNet network = build_network(model, false);
-  save_checkpoint(dir / "final.pt", network, model, {}, nullptr);
+  SegmentationNetwork network = build_network(model, false);
+  save_checkpoint(dir / "final.pt", *network, model, {}, nullptr);
   EXPECT_FALSE(load_checkpoint(dir / "final.pt").has_optimizer_state);
-  torch::optim::SGD optimizer(network->parameters(), torch::optim::SGDOptions(0.1));
+  torch::optim::SGD optimizer(network->module().parameters(), torch::optim::SGDOptions(0.1));
   EXPECT_THROW(load_optimizer_state(dir / "final.pt", optimizer), Error);
 }
 
@@ -100,9 +128,9 @@ TEST(Checkpoint, BadFilesGiveClearErrors) {
 TEST(Checkpoint, DamagedEmbeddedPlansAreRefusedOnLoad) {
   mlseg::testing::TempDir dir;
   ModelDescription model = tiny_model();
-  PlainConvUNet network = build_network(model, false);
+  SegmentationNetwork network = build_network(model, false);
   model.plans.json["configurations"]["3d_fullres"]["spacing"] = {1.0, -1.0, 1.0};
-  save_checkpoint(dir / "damaged.pt", network, model, {}, nullptr);
+  save_checkpoint(dir / "damaged.pt", *network, model, {}, nullptr);
   try {
     load_checkpoint(dir / "damaged.pt");
     FAIL() << "a checkpoint with a negative planned spacing loaded";

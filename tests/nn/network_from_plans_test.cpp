@@ -55,8 +55,10 @@ TEST(NetworkFromPlans, EveryPlannedConfigurationBuildsItsTopology) {
   ASSERT_TRUE(plans["configurations"].contains("2d"));
   for (const auto& [name, config] : plans["configurations"].items()) {
     const Json& arch = config["architecture"]["arch_kwargs"];
-    const PlainConvUNet net = network_from_plans(plans, name, 1, 2, true);
-    const auto& o = net->options;
+    const SegmentationNetwork network = network_from_plans(plans, name, 1, 2, true);
+    ASSERT_NE(network.as<PlainConvUNetImpl>(), nullptr) << name;
+    EXPECT_EQ(network->class_name(), kPlainConvUNetClass);
+    const auto& o = network.as<PlainConvUNetImpl>()->options;
     EXPECT_EQ(o.dimension(), name == "2d" ? 2 : 3) << name;
     EXPECT_EQ(o.n_stages(), arch["n_stages"].get<int>()) << name;
     EXPECT_EQ(o.features_per_stage(), arch["features_per_stage"].get<std::vector<std::int64_t>>()) << name;
@@ -70,13 +72,13 @@ TEST(NetworkFromPlans, EveryPlannedConfigurationBuildsItsTopology) {
 TEST(NetworkFromPlans, PlannedPatchGivesOneOutputPerDecoderStage) {
   const Json plans = hippocampus_like_plans();
   torch::manual_seed(0);
-  PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, 2, true);
+  const SegmentationNetwork net = network_from_plans(plans, "3d_fullres", 1, 2, true);
   const auto patch = plans["configurations"]["3d_fullres"]["patch_size"].get<std::vector<std::int64_t>>();
   std::vector<std::int64_t> input_shape{1, 1};
   input_shape.insert(input_shape.end(), patch.begin(), patch.end());
   torch::NoGradGuard no_grad;
   const auto outputs = net->forward(torch::randn(input_shape));
-  ASSERT_EQ(static_cast<int>(outputs.size()), net->options.n_stages() - 1);
+  ASSERT_EQ(outputs.size(), net->strides().size() - 1);
   EXPECT_EQ(outputs[0].sizes().slice(2).vec(), patch);
   EXPECT_EQ(outputs[0].size(1), 2);
 }
@@ -127,10 +129,60 @@ TEST(NetworkFromPlans, OneIntegerConvCountMeansEveryStage) {
   auto& arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"];
   arch["n_conv_per_stage"] = 3;
   arch["n_conv_per_stage_decoder"] = 1;
-  const PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, 2, false);
+  const SegmentationNetwork network = network_from_plans(plans, "3d_fullres", 1, 2, false);
+  const PlainConvUNetImpl* net = network.as<PlainConvUNetImpl>();
+  ASSERT_NE(net, nullptr);
   const auto stages = static_cast<std::size_t>(net->options.n_stages());
   EXPECT_EQ(net->options.n_conv_per_stage(), std::vector<int>(stages, 3));
   EXPECT_EQ(net->options.n_conv_per_stage_decoder(), std::vector<int>(stages - 1, 1));
+}
+
+// The factory builds the class plans.json names (full or short, as dynamic_network_architectures
+// spells it) and refuses others, listing what it builds.
+TEST(NetworkFactory, BuildsTheNamedClassAndRefusesUnknownOnes) {
+  Json plans = hippocampus_like_plans();
+  Json& architecture = plans["configurations"]["3d_fullres"]["architecture"];
+  architecture["network_class_name"] = kResidualEncoderUNetClass;
+  architecture["arch_kwargs"]["n_blocks_per_stage"] = 2;
+  architecture["arch_kwargs"]["n_conv_per_stage_decoder"] = 1;
+  const SegmentationNetwork residual = network_from_plans(plans, "3d_fullres", 1, 2, true);
+  ASSERT_NE(residual.as<ResidualEncoderUNetImpl>(), nullptr);
+  EXPECT_EQ(residual->class_name(), kResidualEncoderUNetClass);
+  EXPECT_TRUE(residual->deep_supervision());
+  EXPECT_EQ(residual.as<ResidualEncoderUNetImpl>()->options.n_blocks_per_stage(),
+            std::vector<int>(architecture["arch_kwargs"]["n_stages"].get<std::size_t>(), 2));
+
+  architecture["network_class_name"] = "ResidualEncoderUNet";  // short name
+  EXPECT_NE(network_from_plans(plans, "3d_fullres", 1, 2, true).as<ResidualEncoderUNetImpl>(), nullptr);
+
+  architecture["arch_kwargs"].erase("n_blocks_per_stage");
+  EXPECT_EQ(problem_of([&] { network_from_plans(plans, "3d_fullres", 1, 2, true); }),
+            "configurations.3d_fullres.architecture.arch_kwargs.n_blocks_per_stage is missing");
+
+  architecture["network_class_name"] = "dynamic_network_architectures.architectures.unet.ResidualUNet";
+  const std::string unknown = problem_of([&] { network_from_plans(plans, "3d_fullres", 1, 2, true); });
+  EXPECT_NE(unknown.find("'dynamic_network_architectures.architectures.unet.ResidualUNet'"), std::string::npos) << unknown;
+  try {
+    network_from_plans(plans, "3d_fullres", 1, 2, true);
+  } catch (const Error& e) {
+    EXPECT_NE(e.fix().find("PlainConvUNet, ResidualEncoderUNet"), std::string::npos) << e.fix();
+  }
+  EXPECT_EQ(supported_network_classes(), (std::vector<std::string>{kPlainConvUNetClass, kResidualEncoderUNetClass}));
+}
+
+// A copy from the seam's clone owns its parameters.
+TEST(NetworkFactory, CloneCopiesTheParameters) {
+  const Json plans = hippocampus_like_plans();
+  const SegmentationNetwork network = network_from_plans(plans, "2d", 1, 2, false);
+  const SegmentationNetwork copy = network.clone();
+  ASSERT_NE(copy.as<PlainConvUNetImpl>(), nullptr);
+  auto original = network->module().named_parameters();
+  for (auto& item : copy->module().named_parameters()) {
+    ASSERT_TRUE(torch::equal(item.value(), original[item.key()])) << item.key();
+    torch::NoGradGuard no_grad;
+    item.value().add_(1.0);
+  }
+  EXPECT_FALSE(torch::equal(copy->module().parameters().front(), network->module().parameters().front()));
 }
 
 TEST(NetworkOutputs, SigmoidHasOnePerChannelSoftmaxAddsBackgroundPowersetOnePerCombination) {

@@ -40,7 +40,7 @@ void check_train_step(const std::string& mode, bool fp64) {
   const bool regions = mode == "regions";
 
   // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
-  PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true);
+  PlainConvUNet net(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true));
   auto params = net->named_parameters(true);
   const auto& names = peer.meta["params"];
   ASSERT_EQ(params.size(), names.size()) << "mlseg's PlainConvUNet has another parameter count than nnU-Net's";

@@ -45,7 +45,7 @@ TEST(ParityNnunetCheckpoint, SaveCheckpointIsReadAndRunsLikeNnUNet) {
     // By name into mlseg's PlainConvUNet from the same plans; the same output as nnU-Net's network.
     const auto plans = read_json_file(peer.folder / "plans.json");
     const int outputs = peer.meta["num_outputs"].get<int>();
-    PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, outputs, /*deep_supervision=*/false);
+    PlainConvUNet net(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, outputs, /*deep_supervision=*/false));
     load_named_tensors(*net, checkpoint.network_weights, (peer.folder / "checkpoint_final.pth").string());
     net->eval();
     net->to(torch::kDouble);
@@ -57,7 +57,7 @@ TEST(ParityNnunetCheckpoint, SaveCheckpointIsReadAndRunsLikeNnUNet) {
     EXPECT_LE(error, kOutputTolerance) << mode;
 
     // A network of other plans is refused, naming what does not fit.
-    PlainConvUNet other = network_from_plans(plans, "3d_fullres", 1, outputs + 1, false);
+    PlainConvUNet other(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, outputs + 1, false));
     try {
       load_named_tensors(*other, checkpoint.network_weights, "ckpt");
       ADD_FAILURE() << "weights of " << outputs << " outputs loaded into a network of " << outputs + 1;

@@ -25,10 +25,10 @@ TEST(ParitySlidingWindow, LogitsAndArgmaxMatchNnUNetPredictorWithAndWithoutMirro
   const auto peer = parity::run_peer("sliding_window.py", {(tmp / "peer").string()}, tmp / "peer");
   const auto plans = read_json_file(peer.folder / "plans.json");
   const int classes = peer.meta["num_classes"].get<int>();
-  PlainConvUNet net = network_from_plans(plans, "3d_fullres", 1, classes, /*deep_supervision=*/false);
+  const SegmentationNetwork net = network_from_plans(plans, "3d_fullres", 1, classes, /*deep_supervision=*/false);
   {
     torch::NoGradGuard no_grad;
-    auto params = net->named_parameters(true);
+    auto params = net->module().named_parameters(true);
     ASSERT_EQ(params.size(), peer.meta["params"].size());
     for (const auto& name : peer.meta["params"]) params[name.get<std::string>()].copy_(peer.array("init/" + name.get<std::string>()));
   }
@@ -36,7 +36,7 @@ TEST(ParitySlidingWindow, LogitsAndArgmaxMatchNnUNetPredictorWithAndWithoutMirro
   for (const bool mirror : {false, true}) {
     SlidingWindowOptions options(peer.meta["patch_size"].get<std::vector<std::int64_t>>());
     if (mirror) options.mirror_axes(peer.meta["mirror_axes"].get<std::vector<int>>());
-    const auto logits = sliding_window_logits(std::vector<PlainConvUNet>{net}, image, options);
+    const auto logits = sliding_window_logits(std::vector<SegmentationNetwork>{net}, image, options);
     const std::string what = std::string("nnUNetPredictor.predict_sliding_window_return_logits, ") +
                              (mirror ? "mirroring over axes 0, 1, 2" : "no mirroring");
     // nnU-Net with float32 accumulators: the same arithmetic up to rounding.

@@ -147,8 +147,8 @@ TEST(Trainer, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   const TrainResult resumed = train(data.raw, rest);
   EXPECT_EQ(resumed.epochs_completed, 3);
   const LoadedCheckpoint continued = load_checkpoint(fold_dir / "checkpoint_final.pt");
-  auto expected = uninterrupted.network->named_parameters();
-  for (const auto& item : continued.network->named_parameters()) {
+  auto expected = uninterrupted.network->module().named_parameters();
+  for (const auto& item : continued.network->module().named_parameters()) {
     EXPECT_TRUE(torch::allclose(item.value(), expected[item.key()], 0, 1e-6)) << item.key();
   }
   const auto records = read_epoch_records(fold_dir / "log.jsonl");
@@ -237,7 +237,7 @@ TEST(Trainer, NonFiniteStepsNeverReachTheWeights) {
   // Every step had a NaN loss: none was applied, so the weights are the finite initial ones.
   const LoadedCheckpoint latest = load_checkpoint(data.dataset_work / "results/3d_fullres/fold_0/checkpoint_latest.pt");
   EXPECT_EQ(latest.metadata["training"]["skipped_steps"].get<int>(), 3);
-  for (const auto& p : latest.network->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+  for (const auto& p : latest.network->module().parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/labels/label_encoding.h"
+#include "mlseg/nn/network_from_plans.h"
 #include "mlseg/nn/nnunet_checkpoint.h"
 #include "mlseg/nn/state_dict.h"
 
@@ -20,7 +21,6 @@ namespace {
 
 /// nnU-Net resolves `inherits_from` recursively; a chain longer than this is a loop.
 constexpr int kMaxInheritanceDepth = 16;
-constexpr const char* kPlainConvUNetClass = "dynamic_network_architectures.architectures.unet.PlainConvUNet";
 constexpr const char* kModelFolderFix =
     "pass nnU-Net's trained-model folder DatasetXXX_Name/Trainer__Plans__configuration as it was written (plans.json, "
     "dataset.json, fold_N/checkpoint_final.pth)";
@@ -51,7 +51,8 @@ Json resolve_configuration(const Json& configurations, const std::string& name, 
 
 /// The architecture of plans written before nnU-Net 2.2 (TotalSegmentator's v2 weights use them):
 /// UNet_class_name, UNet_base_num_features, unet_max_num_features, conv_kernel_sizes,
-/// pool_op_kernel_sizes, n_conv_per_stage_encoder / _decoder.
+/// pool_op_kernel_sizes, n_conv_per_stage_encoder / _decoder (nnU-Net's old get_network_from_plans:
+/// PlainConvUNet or ResidualEncoderUNet, whose n_conv_per_stage_encoder are blocks per stage).
 Json architecture_from_old_keys(const Json& c, const std::string& at, const std::string& source) {
   for (const char* key : {"UNet_class_name", "UNet_base_num_features", "unet_max_num_features", "conv_kernel_sizes",
                           "pool_op_kernel_sizes", "n_conv_per_stage_encoder", "n_conv_per_stage_decoder"}) {
@@ -61,9 +62,10 @@ Json architecture_from_old_keys(const Json& c, const std::string& at, const std:
     }
   }
   const std::string class_name = c["UNet_class_name"].get<std::string>();
-  if (class_name != "PlainConvUNet") {
-    throw Error(at + ".UNet_class_name is '" + class_name + "'; mlseg runs PlainConvUNet",
-                "use a model trained with nnU-Net's default network (PlainConvUNet)", {source, "", ""});
+  const bool residual = class_name == "ResidualEncoderUNet";
+  if (class_name != "PlainConvUNet" && !residual) {
+    throw Error(at + ".UNet_class_name is '" + class_name + "'; mlseg runs PlainConvUNet and ResidualEncoderUNet",
+                "use a model trained with one of nnU-Net's networks", {source, "", ""});
   }
   const auto kernels = c["conv_kernel_sizes"];
   const std::int64_t n_stages = static_cast<std::int64_t>(kernels.size());
@@ -73,13 +75,13 @@ Json architecture_from_old_keys(const Json& c, const std::string& at, const std:
   for (std::int64_t s = 0; s < n_stages; ++s) features.push_back(std::min(base << std::min<std::int64_t>(s, 30), most));
   const bool three_d = !kernels.empty() && kernels[0].size() == 3;
   Json arch;
-  arch["network_class_name"] = kPlainConvUNetClass;
+  arch["network_class_name"] = residual ? kResidualEncoderUNetClass : kPlainConvUNetClass;
   arch["arch_kwargs"] = {{"n_stages", n_stages},
                          {"features_per_stage", features},
                          {"conv_op", three_d ? "torch.nn.modules.conv.Conv3d" : "torch.nn.modules.conv.Conv2d"},
                          {"kernel_sizes", kernels},
                          {"strides", c["pool_op_kernel_sizes"]},
-                         {"n_conv_per_stage", c["n_conv_per_stage_encoder"]},
+                         {residual ? "n_blocks_per_stage" : "n_conv_per_stage", c["n_conv_per_stage_encoder"]},
                          {"n_conv_per_stage_decoder", c["n_conv_per_stage_decoder"]},
                          {"conv_bias", true},
                          {"norm_op", three_d ? "torch.nn.modules.instancenorm.InstanceNorm3d"
@@ -91,6 +93,12 @@ Json architecture_from_old_keys(const Json& c, const std::string& at, const std:
                          {"nonlin_kwargs", {{"inplace", true}}}};
   arch["_kw_requires_import"] = {"conv_op", "norm_op", "dropout_op", "nonlin"};
   return arch;
+}
+
+std::string supported_class_list() {
+  std::string list;
+  for (const std::string& name : supported_network_classes()) list += (list.empty() ? "" : ", ") + name.substr(name.rfind('.') + 1);
+  return list;
 }
 
 std::vector<std::string> image_channel_names(const Json& dataset_json, const std::string& source) {
@@ -255,14 +263,15 @@ std::vector<LoadedCheckpoint> load_nnunet_model(const fs::path& model_dir, const
     fold.model = model;
     fold.network = build_network(model, /*deep_supervision=*/false);
     try {
-      load_named_tensors(*fold.network, folds[i].network_weights, checkpoints[i].string());
+      load_named_tensors(fold.network->module(), folds[i].network_weights, checkpoints[i].string());
     } catch (const Error& e) {
       if (folds[i].trainer_name.empty() || folds[i].trainer_name == "nnUNetTrainer") throw;
       throw Error(e.problem() + " (the checkpoint's trainer " + folds[i].trainer_name +
-                      " may build its own network; mlseg builds the plans' network_class_name, supported: PlainConvUNet)",
+                      " may build its own network; mlseg builds the plans' network_class_name, supported: " +
+                      supported_class_list() + ")",
                   e.fix(), e.where());
     }
-    fold.network->eval();
+    fold.network->module().eval();
     fold.metadata = {{"format", "nnunet-v2-checkpoint"},
                      {"nnunet", {{"trainer_name", folds[i].trainer_name}, {"epochs_trained", folds[i].epochs_trained}}}};
     loaded.push_back(std::move(fold));

@@ -201,11 +201,11 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = 1;
   const SlidingWindowOptions window = sliding_window_options(model, plan, predict);
-  std::vector<PlainConvUNet> networks;
+  std::vector<SegmentationNetwork> networks;
   for (auto& loaded : models) {
-    loaded.network->eval();
+    loaded.network->module().eval();
     loaded.network->set_deep_supervision(false);
-    if (predict.device != torch::Device(torch::kCPU)) loaded.network->to(predict.device);
+    if (predict.device != torch::Device(torch::kCPU)) loaded.network->module().to(predict.device);
     networks.push_back(loaded.network);
   }
 

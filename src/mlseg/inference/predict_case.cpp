@@ -17,7 +17,7 @@ SlidingWindowOptions sliding_window_options(const ModelDescription& model, const
   return window;
 }
 
-PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const ModelDescription& model, const Image& raw_image,
+PredictedCase predict_case(const std::vector<SegmentationNetwork>& networks, const ModelDescription& model, const Image& raw_image,
                            const PredictOptions& options, const std::string& case_id) {
   InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = options.threads;
@@ -57,7 +57,7 @@ const ModelDescription& shared_model_description(const std::vector<LoadedCheckpo
 PredictedCase predict_case(const std::vector<LoadedCheckpoint>& models, const Image& raw_image, const PredictOptions& options,
                            const std::string& case_id) {
   const ModelDescription& model = shared_model_description(models);
-  std::vector<PlainConvUNet> networks;
+  std::vector<SegmentationNetwork> networks;
   for (const auto& loaded : models) networks.push_back(loaded.network);
   return predict_case(networks, model, raw_image, options, case_id);
 }

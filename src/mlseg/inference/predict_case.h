@@ -27,7 +27,7 @@ struct PredictOptions {
   torch::Device device = torch::Device(torch::kCPU);
   int threads = 0;                      ///< resampling workers (0 = all cores); the network uses at::get_num_threads()
   bool show_progress = false;           ///< progress over tiles
-  bool fused_forward = true;            ///< CPU: fused InstanceNorm + LeakyReLU forward (fused_unet_forward.h)
+  bool fused_forward = true;            ///< CPU: fused InstanceNorm + LeakyReLU forward (the network's fused_forward)
 };
 
 struct PredictedCase {
@@ -50,7 +50,7 @@ SlidingWindowOptions sliding_window_options(const ModelDescription& model, const
 /// Predicts `raw_image` ([C, Z, Y, X] with its geometry, as read_case_images returns it) with
 /// `networks` (all of the same description `model`; logits averaged). Throws mlseg::Error for a
 /// channel count the model does not take.
-PredictedCase predict_case(const std::vector<PlainConvUNet>& networks, const ModelDescription& model, const Image& raw_image,
+PredictedCase predict_case(const std::vector<SegmentationNetwork>& networks, const ModelDescription& model, const Image& raw_image,
                            const PredictOptions& options = {}, const std::string& case_id = "");
 
 /// The same with loaded checkpoints (folds). Throws mlseg::Error when their configurations,

@@ -11,7 +11,6 @@
 
 #include "mlseg/core/error.h"
 #include "mlseg/core/progress.h"
-#include "mlseg/inference/fused_unet_forward.h"
 
 namespace mlseg {
 namespace {
@@ -28,29 +27,25 @@ std::array<std::int64_t, 3> tile_of(const SlidingWindowOptions& options) {
 /// Restores a network's training mode, deep supervision and device when it goes out of scope.
 class InferenceModeGuard {
  public:
-  InferenceModeGuard(PlainConvUNet network, torch::Device device)
+  InferenceModeGuard(SegmentationNetwork network, torch::Device device)
       : network_(std::move(network)),
-        was_training_(network_->is_training()),
+        was_training_(network_->module().is_training()),
         deep_supervision_(network_->deep_supervision()),
-        device_(parameter_device(*network_)) {
-    network_->eval();
+        device_(network_device(*network_)) {
+    network_->module().eval();
     network_->set_deep_supervision(false);
-    if (device_ != device) network_->to(device);
+    if (device_ != device) network_->module().to(device);
   }
   ~InferenceModeGuard() {
-    network_->train(was_training_);
+    network_->module().train(was_training_);
     network_->set_deep_supervision(deep_supervision_);
-    if (parameter_device(*network_) != device_) network_->to(device_);
+    if (network_device(*network_) != device_) network_->module().to(device_);
   }
   InferenceModeGuard(const InferenceModeGuard&) = delete;
   InferenceModeGuard& operator=(const InferenceModeGuard&) = delete;
 
  private:
-  static torch::Device parameter_device(const torch::nn::Module& module) {
-    const auto parameters = module.parameters();
-    return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
-  }
-  PlainConvUNet network_;
+  SegmentationNetwork network_;
   bool was_training_;
   bool deep_supervision_;
   torch::Device device_;
@@ -132,12 +127,24 @@ std::vector<std::vector<std::int64_t>> mirror_combinations(const std::vector<int
   return combinations;
 }
 
-TileForward network_tile_forward(const PlainConvUNet& network) {
-  PlainConvUNet net = network;
-  if (net->options.dimension() == 2) {
-    return [net](const torch::Tensor& tiles) mutable { return net->forward(tiles.squeeze(2)).front().unsqueeze(2); };
+TileForward network_tile_forward(const SegmentationNetwork& network) {
+  SegmentationNetwork net = network;
+  if (net->dimension() == 2) {
+    return [net](const torch::Tensor& tiles) { return net->forward(tiles.squeeze(2)).front().unsqueeze(2); };
   }
-  return [net](const torch::Tensor& tiles) mutable { return net->forward(tiles).front(); };
+  return [net](const torch::Tensor& tiles) { return net->forward(tiles).front(); };
+}
+
+TileForward fused_network_tile_forward(const SegmentationNetwork& network) {
+  SegmentationNetwork net = network;
+  if (!net || !net->has_fused_forward()) {
+    throw Error((net ? net->class_name() : std::string("an empty network")) + " has no fused inference forward",
+                "use network_tile_forward (the module's forward)");
+  }
+  if (net->dimension() == 2) {
+    return [net](const torch::Tensor& tiles) { return net->fused_forward(tiles.squeeze(2)).unsqueeze(2); };
+  }
+  return [net](const torch::Tensor& tiles) { return net->fused_forward(tiles); };
 }
 
 torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
@@ -257,24 +264,24 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
   return logits.to(torch::kCPU);
 }
 
-torch::Tensor sliding_window_logits(const std::vector<PlainConvUNet>& networks, const torch::Tensor& image_czyx,
+torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
                                     const SlidingWindowOptions& options) {
   std::vector<std::unique_ptr<InferenceModeGuard>> guards;
   std::vector<TileForward> forwards;
   for (const auto& network : networks) {
     if (!network) throw Error("an empty network was passed", "load the checkpoints first");
-    const int dimension = network->options.dimension();
+    const int dimension = network->dimension();
     if ((dimension == 2) != (options.patch_size().size() == 2)) {
       throw Error("a " + std::to_string(dimension) + "D network with a " + std::to_string(options.patch_size().size()) + "-axis patch",
                   kSlidingWindowFix);
     }
-    if (network->options.input_channels() != image_czyx.size(0)) {
-      throw Error("the network takes " + std::to_string(network->options.input_channels()) + " image channels, the image has " +
+    if (network->input_channels() != image_czyx.size(0)) {
+      throw Error("the network takes " + std::to_string(network->input_channels()) + " image channels, the image has " +
                       std::to_string(image_czyx.size(0)),
                   "pass the image channels the model was trained on");
     }
     guards.push_back(std::make_unique<InferenceModeGuard>(network, options.device()));
-    const bool fused = options.fused_forward() && options.device().is_cpu();
+    const bool fused = options.fused_forward() && options.device().is_cpu() && network->has_fused_forward();
     forwards.push_back(fused ? fused_network_tile_forward(network) : network_tile_forward(network));
   }
   return sliding_window_logits(forwards, image_czyx, options);

@@ -11,7 +11,7 @@
 #include <functional>
 #include <vector>
 
-#include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/segmentation_network.h"
 
 namespace mlseg {
 
@@ -42,8 +42,8 @@ struct SlidingWindowOptions {
   TORCH_ARG(std::vector<int>, mirror_axes);
   /// Where tiles are predicted and accumulated; the result comes back on the CPU.
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
-  /// PlainConvUNets on the CPU run fused_network_tile_forward (InstanceNorm + LeakyReLU fused,
-  /// same result up to float rounding) instead of the module's forward.
+  /// Networks with a fused forward (SegmentationNetworkImpl::has_fused_forward) run it on the CPU
+  /// (InstanceNorm + LeakyReLU fused, same result up to float rounding) instead of the module's forward.
   TORCH_ARG(bool, fused_forward) = true;
   /// A progress line over tiles on stderr.
   TORCH_ARG(bool, show_progress) = false;
@@ -77,13 +77,18 @@ std::vector<std::vector<std::int64_t>> mirror_combinations(const std::vector<int
 torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
                                     const SlidingWindowOptions& options);
 
-/// The same with PlainConvUNets: each is run without gradients, in eval mode, without deep
+/// The same with networks: each is run without gradients, in eval mode, without deep
 /// supervision (its previous mode is restored afterwards), moved to options.device() for the
 /// call (and back). A 2D network sees [B, C, ty, tx].
-torch::Tensor sliding_window_logits(const std::vector<PlainConvUNet>& networks, const torch::Tensor& image_czyx,
+torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
                                     const SlidingWindowOptions& options);
 
 /// The TileForward of a network (no mode changes; a 2D network's tiles have their z axis squeezed).
-TileForward network_tile_forward(const PlainConvUNet& network);
+TileForward network_tile_forward(const SegmentationNetwork& network);
+
+/// The same through the network's fused CPU forward (full-resolution logits, no autograd); the
+/// network's parameters are read at each call, so training in between is seen. Throws
+/// mlseg::Error when the network has none.
+TileForward fused_network_tile_forward(const SegmentationNetwork& network);
 
 }  // namespace mlseg

@@ -107,19 +107,19 @@ ModelDescription model_description_from_json(const Json& json) {
   return model;
 }
 
-PlainConvUNet build_network(const ModelDescription& model, bool deep_supervision) {
+SegmentationNetwork build_network(const ModelDescription& model, bool deep_supervision) {
   return network_from_plans(model.plans, model.configuration, static_cast<int>(model.input_channels),
                             static_cast<int>(model.num_outputs), deep_supervision);
 }
 
-void save_checkpoint(const std::filesystem::path& path, PlainConvUNet& network, const ModelDescription& model,
+void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl& network, const ModelDescription& model,
                      Json metadata, torch::optim::Optimizer* optimizer) {
   metadata["format"] = kCheckpointFormat;
   metadata["model"] = model_description_to_json(model);
   torch::serialize::OutputArchive archive;
   archive.write(kMetadataKey, c10::IValue(metadata.dump()));
   torch::serialize::OutputArchive model_archive;
-  network->save(model_archive);
+  network.module().save(model_archive);
   archive.write(kModelKey, model_archive);
   if (optimizer != nullptr) {
     torch::serialize::OutputArchive optimizer_archive;
@@ -152,13 +152,13 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& path) {
   torch::serialize::InputArchive model_archive;
   if (!archive.try_read(kModelKey, model_archive)) throw Error("the file holds no network", kRetrainFix, {path.string(), "", ""});
   try {
-    loaded.network->load(model_archive);
+    loaded.network->module().load(model_archive);
   } catch (const c10::Error& e) {
     throw Error("the stored parameters do not fit the described network (" +
                     std::string(e.what_without_backtrace()).substr(0, 200) + ")",
                 kRetrainFix, {path.string(), "", ""});
   }
-  loaded.network->eval();
+  loaded.network->module().eval();
   torch::serialize::InputArchive optimizer_archive;
   loaded.has_optimizer_state = archive.try_read(kOptimizerKey, optimizer_archive);
   return loaded;

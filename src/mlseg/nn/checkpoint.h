@@ -1,6 +1,6 @@
 #pragma once
 // The checkpoint format: one file (`checkpoint_{latest,best,final}.pt`, a LibTorch archive)
-// holding the network's parameters and buffers, optionally the optimizer's state, and a JSON
+// holding the network's parameters and buffers (by parameter name), optionally the optimizer's state, and a JSON
 // document with everything needed to rebuild and use the network without the work folder:
 // plans.json, the configuration, channel names, label encoding, the dataset's label definition
 // and the trainer's progress. Written atomically (temporary name, then rename).
@@ -13,7 +13,7 @@
 
 #include "mlseg/labels/label_encoding.h"
 #include "mlseg/planning/plans_file.h"
-#include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/segmentation_network.h"
 
 namespace mlseg {
 
@@ -41,18 +41,18 @@ nlohmann::ordered_json model_description_to_json(const ModelDescription& model);
 /// Throws mlseg::Error naming the missing key.
 ModelDescription model_description_from_json(const nlohmann::ordered_json& json);
 
-/// Network of `model` (freshly initialised; deep supervision as asked).
-PlainConvUNet build_network(const ModelDescription& model, bool deep_supervision);
+/// Network of `model` (plans' network_class_name, freshly initialised; deep supervision as asked).
+SegmentationNetwork build_network(const ModelDescription& model, bool deep_supervision);
 
 /// Writes the checkpoint atomically. `metadata` is stored as is, with "format" and "model"
 /// (from `model`) set; `optimizer` may be null (inference-only checkpoint).
-void save_checkpoint(const std::filesystem::path& path, PlainConvUNet& network, const ModelDescription& model,
+void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl& network, const ModelDescription& model,
                      nlohmann::ordered_json metadata, torch::optim::Optimizer* optimizer);
 
 /// A checkpoint read back: the network rebuilt from its description and loaded (on CPU, deep
 /// supervision off, eval mode), and the metadata.
 struct LoadedCheckpoint {
-  PlainConvUNet network{nullptr};
+  SegmentationNetwork network;
   ModelDescription model;
   nlohmann::ordered_json metadata;
   bool has_optimizer_state = false;

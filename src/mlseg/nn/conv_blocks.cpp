@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mlseg/core/error.h"
+#include "mlseg/nn/fused_norm.h"
 
 namespace mlseg {
 namespace {
@@ -83,6 +84,20 @@ torch::Tensor ConvNormNonlinImpl::forward(torch::Tensor x) {
   return has_nonlin_ ? nonlin_.forward(std::move(y)) : y;
 }
 
+torch::Tensor ConvNormNonlinImpl::fused_forward(const torch::Tensor& x) {
+  torch::Tensor y = conv_.forward(x);
+  if (!y.is_contiguous()) y = y.contiguous();
+  const double slope = has_nonlin_ ? kLeakyReluSlope : 1.0;  // slope 1: no activation
+  if (dimension_ == 3) {
+    const auto* norm = norm_.ptr()->as<torch::nn::InstanceNorm3dImpl>();
+    instance_norm_leaky_relu_(y, norm->weight, norm->bias, kInstanceNormEps, slope);
+  } else {
+    const auto* norm = norm_.ptr()->as<torch::nn::InstanceNorm2dImpl>();
+    instance_norm_leaky_relu_(y, norm->weight, norm->bias, kInstanceNormEps, slope);
+  }
+  return y;
+}
+
 StackedConvBlocksImpl::StackedConvBlocksImpl(int num_convs, int dimension, std::int64_t input_channels,
                                              std::int64_t output_channels, std::vector<std::int64_t> kernel_size,
                                              std::vector<std::int64_t> first_stride)
@@ -109,5 +124,10 @@ void StackedConvBlocksImpl::reset() {
 }
 
 torch::Tensor StackedConvBlocksImpl::forward(torch::Tensor x) { return convs_->forward(std::move(x)); }
+
+torch::Tensor StackedConvBlocksImpl::fused_forward(torch::Tensor x) {
+  for (const auto& block : *convs_) x = block.ptr()->as<ConvNormNonlinImpl>()->fused_forward(x);
+  return x;
+}
 
 }  // namespace mlseg

@@ -31,6 +31,9 @@ class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
                      bool nonlin = true);
   void reset() override;
   torch::Tensor forward(torch::Tensor x);
+  /// Inference on the CPU (float32): the conv, then the norm and LeakyReLU fused in place
+  /// (fused_norm.h). Same result as forward up to float rounding.
+  torch::Tensor fused_forward(const torch::Tensor& x);
 
  private:
   int dimension_;
@@ -49,6 +52,8 @@ class StackedConvBlocksImpl : public torch::nn::Cloneable<StackedConvBlocksImpl>
                         std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> first_stride);
   void reset() override;
   torch::Tensor forward(torch::Tensor x);
+  /// Every block's fused_forward in turn.
+  torch::Tensor fused_forward(torch::Tensor x);
 
  private:
   int num_convs_, dimension_;

@@ -92,6 +92,42 @@ Options validated_at(Options options, const std::string& arch_at) {
   }
 }
 
+struct NetworkBuilder {
+  const char* class_name;
+  SegmentationNetwork (*build)(const Json& architecture, std::int64_t input_channels, std::int64_t num_outputs,
+                               bool deep_supervision, const std::string& at);
+};
+
+const Json& architecture_of(const Json& plans, const std::string& configuration) {
+  const Json& configurations = *require(plans, "configurations", "");
+  if (!configurations.is_object() || !configurations.contains(configuration)) {
+    std::string known;
+    if (configurations.is_object()) {
+      for (const auto& item : configurations.items()) known += (known.empty() ? "" : ", ") + item.key();
+    }
+    throw Error("plans.json has no configuration '" + configuration + "'",
+                known.empty() ? std::string(kRerunPlan) : "use one of: " + known);
+  }
+  return *require(configurations[configuration], "architecture", "configurations." + configuration + ".");
+}
+
+/// The networks mlseg builds, keyed on dynamic_network_architectures' class names. A new
+/// architecture is one entry here (and its options reader).
+const std::vector<NetworkBuilder>& network_builders() {
+  static const std::vector<NetworkBuilder> builders = {
+      {kPlainConvUNetClass,
+       [](const Json& architecture, std::int64_t inputs, std::int64_t outputs, bool deep_supervision, const std::string& at) {
+         return SegmentationNetwork(PlainConvUNet(plain_conv_unet_options(architecture, inputs, outputs, deep_supervision, at)));
+       }},
+      {kResidualEncoderUNetClass,
+       [](const Json& architecture, std::int64_t inputs, std::int64_t outputs, bool deep_supervision, const std::string& at) {
+         return SegmentationNetwork(
+             ResidualEncoderUNet(residual_encoder_unet_options(architecture, inputs, outputs, deep_supervision, at)));
+       }},
+  };
+  return builders;
+}
+
 }  // namespace
 
 ResidualEncoderUNetOptions residual_encoder_unet_options(const Json& architecture, std::int64_t input_channels,
@@ -112,28 +148,20 @@ ResidualEncoderUNetOptions residual_encoder_unet_options(const Json& architectur
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const std::string& configuration,
                                                         std::int64_t input_channels, std::int64_t num_outputs,
                                                         bool deep_supervision) {
-  const Json& configurations = *require(plans, "configurations", "");
-  if (!configurations.is_object() || !configurations.contains(configuration)) {
-    std::string known;
-    if (configurations.is_object()) {
-      for (const auto& item : configurations.items()) known += (known.empty() ? "" : ", ") + item.key();
-    }
-    throw Error("plans.json has no configuration '" + configuration + "'",
-                known.empty() ? std::string(kRerunPlan) : "use one of: " + known);
-  }
   const std::string at = "configurations." + configuration + ".";
-  const Json& architecture = *require(configurations[configuration], "architecture", at);
-  const Json& arch = *require(architecture, "arch_kwargs", at + "architecture.");
-  const std::string arch_at = at + "architecture.arch_kwargs.";
-  if (architecture.contains("network_class_name") && architecture["network_class_name"].is_string()) {
-    const auto name = architecture["network_class_name"].get<std::string>();
-    if (name.find("PlainConvUNet") == std::string::npos) {
-      throw Error(at + "architecture.network_class_name is '" + name + "'; only PlainConvUNet is implemented",
-                  "plan with mlseg plan (PlainConvUNet) or set network_class_name to "
-                  "dynamic_network_architectures.architectures.unet.PlainConvUNet");
-    }
+  const Json& architecture = architecture_of(plans, configuration);
+  if (network_class_of(architecture, at + "architecture.") != kPlainConvUNetClass) {
+    throw Error(at + "architecture.network_class_name is '" + architecture["network_class_name"].get<std::string>() +
+                    "', not PlainConvUNet",
+                "build it with network_from_plans (the factory)");
   }
+  return plain_conv_unet_options(architecture, input_channels, num_outputs, deep_supervision, at + "architecture.");
+}
 
+PlainConvUNetOptions plain_conv_unet_options(const Json& architecture, std::int64_t input_channels, std::int64_t num_outputs,
+                                             bool deep_supervision, const std::string& at) {
+  const Json& arch = *require(architecture, "arch_kwargs", at);
+  const std::string arch_at = at + "arch_kwargs.";
   PlainConvUNetOptions options(input_channels, num_outputs);
   const std::size_t stages = read_unet_topology(arch, arch_at, options);
   options.n_conv_per_stage(conv_counts(*require(arch, "n_conv_per_stage", arch_at), arch_at + "n_conv_per_stage", stages))
@@ -141,10 +169,41 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const Json& plans, const
   return validated_at(std::move(options), arch_at);
 }
 
-PlainConvUNet network_from_plans(const Json& plans, const std::string& configuration, int input_channels,
-                                 int num_outputs, bool deep_supervision) {
-  return PlainConvUNet(
-      plain_conv_unet_options_from_plans(plans, configuration, input_channels, num_outputs, deep_supervision));
+SegmentationNetwork network_from_architecture(const Json& architecture, std::int64_t input_channels, std::int64_t num_outputs,
+                                              bool deep_supervision, const std::string& at) {
+  const std::string class_name = network_class_of(architecture, at);
+  for (const NetworkBuilder& builder : network_builders()) {
+    if (class_name == builder.class_name) return builder.build(architecture, input_channels, num_outputs, deep_supervision, at);
+  }
+  throw Error("unreachable: network class " + class_name, "report this as a bug");
+}
+
+SegmentationNetwork network_from_plans(const Json& plans, const std::string& configuration, int input_channels,
+                                       int num_outputs, bool deep_supervision) {
+  return network_from_architecture(architecture_of(plans, configuration), input_channels, num_outputs, deep_supervision,
+                                   "configurations." + configuration + ".architecture.");
+}
+
+std::vector<std::string> supported_network_classes() {
+  std::vector<std::string> names;
+  for (const NetworkBuilder& builder : network_builders()) names.emplace_back(builder.class_name);
+  return names;
+}
+
+std::string network_class_of(const Json& architecture, const std::string& at) {
+  if (!architecture.is_object() || !architecture.contains("network_class_name")) return kPlainConvUNetClass;
+  const Json& value = architecture["network_class_name"];
+  if (!value.is_string()) throw Error(at + "network_class_name is " + value.dump().substr(0, 80) + ", not a string", kRerunPlan);
+  const std::string name = value.get<std::string>();
+  const std::string short_name = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+  std::string supported;
+  for (const NetworkBuilder& builder : network_builders()) {
+    const std::string full = builder.class_name;
+    if (name == full || short_name == full.substr(full.rfind('.') + 1)) return full;
+    supported += (supported.empty() ? "" : ", ") + full.substr(full.rfind('.') + 1);
+  }
+  throw Error(at + "network_class_name is '" + name + "', which mlseg does not build",
+              "use one of the supported networks (" + supported + "), e.g. plan with `mlseg plan` or `--planner resenc-m`");
 }
 
 PlainConvUNetOptions plain_conv_unet_options_from_plans(const PlansFile& plans, const std::string& configuration,
@@ -157,10 +216,13 @@ PlainConvUNetOptions plain_conv_unet_options_from_plans(const PlansFile& plans, 
   }
 }
 
-PlainConvUNet network_from_plans(const PlansFile& plans, const std::string& configuration, int input_channels,
-                                 int num_outputs, bool deep_supervision) {
-  return PlainConvUNet(
-      plain_conv_unet_options_from_plans(plans, configuration, input_channels, num_outputs, deep_supervision));
+SegmentationNetwork network_from_plans(const PlansFile& plans, const std::string& configuration, int input_channels,
+                                       int num_outputs, bool deep_supervision) {
+  try {
+    return network_from_plans(plans.json, configuration, input_channels, num_outputs, deep_supervision);
+  } catch (const Error& e) {
+    throw e.located({plans.source, "", ""});
+  }
 }
 
 }  // namespace mlseg

@@ -82,13 +82,14 @@ PlainConvEncoderImpl::PlainConvEncoderImpl(PlainConvUNetOptions options_) : opti
 
 void PlainConvEncoderImpl::reset() {
   stages_ = torch::nn::ModuleList();
+  stage_convs_.clear();
   std::int64_t in = options.input_channels();
   for (int s = 0; s < options.n_stages(); ++s) {
     const auto i = static_cast<std::size_t>(s);
     // Each stage is a Sequential around the conv stack, as in Python ("stages.<s>.0.convs...").
-    stages_->push_back(torch::nn::Sequential(StackedConvBlocks(options.n_conv_per_stage()[i], options.dimension(), in,
-                                                               options.features_per_stage()[i],
-                                                               options.kernel_sizes()[i], stride_of(options, i))));
+    stage_convs_.emplace_back(options.n_conv_per_stage()[i], options.dimension(), in, options.features_per_stage()[i],
+                              options.kernel_sizes()[i], stride_of(options, i));
+    stages_->push_back(torch::nn::Sequential(stage_convs_.back()));
     in = options.features_per_stage()[i];
   }
   register_module("stages", stages_);
@@ -97,8 +98,18 @@ void PlainConvEncoderImpl::reset() {
 std::vector<torch::Tensor> PlainConvEncoderImpl::forward(torch::Tensor x) {
   std::vector<torch::Tensor> skips;
   skips.reserve(stages_->size());
-  for (const auto& stage : *stages_) {
-    x = stage->as<torch::nn::Sequential>()->forward(x);
+  for (auto& convs : stage_convs_) {
+    x = convs->forward(x);
+    skips.push_back(x);
+  }
+  return skips;
+}
+
+std::vector<torch::Tensor> PlainConvEncoderImpl::fused_forward(torch::Tensor x) {
+  std::vector<torch::Tensor> skips;
+  skips.reserve(stage_convs_.size());
+  for (auto& convs : stage_convs_) {
+    x = convs->fused_forward(x);
     skips.push_back(x);
   }
   return skips;
@@ -129,12 +140,7 @@ void PlainConvUNetImpl::reset() {
 }
 
 std::vector<torch::Tensor> PlainConvUNetImpl::forward(torch::Tensor x) {
-  const int64_t expected_dims = options.dimension() + 2;
-  if (x.dim() != expected_dims || x.size(1) != options.input_channels()) {
-    throw Error("network input has shape " + c10::str(x.sizes()) + ", expected [B, " +
-                    std::to_string(options.input_channels()) + (options.dimension() == 3 ? ", Z, Y, X]" : ", Y, X]"),
-                "pass a batch with the planned number of image channels");
-  }
+  check_network_input(x, options.dimension(), options.input_channels());
   return decoder->forward(encoder->forward(std::move(x)));
 }
 
@@ -144,5 +150,11 @@ void PlainConvUNetImpl::set_deep_supervision(bool enabled) {
 }
 
 void PlainConvUNetImpl::initialize_weights() { initialize_he_weights(*this); }
+
+torch::Tensor PlainConvUNetImpl::fused_forward(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  check_network_input(x, options.dimension(), options.input_channels());
+  return decoder->fused_forward(encoder->fused_forward(x.to(torch::kFloat).contiguous()));
+}
 
 }  // namespace mlseg

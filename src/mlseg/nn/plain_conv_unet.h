@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mlseg/nn/conv_blocks.h"
+#include "mlseg/nn/segmentation_network.h"
 #include "mlseg/nn/unet_decoder.h"
 
 namespace mlseg {
@@ -56,16 +57,19 @@ class PlainConvEncoderImpl : public torch::nn::Cloneable<PlainConvEncoderImpl> {
   explicit PlainConvEncoderImpl(PlainConvUNetOptions options);
   void reset() override;
   std::vector<torch::Tensor> forward(torch::Tensor x);
+  /// Every stage's StackedConvBlocks::fused_forward (inference on the CPU).
+  std::vector<torch::Tensor> fused_forward(torch::Tensor x);
 
   PlainConvUNetOptions options;
 
  private:
   torch::nn::ModuleList stages_{nullptr};
+  std::vector<StackedConvBlocks> stage_convs_;  // stages_[s]'s conv stack, held for forward
 };
 TORCH_MODULE(PlainConvEncoder);
 
 
-class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl> {
+class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl>, public SegmentationNetworkImpl {
  public:
   /// Throws mlseg::Error when the lists disagree with n_stages or dimension.
   explicit PlainConvUNetImpl(PlainConvUNetOptions options);
@@ -75,15 +79,24 @@ class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl> {
   /// that axis. Returns logits [B, num_classes, ...]: with deep supervision one tensor per
   /// decoder stage, element i at input size / (cumulative stride of stage i), full resolution
   /// first (n_stages - 1 tensors); without, a single full-resolution tensor.
-  std::vector<torch::Tensor> forward(torch::Tensor x);
+  std::vector<torch::Tensor> forward(torch::Tensor x) override;
 
   /// nnU-Net switches deep supervision off for inference and back on for training.
-  void set_deep_supervision(bool enabled);
-  bool deep_supervision() const { return options.deep_supervision(); }
+  void set_deep_supervision(bool enabled) override;
+  bool deep_supervision() const override { return options.deep_supervision(); }
 
   /// nnU-Net's InitWeights_He(1e-2): kaiming_normal_(a = 1e-2) on conv and transposed-conv
   /// weights, zero biases. Called by the constructor and reset().
-  void initialize_weights();
+  void initialize_weights() override;
+
+  torch::nn::Module& module() override { return *this; }
+  int dimension() const override { return options.dimension(); }
+  std::int64_t input_channels() const override { return options.input_channels(); }
+  std::int64_t num_classes() const override { return options.num_classes(); }
+  std::vector<std::vector<std::int64_t>> strides() const override { return options.strides(); }
+  std::string class_name() const override { return kPlainConvUNetClass; }
+  bool has_fused_forward() const override { return true; }
+  torch::Tensor fused_forward(const torch::Tensor& x) override;
 
   PlainConvUNetOptions options;
   PlainConvEncoder encoder{nullptr};

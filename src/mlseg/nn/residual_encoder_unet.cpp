@@ -81,6 +81,20 @@ torch::Tensor BasicBlockDImpl::forward(torch::Tensor x) {
   return torch::leaky_relu_(out, kLeakyReluSlope);
 }
 
+torch::Tensor BasicBlockDImpl::fused_forward(const torch::Tensor& x) {
+  torch::Tensor residual = x;
+  for (auto& part : *skip_) {
+    if (auto* conv = part.ptr()->as<ConvNormNonlinImpl>()) {
+      residual = conv->fused_forward(residual);
+    } else {
+      residual = part.forward(residual);  // AvgPool
+    }
+  }
+  torch::Tensor out = conv2_->fused_forward(conv1_->fused_forward(x));
+  out.add_(residual);
+  return torch::leaky_relu_(out, kLeakyReluSlope);
+}
+
 void BasicBlockDImpl::zero_last_norm() {
   torch::NoGradGuard no_grad;
   for (auto& named : conv2_->named_parameters(/*recurse=*/true)) {
@@ -128,6 +142,16 @@ std::vector<torch::Tensor> ResidualEncoderImpl::forward(torch::Tensor x) {
   return skips;
 }
 
+std::vector<torch::Tensor> ResidualEncoderImpl::fused_forward(torch::Tensor x) {
+  x = stem_->fused_forward(x);
+  std::vector<torch::Tensor> skips;
+  for (auto& blocks : stage_blocks_) {
+    for (const auto& block : *blocks) x = block.ptr()->as<BasicBlockDImpl>()->fused_forward(x);
+    skips.push_back(x);
+  }
+  return skips;
+}
+
 // ---- network ----
 
 ResidualEncoderUNetImpl::ResidualEncoderUNetImpl(ResidualEncoderUNetOptions options_) : options(validated(std::move(options_))) {
@@ -148,12 +172,14 @@ void ResidualEncoderUNetImpl::reset() {
 }
 
 std::vector<torch::Tensor> ResidualEncoderUNetImpl::forward(torch::Tensor x) {
-  if (x.dim() != options.dimension() + 2 || x.size(1) != options.input_channels()) {
-    throw Error("network input has shape " + c10::str(x.sizes()) + ", expected [B, " + std::to_string(options.input_channels()) +
-                    (options.dimension() == 3 ? ", Z, Y, X]" : ", Y, X]"),
-                "pass a batch with the planned number of image channels");
-  }
+  check_network_input(x, options.dimension(), options.input_channels());
   return decoder->forward(encoder->forward(std::move(x)));
+}
+
+torch::Tensor ResidualEncoderUNetImpl::fused_forward(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  check_network_input(x, options.dimension(), options.input_channels());
+  return decoder->fused_forward(encoder->fused_forward(x.to(torch::kFloat).contiguous()));
 }
 
 void ResidualEncoderUNetImpl::set_deep_supervision(bool enabled) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "mlseg/nn/conv_blocks.h"
+#include "mlseg/nn/segmentation_network.h"
 #include "mlseg/nn/unet_decoder.h"
 
 namespace mlseg {
@@ -55,6 +56,9 @@ class BasicBlockDImpl : public torch::nn::Cloneable<BasicBlockDImpl> {
                   std::vector<std::int64_t> kernel_size, std::vector<std::int64_t> stride);
   void reset() override;
   torch::Tensor forward(torch::Tensor x);
+  /// Inference on the CPU: conv1 and conv2 fused (conv2's norm without activation), the skip,
+  /// then LeakyReLU in place.
+  torch::Tensor fused_forward(const torch::Tensor& x);
   /// nnU-Net's init_last_bn_before_add_to_0: conv2's norm weight and bias set to 0, so every
   /// block starts as its skip.
   void zero_last_norm();
@@ -74,6 +78,8 @@ class ResidualEncoderImpl : public torch::nn::Cloneable<ResidualEncoderImpl> {
   explicit ResidualEncoderImpl(ResidualEncoderUNetOptions options);
   void reset() override;
   std::vector<torch::Tensor> forward(torch::Tensor x);
+  /// The stem and every block fused (inference on the CPU).
+  std::vector<torch::Tensor> fused_forward(torch::Tensor x);
 
   ResidualEncoderUNetOptions options;
 
@@ -84,16 +90,25 @@ class ResidualEncoderImpl : public torch::nn::Cloneable<ResidualEncoderImpl> {
 };
 TORCH_MODULE(ResidualEncoder);
 
-class ResidualEncoderUNetImpl : public torch::nn::Cloneable<ResidualEncoderUNetImpl> {
+class ResidualEncoderUNetImpl : public torch::nn::Cloneable<ResidualEncoderUNetImpl>, public SegmentationNetworkImpl {
  public:
   explicit ResidualEncoderUNetImpl(ResidualEncoderUNetOptions options);
   void reset() override;
   /// As PlainConvUNet::forward: logits per decoder stage (deep supervision) or full resolution only.
-  std::vector<torch::Tensor> forward(torch::Tensor x);
-  void set_deep_supervision(bool enabled);
-  bool deep_supervision() const { return options.deep_supervision(); }
+  std::vector<torch::Tensor> forward(torch::Tensor x) override;
+  void set_deep_supervision(bool enabled) override;
+  bool deep_supervision() const override { return options.deep_supervision(); }
   /// nnU-Net's ResidualEncoderUNet.initialize: InitWeights_He(1e-2), then every block's last norm to 0.
-  void initialize_weights();
+  void initialize_weights() override;
+
+  torch::nn::Module& module() override { return *this; }
+  int dimension() const override { return options.dimension(); }
+  std::int64_t input_channels() const override { return options.input_channels(); }
+  std::int64_t num_classes() const override { return options.num_classes(); }
+  std::vector<std::vector<std::int64_t>> strides() const override { return options.strides(); }
+  std::string class_name() const override { return kResidualEncoderUNetClass; }
+  bool has_fused_forward() const override { return true; }
+  torch::Tensor fused_forward(const torch::Tensor& x) override;
 
   ResidualEncoderUNetOptions options;
   ResidualEncoder encoder{nullptr};

@@ -71,13 +71,17 @@ void UNetDecoderImpl::reset() {
   register_module("seg_layers", seg_layers_);
 }
 
-std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) {
-  const std::size_t num_decoder_stages = stages_->size();
-  if (skips.size() != num_decoder_stages + 1) {
-    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " + std::to_string(num_decoder_stages + 1) +
+void UNetDecoderImpl::check_skips(const std::vector<torch::Tensor>& skips) const {
+  if (skips.size() != stages_->size() + 1) {
+    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " + std::to_string(stages_->size() + 1) +
                     " encoder stages",
                 "pass the encoder's outputs unchanged");
   }
+}
+
+std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) {
+  check_skips(skips);
+  const std::size_t num_decoder_stages = stages_->size();
   std::vector<torch::Tensor> outputs;
   torch::Tensor x = skips.back();
   for (std::size_t d = 0; d < num_decoder_stages; ++d) {
@@ -89,6 +93,18 @@ std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Ten
   // Collected bottom-up; nnU-Net's order is full resolution first.
   std::reverse(outputs.begin(), outputs.end());
   return outputs;
+}
+
+torch::Tensor UNetDecoderImpl::fused_forward(const std::vector<torch::Tensor>& skips) {
+  check_skips(skips);
+  const std::size_t num_decoder_stages = stages_->size();
+  torch::Tensor x = skips.back();
+  for (std::size_t d = 0; d < num_decoder_stages; ++d) {
+    x = transpconv_calls_[d].forward(x);
+    x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
+    x = stages_[d]->as<StackedConvBlocks>()->fused_forward(x);
+  }
+  return seg_layer_calls_.back().forward(x);
 }
 
 void initialize_he_weights(torch::nn::Module& module) {

@@ -49,10 +49,15 @@ class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
   /// `skips`: the encoder's stage outputs, highest resolution first. Returns the heads' outputs,
   /// full resolution first: all n_stages - 1 with deep supervision, else only the full-resolution one.
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& skips);
+  /// Inference on the CPU: the full-resolution head's logits only, the conv blocks fused
+  /// (ConvNormNonlin::fused_forward).
+  torch::Tensor fused_forward(const std::vector<torch::Tensor>& skips);
 
   UNetDecoderOptions options;
 
  private:
+  void check_skips(const std::vector<torch::Tensor>& skips) const;
+
   torch::nn::ModuleList stages_{nullptr}, transpconvs_{nullptr}, seg_layers_{nullptr};
   std::vector<torch::nn::AnyModule> transpconv_calls_, seg_layer_calls_;
 };

@@ -183,12 +183,12 @@ RunState run_state_from_json(const Json& json, const fs::path& path) {
   return s;
 }
 
-void copy_parameters(PlainConvUNet& into, PlainConvUNet& from) {
+void copy_parameters(SegmentationNetworkImpl& into, SegmentationNetworkImpl& from) {
   torch::NoGradGuard no_grad;
-  auto source = from->named_parameters();
-  for (auto& item : into->named_parameters()) item.value().copy_(source[item.key()]);
-  auto source_buffers = from->named_buffers();
-  for (auto& item : into->named_buffers()) item.value().copy_(source_buffers[item.key()]);
+  auto source = from.module().named_parameters();
+  for (auto& item : into.module().named_parameters()) item.value().copy_(source[item.key()]);
+  auto source_buffers = from.module().named_buffers();
+  for (auto& item : into.module().named_buffers()) item.value().copy_(source_buffers[item.key()]);
 }
 
 std::string shape_text(const PatchShapeZyx& shape, int dimension) {
@@ -230,7 +230,8 @@ struct RunSetup {
   std::unique_ptr<PreprocessedStore> store;
   FoldCases fold;
   ModelDescription model;
-  PlainConvUNetOptions net_options{1, 1};  // from plans.json (prepare_run)
+  /// Built from plans.json's network_class_name (prepare_run); initialised by start_or_resume.
+  SegmentationNetwork network;
   PatchShapeZyx patch{};
   int dimension = 3;
   std::int64_t batch_size = 2;
@@ -270,8 +271,8 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   }
   run.dimension = configuration.dimension();
   run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
-  run.net_options = plain_conv_unet_options_from_plans(run.plans, options.configuration, run.model.input_channels,
-                                                       run.model.num_outputs, /*deep_supervision=*/true);
+  run.network = network_from_plans(run.plans, options.configuration, static_cast<int>(run.model.input_channels),
+                                   static_cast<int>(run.model.num_outputs), /*deep_supervision=*/true);
   run.patch = configuration.patch_zyx();
   run.batch_size = configuration.batch_size;
   const LabelEncoding& encoding = run.model.encoding;
@@ -279,7 +280,7 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.batch_dice);
   if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
   run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
-  run.scales = network_deep_supervision_scales(run.net_options.strides(), run.dimension);
+  run.scales = network_deep_supervision_scales(run.network->strides(), run.dimension);
   run.device = choose_device(options.device);
   run.threads = options.threads > 0 ? options.threads : default_thread_count();
   return run;
@@ -287,7 +288,7 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
 
 /// The trained state: network, optimizer, run progress and the epochs logged so far.
 struct ModelState {
-  PlainConvUNet network{nullptr};
+  SegmentationNetwork network;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   RunState state;
   std::vector<EpochRecord> records;
@@ -299,9 +300,10 @@ ModelState start_or_resume(const RunSetup& run, const TrainOptions& options) {
   fs::create_directories(run.fold_dir);
   ModelState m;
   torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
-  m.network = PlainConvUNet(run.net_options);
-  m.network->to(run.device);
-  m.optimizer = make_optimizer(*m.network, options.optimizer);
+  m.network = run.network;
+  m.network->initialize_weights();  // the same draws as at construction, now under --seed
+  m.network->module().to(run.device);
+  m.optimizer = make_optimizer(m.network->module(), options.optimizer);
   if (options.resume) {
     const fs::path latest = run.fold_dir / kLatest;
     LoadedCheckpoint loaded = load_checkpoint(latest);
@@ -309,8 +311,8 @@ ModelState start_or_resume(const RunSetup& run, const TrainOptions& options) {
       throw Error("checkpoint_latest.pt was trained on another configuration or channel set",
                   "resume with the same -c, or start over with --overwrite", {latest.string(), "", ""});
     }
-    loaded.network->to(run.device);
-    copy_parameters(m.network, loaded.network);
+    loaded.network->module().to(run.device);
+    copy_parameters(*m.network, *loaded.network);
     load_optimizer_state(latest, *m.optimizer);
     m.state = run_state_from_json(loaded.metadata, latest);
     for (EpochRecord& r : read_epoch_records(run.log_path)) {
@@ -380,7 +382,7 @@ std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSet
   if (finite) {
     loss.backward();
     const double clip = options.optimizer.gradient_clip_norm();
-    const double norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(m.network->parameters(), clip) : 0.0;
+    const double norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(m.network->module().parameters(), clip) : 0.0;
     finite = std::isfinite(norm);
   }
   if (!finite) {
@@ -490,7 +492,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   auto save = [&](const char* name, bool with_optimizer) {
     Json metadata;
     metadata["training"] = run_state_to_json(m.state, options);
-    save_checkpoint(run.fold_dir / name, m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr);
+    save_checkpoint(run.fold_dir / name, *m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr);
   };
 
   TrainResult result;
@@ -516,7 +518,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     record.lr = poly_learning_rate(options.optimizer, epoch, options.epochs);
     set_learning_rate(*m.optimizer, record.lr);
     coverage.reset();
-    m.network->train();
+    m.network->module().train();
     double loss_sum = 0;
     std::int64_t finite_steps = 0;
     std::unique_ptr<Progress> progress;

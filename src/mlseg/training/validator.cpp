@@ -42,7 +42,7 @@ std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, 
   return sum / n;
 }
 
-ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore& store, const ValidationSet& set,
+ValidationResult run_validation(const SegmentationNetwork& network, const PreprocessedStore& store, const ValidationSet& set,
                                 const ValidatorOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const int channels = store.num_channels();
@@ -103,7 +103,7 @@ ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore&
   return result;
 }
 
-ValidationResult run_full_case_validation(PlainConvUNet& network, const PreprocessedStore& store,
+ValidationResult run_full_case_validation(const SegmentationNetwork& network, const PreprocessedStore& store,
                                           const std::vector<std::size_t>& case_indices, const PatchShapeZyx& patch_zyx,
                                           const std::vector<std::int64_t>& cases_with_channel,
                                           const ValidatorOptions& options) {
@@ -122,7 +122,7 @@ ValidationResult run_full_case_validation(PlainConvUNet& network, const Preproce
     torch::Tensor logits;
     {
       AutocastScope autocast(options.precision, options.device);
-      logits = sliding_window_logits(std::vector<PlainConvUNet>{network}, stored.image(), window);
+      logits = sliding_window_logits(std::vector<SegmentationNetwork>{network}, stored.image(), window);
     }
     const torch::Tensor predicted = options.encoding.channel_masks_from_logits(logits.to(torch::kFloat).unsqueeze(0))[0];
     const CodeVolume reference = stored.codes();

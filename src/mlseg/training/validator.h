@@ -11,7 +11,7 @@
 #include "mlseg/metrics/confusion_counts.h"
 #include "mlseg/metrics/empty_policy.h"
 #include "mlseg/metrics/metric_value.h"
-#include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/segmentation_network.h"
 #include "mlseg/training/loss_options.h"
 #include "mlseg/training/training_step.h"
 #include "mlseg/training/validation_set.h"
@@ -61,13 +61,13 @@ std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, 
 
 /// Scores `network` (deep supervision switched off for the pass, restored after) on every patch
 /// of `set`, without gradients.
-ValidationResult run_validation(PlainConvUNet& network, const PreprocessedStore& store, const ValidationSet& set,
+ValidationResult run_validation(const SegmentationNetwork& network, const PreprocessedStore& store, const ValidationSet& set,
                                 const ValidatorOptions& options);
 
 /// Scores `network` on whole validation cases of the store (preprocessed grid) by sliding window
 /// (Gaussian, step 0.5, no mirroring, so it stays cheap enough to run during training), counts
 /// summed over the cases. `cases_with_channel` tells which channels the cases contain. No loss.
-ValidationResult run_full_case_validation(PlainConvUNet& network, const PreprocessedStore& store,
+ValidationResult run_full_case_validation(const SegmentationNetwork& network, const PreprocessedStore& store,
                                           const std::vector<std::size_t>& case_indices, const PatchShapeZyx& patch_zyx,
                                           const std::vector<std::int64_t>& cases_with_channel,
                                           const ValidatorOptions& options);

@@ -1,0 +1,71 @@
+#include "mlseg/nn/fused_norm.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "mlseg/core/error.h"
+
+namespace mlseg {
+namespace {
+
+// Sum and sum of squares of n floats: float lanes over short blocks (vectorisable), double across blocks.
+void sum_and_squares(const float* data, std::int64_t n, double& sum, double& squares) {
+  constexpr std::int64_t kLanes = 8, kBlock = 2048;
+  sum = 0.0;
+  squares = 0.0;
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const std::int64_t end = std::min(n, start + kBlock);
+    float s[kLanes] = {}, q[kLanes] = {};
+    std::int64_t i = start;
+    for (; i + kLanes <= end; i += kLanes) {
+      for (std::int64_t l = 0; l < kLanes; ++l) {
+        const float v = data[i + l];
+        s[l] += v;
+        q[l] += v * v;
+      }
+    }
+    for (; i < end; ++i) {
+      s[0] += data[i];
+      q[0] += data[i] * data[i];
+    }
+    for (std::int64_t l = 0; l < kLanes; ++l) {
+      sum += s[l];
+      squares += q[l];
+    }
+  }
+}
+
+}  // namespace
+
+void instance_norm_leaky_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps, double slope) {
+  if (x.scalar_type() != torch::kFloat || !x.is_contiguous() || !x.device().is_cpu() || x.dim() < 3) {
+    throw Error("the fused instance norm takes a contiguous float32 CPU tensor [B, C, ...]", "use the module's forward");
+  }
+  const std::int64_t batch = x.size(0), channels = x.size(1), n = x.numel() / std::max<std::int64_t>(1, batch * channels);
+  const torch::Tensor w = weight.to(torch::kFloat).contiguous(), b = bias.to(torch::kFloat).contiguous();
+  float* data = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  const float negative = static_cast<float>(slope);
+  at::parallel_for(0, batch * channels, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t row = begin; row < end; ++row) {
+      float* v = data + row * n;
+      double sum = 0, squares = 0;
+      sum_and_squares(v, n, sum, squares);
+      const double mean = sum / static_cast<double>(n);
+      const double variance = std::max(0.0, squares / static_cast<double>(n) - mean * mean);
+      const std::int64_t c = row % channels;
+      const double scale = wp[c] / std::sqrt(variance + eps);
+      const float a = static_cast<float>(scale), shift = static_cast<float>(bp[c] - mean * scale);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float y = v[i] * a + shift;
+        v[i] = y > 0.0f ? y : y * negative;
+      }
+    }
+  });
+}
+
+}  // namespace mlseg

@@ -1,0 +1,104 @@
+// The fused inference forward (a capability of each network) gives the module's logits (2D and 3D,
+// several stages, batches, PlainConvUNet and ResidualEncoderUNet), and the fused kernel is instance
+// norm + affine + LeakyReLU.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "mlseg/inference/sliding_window.h"
+#include "mlseg/nn/fused_norm.h"
+#include "mlseg/nn/plain_conv_unet.h"
+#include "mlseg/nn/residual_encoder_unet.h"
+
+namespace {
+
+using namespace mlseg;
+
+TEST(FusedInstanceNorm, EqualsInstanceNormAffineLeakyRelu) {
+  torch::manual_seed(4);
+  torch::Tensor x = torch::randn({2, 3, 5, 7, 9}) * 3.0 + 5.0;
+  const torch::Tensor weight = torch::rand({3}) + 0.5, bias = torch::randn({3});
+  const torch::Tensor expected =
+      torch::leaky_relu(torch::instance_norm(x, {}, {}, {}, {}, true, 0.1, 1e-5, false) * weight.view({1, 3, 1, 1, 1}) +
+                            bias.view({1, 3, 1, 1, 1}),
+                        0.01);
+  torch::Tensor y = x.clone();
+  instance_norm_leaky_relu_(y, weight, bias, 1e-5, 0.01);
+  EXPECT_TRUE(torch::allclose(y, expected, 1e-4, 1e-5)) << (y - expected).abs().max().item<float>();
+}
+
+// Non-trivial norm parameters (ResidualEncoderUNet starts with its blocks' last norms at 0).
+void randomize_norms(torch::nn::Module& network) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : network.named_parameters()) {
+    if (item.key().find("norm") != std::string::npos) item.value().uniform_(0.5, 1.5);
+  }
+}
+
+TEST(FusedInstanceNorm, SlopeOneIsNoActivation) {
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({1, 2, 4, 6, 6});
+  const torch::Tensor weight = torch::rand({2}) + 0.5, bias = torch::randn({2});
+  const torch::Tensor expected = torch::instance_norm(x, weight, bias, {}, {}, true, 0.1, 1e-5, false);
+  instance_norm_leaky_relu_(x, weight, bias, 1e-5, 1.0);
+  EXPECT_TRUE(torch::allclose(x, expected, 1e-4, 1e-5));
+  EXPECT_LT(x.min().item<float>(), -0.5f);  // negatives kept
+}
+
+TEST(FusedUNetForward, ResidualEncoderUNetMatchesTheModuleForward) {
+  torch::manual_seed(7);
+  for (int dimension : {3, 2}) {
+    SCOPED_TRACE(dimension);
+    const std::size_t axes = static_cast<std::size_t>(dimension);
+    std::vector<std::int64_t> k(axes, 3), one(axes, 1), two(axes, 2);
+    ResidualEncoderUNet network(ResidualEncoderUNetOptions(2, 3)
+                                    .dimension(dimension)
+                                    .n_stages(3)
+                                    .features_per_stage({4, 8, 16})
+                                    .kernel_sizes({k, k, k})
+                                    .strides({one, two, two})
+                                    .n_blocks_per_stage({1, 3, 2})
+                                    .n_conv_per_stage_decoder({1, 1})
+                                    .deep_supervision(true));
+    randomize_norms(*network);
+    const torch::Tensor tiles = dimension == 3 ? torch::randn({2, 2, 8, 8, 8}) : torch::randn({2, 2, 1, 8, 8});
+    const SegmentationNetwork seam = network;
+    ASSERT_TRUE(seam->has_fused_forward());
+    const torch::Tensor fused = fused_network_tile_forward(seam)(tiles);
+    torch::NoGradGuard no_grad;
+    network->eval();
+    network->set_deep_supervision(false);
+    const torch::Tensor module = network_tile_forward(seam)(tiles);
+    ASSERT_EQ(fused.sizes(), module.sizes());
+    EXPECT_TRUE(torch::allclose(fused, module, 1e-4, 1e-4)) << (fused - module).abs().max().item<float>();
+  }
+}
+
+TEST(FusedUNetForward, MatchesTheModuleForward) {
+  torch::manual_seed(6);
+  for (int dimension : {3, 2}) {
+    SCOPED_TRACE(dimension);
+    const std::size_t axes = static_cast<std::size_t>(dimension);
+    std::vector<std::int64_t> k(axes, 3), one(axes, 1), two(axes, 2), mixed(axes, 2);
+    mixed[0] = 1;  // anisotropic pooling in the first axis
+    std::vector<std::int64_t> k1 = k;
+    k1[0] = 1;
+    PlainConvUNet network(PlainConvUNetOptions(2, 3)
+                              .dimension(dimension)
+                              .n_stages(3)
+                              .features_per_stage({4, 8, 16})
+                              .kernel_sizes({k1, k, k})
+                              .strides({one, mixed, two})
+                              .deep_supervision(true));
+    randomize_norms(*network);
+    const torch::Tensor tiles = dimension == 3 ? torch::randn({2, 2, 4, 8, 8}) : torch::randn({2, 2, 1, 8, 8});
+    const torch::Tensor fused = fused_network_tile_forward(network)(tiles);
+    torch::NoGradGuard no_grad;
+    network->eval();
+    network->set_deep_supervision(false);
+    const torch::Tensor module = dimension == 3 ? network->forward(tiles).front() : network->forward(tiles.squeeze(2)).front().unsqueeze(2);
+    ASSERT_EQ(fused.sizes(), module.sizes());
+    EXPECT_TRUE(torch::allclose(fused, module, 1e-4, 1e-4)) << (fused - module).abs().max().item<float>();
+  }
+}
+
+}  // namespace
