@@ -2,7 +2,8 @@
 // ExperimentPlanner (default planner, 8 GB) on the same raw dataset: the fingerprint (spacings,
 // shapes after cropping, relative size after cropping, foreground intensity statistics), and per
 // configuration the target spacing, patch, batch size, median image size, normalisation and the
-// network topology. Peer: tests/parity/peer/plan.py.
+// network topology; then the same for nnU-Net's Residual Encoder presets (nnUNetPlannerResEncM/L/XL
+// against `mlseg plan --planner resenc-m|l|xl`). Peer: tests/parity/peer/plan.py.
 //
 // Intended difference: nnU-Net estimates the intensity statistics from foreground voxels drawn with
 // replacement (fingerprint_extractor.py collect_foreground_intensities); mlseg computes them from
@@ -43,37 +44,8 @@ void expect_numbers_near(const Json& actual, const Json& expected, double tolera
   }
 }
 
-void compare_plans(const std::string& dataset_name) {
-  const fs::path source = testing::shared_data_dir() / dataset_name;
-  testing::TempDir tmp;
-  const auto peer = parity::run_peer("plan.py", {source.string(), (tmp / "peer").string()}, tmp / "peer");
-  const fs::path work = tmp / "work";
-  const auto r = testing::run_mlseg("plan '" + source.string() + "' --work-dir '" + work.string() + "' -q");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-
-  // The fingerprint (DatasetFingerprintExtractor.run).
-  {
-    SCOPED_TRACE(dataset_name + ": DatasetFingerprintExtractor.run");
-    const Json theirs = read_json_file(peer.folder / "dataset_fingerprint.json");
-    const Json ours = read_json_file(work / dataset_name / "analysis" / "fingerprint.json");
-    expect_numbers_near(sorted(ours["spacings"]), sorted(theirs["spacings"]), 1e-6, "spacings");
-    EXPECT_EQ(sorted(ours["shapes_after_crop"]), sorted(theirs["shapes_after_crop"])) << "shapes_after_crop";
-    EXPECT_NEAR(ours["median_relative_size_after_cropping"].get<double>(),
-                theirs["median_relative_size_after_cropping"].get<double>(), 1e-6);
-    for (const auto& [channel, expected] : theirs["foreground_intensity_properties_per_channel"].items()) {
-      const Json& actual = ours["foreground_intensity_properties_per_channel"][channel];
-      const double std_dev = actual["std"].get<double>();
-      for (const char* key : {"mean", "median", "min", "max", "percentile_00_5", "percentile_99_5", "std"}) {
-        EXPECT_NEAR(actual[key].get<double>(), expected[key].get<double>(), 0.01 * std_dev)
-            << "foreground intensity " << key << " of channel " << channel << " (nnU-Net samples with replacement)";
-      }
-    }
-  }
-
-  // The plans (ExperimentPlanner.plan_experiment).
-  SCOPED_TRACE(dataset_name + ": ExperimentPlanner.plan_experiment");
-  const Json theirs = read_json_file(peer.folder / "nnUNetPlans.json");
-  const Json ours = read_json_file(work / dataset_name / "plans.json");
+void compare_configurations(const std::string& what, const Json& theirs, const Json& ours) {
+  SCOPED_TRACE(what);
   EXPECT_EQ(ours["transpose_forward"], theirs["transpose_forward"]);
   EXPECT_EQ(ours["transpose_backward"], theirs["transpose_backward"]);
   expect_numbers_near(ours["original_median_spacing_after_transp"], theirs["original_median_spacing_after_transp"], 1e-6,
@@ -101,14 +73,57 @@ void compare_plans(const std::string& dataset_name) {
     const Json& a = actual["architecture"];
     const Json& e = expected["architecture"];
     EXPECT_EQ(a["network_class_name"], e["network_class_name"]);
-    for (const char* key : {"n_stages", "features_per_stage", "kernel_sizes", "strides", "n_conv_per_stage",
+    for (const char* key : {"n_stages", "features_per_stage", "kernel_sizes", "strides", "n_conv_per_stage", "n_blocks_per_stage",
                             "n_conv_per_stage_decoder", "conv_op", "conv_bias", "norm_op", "norm_op_kwargs", "nonlin"}) {
-      EXPECT_EQ(a["arch_kwargs"][key], e["arch_kwargs"][key]) << "architecture.arch_kwargs." << key;
+      EXPECT_EQ(a["arch_kwargs"].contains(key), e["arch_kwargs"].contains(key)) << "architecture.arch_kwargs." << key;
+      if (e["arch_kwargs"].contains(key)) EXPECT_EQ(a["arch_kwargs"][key], e["arch_kwargs"][key]) << "architecture.arch_kwargs." << key;
     }
-    std::cout << "[parity] " << dataset_name << " " << name << ": spacing " << actual["spacing"].dump() << ", patch "
+    std::cout << "[parity] " << what << " " << name << ": spacing " << actual["spacing"].dump() << ", patch "
               << actual["patch_size"].dump() << ", batch " << actual["batch_size"].dump() << ", features "
               << a["arch_kwargs"]["features_per_stage"].dump() << " (nnU-Net: patch " << expected["patch_size"].dump()
               << ", batch " << expected["batch_size"].dump() << ")\n";
+  }
+}
+
+void compare_plans(const std::string& dataset_name) {
+  const fs::path source = testing::shared_data_dir() / dataset_name;
+  testing::TempDir tmp;
+  const auto peer = parity::run_peer("plan.py", {source.string(), (tmp / "peer").string()}, tmp / "peer");
+  const fs::path work = tmp / "work";
+  const auto r = testing::run_mlseg("plan '" + source.string() + "' --work-dir '" + work.string() + "' -q");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The fingerprint (DatasetFingerprintExtractor.run).
+  {
+    SCOPED_TRACE(dataset_name + ": DatasetFingerprintExtractor.run");
+    const Json theirs = read_json_file(peer.folder / "dataset_fingerprint.json");
+    const Json ours = read_json_file(work / dataset_name / "analysis" / "fingerprint.json");
+    expect_numbers_near(sorted(ours["spacings"]), sorted(theirs["spacings"]), 1e-6, "spacings");
+    EXPECT_EQ(sorted(ours["shapes_after_crop"]), sorted(theirs["shapes_after_crop"])) << "shapes_after_crop";
+    EXPECT_NEAR(ours["median_relative_size_after_cropping"].get<double>(),
+                theirs["median_relative_size_after_cropping"].get<double>(), 1e-6);
+    for (const auto& [channel, expected] : theirs["foreground_intensity_properties_per_channel"].items()) {
+      const Json& actual = ours["foreground_intensity_properties_per_channel"][channel];
+      const double std_dev = actual["std"].get<double>();
+      for (const char* key : {"mean", "median", "min", "max", "percentile_00_5", "percentile_99_5", "std"}) {
+        EXPECT_NEAR(actual[key].get<double>(), expected[key].get<double>(), 0.01 * std_dev)
+            << "foreground intensity " << key << " of channel " << channel << " (nnU-Net samples with replacement)";
+      }
+    }
+  }
+
+  // The plans (ExperimentPlanner.plan_experiment), then the ResEnc presets on the same fingerprint.
+  compare_configurations(dataset_name + ": ExperimentPlanner.plan_experiment", read_json_file(peer.folder / "nnUNetPlans.json"),
+                         read_json_file(work / dataset_name / "plans.json"));
+  const std::pair<const char*, const char*> presets[] = {{"M", "resenc-m"}, {"L", "resenc-l"}, {"XL", "resenc-xl"}};
+  for (const auto& [preset, planner] : presets) {
+    const auto run = testing::run_mlseg("plan '" + source.string() + "' --work-dir '" + work.string() + "' -q --planner " + std::string(planner));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    const std::string plans_name = std::string("nnUNetResEncUNet") + preset + "Plans";
+    const Json ours = read_json_file(work / dataset_name / "plans.json");
+    EXPECT_EQ(ours["plans_name"], std::string("mlsegResEncUNet") + preset + "Plans");
+    compare_configurations(dataset_name + ": nnUNetPlannerResEnc" + preset + ".plan_experiment",
+                           read_json_file(peer.folder / (plans_name + ".json")), ours);
   }
 }
 

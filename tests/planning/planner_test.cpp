@@ -18,6 +18,7 @@ namespace mlseg {
 namespace {
 
 using Shape = std::vector<std::int64_t>;
+using Json = nlohmann::ordered_json;
 
 PlanningInput synthetic(int cases, std::array<double, 3> spacing, std::array<std::int64_t, 3> shape,
                         std::vector<std::string> image_channels, int data_channels, int label_channels,
@@ -70,6 +71,73 @@ TEST(PlanSynthetic, Isotropic1mm128CubedIsOnePatchOfSixStages) {
   EXPECT_EQ(plans.normalization.schemes, (std::vector<std::string>{"CT"}));
   EXPECT_EQ(plans.normalization.use_mask_for_norm, (std::vector<bool>{false}));
   EXPECT_EQ(plans.label_encoding, "softmax");
+}
+
+// ResidualEncoderUNet.compute_conv_feature_map_size on the example of nnU-Net's
+// residual_encoder_unet_planners.py: 558,319,104 at 128^3 (6 stages, blocks 1,3,4,6,6,6, 3 classes)
+// and 129,793,792 at 512^2 (7 stages, 512 cap), both with deep supervision; the planners build the
+// network without it, which drops the heads of decoder stages 1..: 3 x (64^3 + 32^3 + 16^3 + 8^3)
+// and 3 x (256^2 + ... + 16^2).
+TEST(PlanResEnc, FeatureMapSizeEqualsDynamicNetworkArchitectures) {
+  NetworkTopology volume;
+  volume.patch_size = {128, 128, 128};
+  volume.strides = {{1, 1, 1}, {2, 2, 2}, {2, 2, 2}, {2, 2, 2}, {2, 2, 2}, {2, 2, 2}};
+  const std::vector<int> blocks{1, 3, 4, 6, 6, 6, 6};
+  EXPECT_DOUBLE_EQ(residual_conv_feature_map_size(volume, {32, 64, 128, 256, 320, 320}, blocks, 1, 3),
+                   558'319'104.0 - 3.0 * (262'144 + 32'768 + 4'096 + 512));
+  NetworkTopology plane;
+  plane.patch_size = {512, 512};
+  plane.strides = {{1, 1}, {2, 2}, {2, 2}, {2, 2}, {2, 2}, {2, 2}, {2, 2}};
+  EXPECT_DOUBLE_EQ(residual_conv_feature_map_size(plane, {32, 64, 128, 256, 512, 512, 512}, blocks, 1, 3),
+                   129'793'792.0 - 3.0 * (65'536 + 16'384 + 4'096 + 1'024 + 256));
+  EXPECT_THROW(residual_conv_feature_map_size(volume, {32, 64, 128, 256, 320, 320}, {1, 3}, 1, 3), Error);
+}
+
+// --planner resenc-m: the ResidualEncoderUNet with blocks 1,3,4,6,..., one conv per decoder stage,
+// nnU-Net's ResEnc M budget (680e6 at 8 GB, shrink while estimate > reference) and batches that may
+// cover the whole dataset; L and XL plan larger patches for the same images.
+TEST(PlanResEnc, PresetsPlanTheResidualEncoderUNetWithTheirBudgets) {
+  const PlanningInput input = synthetic(10, {1, 1, 1}, {256, 256, 256}, {"CT"}, 1, 1, "softmax");
+  const PlanOptions m = with_network_planner(PlanOptions{}, NetworkPlanner::resenc_m);
+  EXPECT_EQ(m.gpu_memory_gb, 8.0);
+  EXPECT_EQ(m.max_dataset_fraction_per_batch, 1.0);
+  EXPECT_EQ(with_network_planner(PlanOptions{}, NetworkPlanner::resenc_l).gpu_memory_gb, 24.0);
+  PlanOptions own_memory;
+  own_memory.gpu_memory_gb = 12;
+  EXPECT_EQ(with_network_planner(own_memory, NetworkPlanner::resenc_xl, true).gpu_memory_gb, 12.0);
+  const Plans plans = plan_experiment(input, m);
+  const auto* full = plans.find("3d_fullres");
+  ASSERT_NE(full, nullptr);
+  EXPECT_LE(full->patch.feature_map_size, 680e6);
+  const Json json = plans_to_json(plans, input, m);
+  EXPECT_EQ(json["plans_name"], "mlsegResEncUNetMPlans");
+  const Json& arch = json["configurations"]["3d_fullres"]["architecture"];
+  EXPECT_EQ(arch["network_class_name"], "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet");
+  const int stages = arch["arch_kwargs"]["n_stages"].get<int>();
+  const std::vector<int> expected_blocks{1, 3, 4, 6, 6, 6, 6, 6};
+  EXPECT_EQ(arch["arch_kwargs"]["n_blocks_per_stage"].get<std::vector<int>>(),
+            std::vector<int>(expected_blocks.begin(), expected_blocks.begin() + stages));
+  EXPECT_EQ(arch["arch_kwargs"]["n_conv_per_stage_decoder"].get<std::vector<int>>(), std::vector<int>(stages - 1, 1));
+  EXPECT_FALSE(arch["arch_kwargs"].contains("n_conv_per_stage"));
+  EXPECT_TRUE(check_plans(json).empty());
+
+  auto patch_voxels = [&](NetworkPlanner planner) {
+    const Plans p = plan_experiment(input, with_network_planner(PlanOptions{}, planner));
+    double v = 1;
+    for (auto s : p.find("3d_fullres")->patch.topology.patch_size) v *= static_cast<double>(s);
+    return v;
+  };
+  EXPECT_LT(patch_voxels(NetworkPlanner::resenc_m), patch_voxels(NetworkPlanner::resenc_l));
+  EXPECT_LT(patch_voxels(NetworkPlanner::resenc_l), patch_voxels(NetworkPlanner::resenc_xl));
+
+  EXPECT_EQ(parse_network_planner("resenc-l"), NetworkPlanner::resenc_l);
+  EXPECT_EQ(parse_network_planner("default"), NetworkPlanner::plain);
+  try {
+    parse_network_planner("resenc-s");
+    FAIL() << "an unknown planner was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.fix().find("resenc-xl"), std::string::npos);
+  }
 }
 
 TEST(PlanSynthetic, Anisotropic5To1UsesTenthPercentileAndPutsTheCoarseAxisFirst) {

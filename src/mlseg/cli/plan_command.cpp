@@ -1,4 +1,5 @@
-// mlseg plan DATASET_DIR: nnU-Net v2's default planner on the analysis files -> plans.json;
+// mlseg plan DATASET_DIR: nnU-Net v2's default planner (or its ResEnc M/L/XL presets, --planner) on
+// the analysis files -> plans.json;
 // --check validates an edited plans.json.
 #include <filesystem>
 #include <iostream>
@@ -18,6 +19,7 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
     std::string dataset;
     PlanOptions options;
     std::string preset = "gpu";
+    std::string planner = "default";
     bool check = false;
     int max_features = 0;  // 0: PlanOptions' per-dimension defaults
     std::string plans_file;
@@ -31,6 +33,10 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--gpu-memory-gb", state->options.gpu_memory_gb, "GPU memory the patch and batch size are planned for")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  command->add_option("--planner", state->planner,
+                      "default (nnU-Net's ExperimentPlanner, PlainConvUNet) | resenc-m | resenc-l | resenc-xl (nnU-Net's "
+                      "Residual Encoder presets: ResidualEncoderUNet, planned for 8 / 24 / 40 GB unless --gpu-memory-gb is given)")
+      ->capture_default_str();
   command->add_option("--preset", state->preset, "gpu (nnU-Net's budget) | cpu (a small budget for a 2-core CPU)")
       ->capture_default_str();
   command->add_option("--cpu-budget-fraction", state->options.cpu_budget_fraction,
@@ -50,8 +56,9 @@ void add_plan_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--plans", state->plans_file, "plans.json to check (default: WORK/<dataset>/plans.json)");
   add_common_flags(*command, state->common, true);
 
-  registry.add(command, [state] {
-    PlanOptions options = state->options;
+  registry.add(command, [state, command] {
+    PlanOptions options = with_network_planner(state->options, parse_network_planner(state->planner),
+                                                /*keep_gpu_memory=*/command->count("--gpu-memory-gb") > 0);
     if (state->max_features > 0) options.max_features_3d = options.max_features_2d = state->max_features;
     if (state->preset == "cpu") {
       options.preset = PlanPreset::cpu;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "mlseg/core/error.h"
 
 namespace mlseg {
 
@@ -76,6 +79,38 @@ double conv_feature_map_size(const NetworkTopology& topology, const std::vector<
   // Decoder: per skip level (all but the bottleneck) its convs and the transposed conv into it.
   for (int s = 0; s + 1 < topology.num_stages(); ++s) total += (convs_per_stage + 1) * features[s] * stage_voxels[s];
   if (topology.num_stages() > 1) total += output_channels * stage_voxels[0];
+  return total;
+}
+
+double residual_conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features,
+                                      const std::vector<int>& blocks_per_stage, int decoder_convs, int output_channels) {
+  const int stages = topology.num_stages();
+  if (static_cast<int>(blocks_per_stage.size()) < stages || static_cast<int>(features.size()) < stages) {
+    throw Error("the residual planner has blocks or features for " + std::to_string(blocks_per_stage.size()) + " stages, the topology " +
+                    std::to_string(stages),
+                "give one block count per stage");
+  }
+  auto voxels_of = [](const std::vector<std::int64_t>& size) {
+    double v = 1;
+    for (std::int64_t s : size) v *= static_cast<double>(s);
+    return v;
+  };
+  std::vector<std::int64_t> size = topology.patch_size;
+  double total = features[0] * voxels_of(size);  // the stem
+  std::int64_t channels = features[0];
+  std::vector<double> stage_voxels;
+  for (int s = 0; s < stages; ++s) {
+    std::vector<std::int64_t> after = size;
+    for (std::size_t i = 0; i < after.size(); ++i) after[i] /= topology.strides[s][i];
+    const double v = voxels_of(after);
+    total += 2.0 * blocks_per_stage[s] * features[s] * v;
+    if (channels != features[s] || after != size) total += features[s] * v;  // the first block's skip projection
+    stage_voxels.push_back(v);
+    size = after;
+    channels = features[s];
+  }
+  for (int s = 0; s + 1 < stages; ++s) total += (decoder_convs + 1.0) * features[s] * stage_voxels[s];
+  if (stages > 1) total += output_channels * stage_voxels[0];
   return total;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// PlainConvUNet topology and memory estimate, as nnU-Net v2 plans them:
+// U-Net topology and memory estimate, as nnU-Net v2 plans them:
 // get_pool_and_conv_props (experiment_planners/network_topology.py:30-108) and
-// PlainConvUNet.compute_conv_feature_map_size (dynamic-network-architectures).
+// PlainConvUNet / ResidualEncoderUNet.compute_conv_feature_map_size (dynamic-network-architectures).
 #include <cstdint>
 #include <vector>
 
@@ -30,5 +30,13 @@ std::vector<int> features_per_stage(int num_stages, int base_features, int max_f
 /// supervision). Compared against the reference budget per reference batch size.
 double conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features, int convs_per_stage,
                              int output_channels);
+
+/// ResidualEncoderUNet.compute_conv_feature_map_size (no deep supervision, as nnU-Net's planners
+/// build it): the stem (one conv at stage 0's width, full size); per stage, every block's two convs
+/// at the size after the stage's stride, plus the first block's skip projection when the width or
+/// the size changes; the decoder as the plain one with `decoder_convs` convs per stage.
+/// `blocks_per_stage` has at least num_stages entries.
+double residual_conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features,
+                                      const std::vector<int>& blocks_per_stage, int decoder_convs, int output_channels);
 
 }  // namespace mlseg

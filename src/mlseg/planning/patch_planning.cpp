@@ -22,6 +22,7 @@ PatchPlan plan_patch_and_batch(const std::vector<double>& spacing, const std::ve
   const int max_features = dim == 2 ? options.max_features_2d : options.max_features_3d;
   const double edge = dim == 2 ? options.initial_patch_edge_2d : options.initial_patch_edge_3d;
   const int reference_batch = dim == 2 ? options.reference_batch_size_2d : options.reference_batch_size_3d;
+  const bool residual = options.planner != NetworkPlanner::plain;
 
   // Aspect 1/spacing, scaled to edge^dim voxels, rounded, then clipped to the median shape.
   double inverse_volume = 1;
@@ -37,11 +38,19 @@ PatchPlan plan_patch_and_batch(const std::vector<double>& spacing, const std::ve
   auto evaluate = [&](const std::vector<double>& size) {
     plan.topology = pool_and_conv_topology(spacing, size, options.min_feature_map_edge);
     plan.features = features_per_stage(plan.topology.num_stages(), options.base_features, max_features);
-    plan.feature_map_size = conv_feature_map_size(plan.topology, plan.features, options.convs_per_stage, output_channels);
+    plan.feature_map_size =
+        residual ? residual_conv_feature_map_size(plan.topology, plan.features, options.residual_blocks_per_stage,
+                                                  options.residual_decoder_convs, output_channels)
+                 : conv_feature_map_size(plan.topology, plan.features, options.convs_per_stage, output_channels);
   };
   evaluate(patch);
-  // The budget holds for the reference batch size; at least the minimum batch must fit.
-  while (plan.feature_map_size / reference_batch * options.min_batch_size > plan.budget) {
+  // The budget holds for the reference batch size; the default planner shrinks until the minimum
+  // batch fits, the ResEnc planners until the estimate itself fits (while estimate > reference).
+  auto too_large = [&] {
+    return residual ? plan.feature_map_size > plan.budget
+                    : plan.feature_map_size / reference_batch * options.min_batch_size > plan.budget;
+  };
+  while (too_large()) {
     std::vector<double> current(plan.topology.patch_size.begin(), plan.topology.patch_size.end());
     // The axis largest relative to the median shape (the last of equals, as numpy's argsort).
     std::size_t axis = 0;

@@ -1,7 +1,8 @@
 #pragma once
 // Patch and batch size for one configuration (nnU-Net v2 get_plans_for_configuration, P:228-378):
 // an initial patch of 256^3 (2D 2048^2) voxels with aspect 1/spacing, clipped to the median
-// shape; shrunk until the PlainConvUNet feature-map estimate fits the budget; then the batch size.
+// shape; shrunk until the network's feature-map estimate (PlainConvUNet, or ResidualEncoderUNet for
+// the ResEnc planners) fits the budget; then the batch size.
 #include <vector>
 
 #include "mlseg/planning/network_topology.h"

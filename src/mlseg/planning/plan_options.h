@@ -2,11 +2,20 @@
 // PlanOptions: every default of `mlseg plan`, named once. The numbers are nnU-Net v2's default
 // planner's (experiment_planners/default_experiment_planner.py, "P:" lines in ANCHOR_FACTS.md §7).
 #include <string>
+#include <vector>
 
 namespace mlseg {
 
 /// `--preset`: nnU-Net's GPU-memory budget, or a small budget for training on a 2-core CPU.
 enum class PlanPreset { gpu, cpu };
+
+/// `--planner`: which of nnU-Net's experiment planners: the default one (PlainConvUNet) or the
+/// Residual Encoder presets (residual_encoder_unet_planners.py: nnUNetPlannerResEncM/L/XL).
+enum class NetworkPlanner { plain, resenc_m, resenc_l, resenc_xl };
+
+/// "default" | "resenc-m" | "resenc-l" | "resenc-xl"; throws mlseg::Error naming the choices.
+NetworkPlanner parse_network_planner(const std::string& name);
+std::string to_string(NetworkPlanner planner);
 
 struct PlanOptions {
   std::string work_dir;  ///< empty: $MLSEG_WORK, else ./mlseg_work
@@ -36,6 +45,11 @@ struct PlanOptions {
   double anisotropic_spacing_percentile = 10.0;
 
   // --- network (P:50-65, network_topology.py) ---
+  NetworkPlanner planner = NetworkPlanner::plain;
+  /// ResEnc planners: BasicBlockD blocks per encoder stage, cut to the number of stages
+  /// (UNet_blocks_per_stage_encoder), and convs per decoder stage (UNet_blocks_per_stage_decoder).
+  std::vector<int> residual_blocks_per_stage{1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6};
+  int residual_decoder_convs = 1;
   int base_features = 32;        ///< features of stage 0; doubled per stage
   int max_features_3d = 320;
   int max_features_2d = 512;
@@ -52,7 +66,7 @@ struct PlanOptions {
   int reference_batch_size_3d = 2;
   int reference_batch_size_2d = 12;
   int min_batch_size = 2;
-  double max_dataset_fraction_per_batch = 0.05;  ///< one batch covers at most 5% of the dataset's voxels
+  double max_dataset_fraction_per_batch = 0.05;  ///< one batch covers at most 5% of the dataset's voxels (ResEnc M/L/XL: 1)
   /// --preset cpu: the feature-map budget is this fraction of the 8 GB reference (35e6 in 3D, so
   /// one batch holds about 2 x 35e6 = 7e7 feature-map voxels). An estimate, not measured: a 2-core
   /// CPU is assumed to run PlainConvUNet's forward and backward at about 3.5e7 feature-map voxels
@@ -76,5 +90,14 @@ struct PlanOptions {
   double val_coverage_probability = 0.99;  ///< each channel seen with at least this probability
   int min_val_iterations = 50;             ///< nnU-Net's num_val_iterations_per_epoch
 };
+
+/// `options` with nnU-Net's settings of `planner` (ResEnc M/L/XL: the ResidualEncoderUNet, the
+/// reference feature-map sizes 680e6 / 2.1e9 / 3.6e9 (3D) and 135e6 / 380e6 / 560e6 (2D) at their
+/// memory targets 8 / 24 / 40 GB, max_dataset_covered 1). `keep_gpu_memory`: the caller set
+/// gpu_memory_gb itself (--gpu-memory-gb), else it becomes the preset's target.
+PlanOptions with_network_planner(PlanOptions options, NetworkPlanner planner, bool keep_gpu_memory = false);
+
+/// plans.json's plans_name for `planner` (mlsegPlans, mlsegResEncUNetMPlans, ...).
+std::string plans_name_for(NetworkPlanner planner);
 
 }  // namespace mlseg

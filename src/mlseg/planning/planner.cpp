@@ -150,6 +150,7 @@ const ConfigurationPlan* Plans::find(const std::string& name) const {
 Plans plan_experiment(const PlanningInput& input, const PlanOptions& options) {
   Plans plans;
   plans.dataset_name = input.dataset_name;
+  plans.planner = options.planner;
   plans.channel_names = input.channel_names;
 
   // Label encoding: the recommendation, or the user's choice.
@@ -381,7 +382,9 @@ std::string join(const std::vector<T>& values, const char* separator = "x") {
 std::string format_plans_report(const PlanRun& run) {
   std::ostringstream out;
   const Plans& plans = run.plans;
-  out << "mlseg plan: " << plans.dataset_name << " (label encoding " << plans.label_encoding << ")\n";
+  out << "mlseg plan: " << plans.dataset_name << " (label encoding " << plans.label_encoding << ", "
+      << (plans.planner == NetworkPlanner::plain ? std::string("PlainConvUNet") : "ResidualEncoderUNet, " + to_string(plans.planner))
+      << ")\n";
   out << "  transpose_forward " << plans.transpose.forward[0] << "," << plans.transpose.forward[1] << ","
       << plans.transpose.forward[2] << "; normalisation " << join(plans.normalization.schemes, ", ") << "\n";
   for (const auto& c : plans.configurations) {

@@ -55,6 +55,7 @@ struct ConfigurationPlan {
 
 struct Plans {
   std::string dataset_name;
+  NetworkPlanner planner = NetworkPlanner::plain;  ///< which planner (network class) made them
   std::array<double, 3> original_median_spacing{};  ///< after transpose
   std::array<double, 3> original_median_shape{};     ///< after transpose
   std::array<double, 3> target_spacing_zyx{};        ///< before transpose

@@ -38,7 +38,7 @@ Json configuration_json(const ConfigurationPlan& c, const Plans& plans, const Pl
   Json median = Json::array();
   for (double m : p.median_shape) median.push_back(m);
   Json config;
-  config["data_identifier"] = std::string(kPlansName) + "_" + c.name;
+  config["data_identifier"] = plans_name_for(options.planner) + "_" + c.name;
   config["preprocessor_name"] = "DefaultPreprocessor";
   config["batch_size"] = p.batch_size;
   config["patch_size"] = p.topology.patch_size;
@@ -62,8 +62,16 @@ Json configuration_json(const ConfigurationPlan& c, const Plans& plans, const Pl
   arch["conv_op"] = is_2d ? "torch.nn.modules.conv.Conv2d" : "torch.nn.modules.conv.Conv3d";
   arch["kernel_sizes"] = nested(p.topology.kernel_sizes);
   arch["strides"] = nested(p.topology.strides);
-  arch["n_conv_per_stage"] = std::vector<int>(stages, options.convs_per_stage);
-  arch["n_conv_per_stage_decoder"] = std::vector<int>(std::max(0, stages - 1), options.convs_per_stage);
+  const bool residual = options.planner != NetworkPlanner::plain;
+  if (residual) {
+    std::vector<int> blocks(options.residual_blocks_per_stage);
+    blocks.resize(static_cast<std::size_t>(stages), blocks.empty() ? 1 : blocks.back());
+    arch["n_blocks_per_stage"] = blocks;
+    arch["n_conv_per_stage_decoder"] = std::vector<int>(std::max(0, stages - 1), options.residual_decoder_convs);
+  } else {
+    arch["n_conv_per_stage"] = std::vector<int>(stages, options.convs_per_stage);
+    arch["n_conv_per_stage_decoder"] = std::vector<int>(std::max(0, stages - 1), options.convs_per_stage);
+  }
   arch["conv_bias"] = true;
   arch["norm_op"] = is_2d ? "torch.nn.modules.instancenorm.InstanceNorm2d" : "torch.nn.modules.instancenorm.InstanceNorm3d";
   arch["norm_op_kwargs"] = {{"eps", 1e-5}, {"affine", true}};
@@ -71,7 +79,8 @@ Json configuration_json(const ConfigurationPlan& c, const Plans& plans, const Pl
   arch["dropout_op_kwargs"] = nullptr;
   arch["nonlin"] = "torch.nn.LeakyReLU";
   arch["nonlin_kwargs"] = {{"inplace", true}};
-  config["architecture"] = {{"network_class_name", "dynamic_network_architectures.architectures.unet.PlainConvUNet"},
+  config["architecture"] = {{"network_class_name", residual ? "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+                                                            : "dynamic_network_architectures.architectures.unet.PlainConvUNet"},
                             {"arch_kwargs", arch},
                             {"_kw_requires_import", {"conv_op", "norm_op", "dropout_op", "nonlin"}}};
   config["batch_dice"] = c.batch_dice;
@@ -97,7 +106,7 @@ bool is_int_list(const Json& value) {
 nlohmann::ordered_json plans_to_json(const Plans& plans, const PlanningInput& input, const PlanOptions& options) {
   Json json;
   json["dataset_name"] = plans.dataset_name;
-  json["plans_name"] = kPlansName;
+  json["plans_name"] = plans_name_for(options.planner);
   json["axes"] = "zyx; transpose_forward maps the image's zyx axes to the planned axes";
   json["original_median_spacing_after_transp"] = array_of(plans.original_median_spacing);
   Json shape = Json::array();
