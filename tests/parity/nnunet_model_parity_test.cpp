@@ -1,7 +1,8 @@
 // `mlseg predict -m <nnU-Net model folder>` against nnUNetPredictor (issue #19): a model folder written by
 // nnU-Net's own trainer (plans.json, dataset.json, fold_0 and fold_1 checkpoint_final.pth from
 // save_checkpoint) predicts 2 real Hippocampus cases on both sides, with 1 and 2 folds, with and
-// without mirroring, through preprocessing with resampling (plans spacing 1.2 x 0.9 x 1.1 mm) and back.
+// without mirroring, through preprocessing with resampling (plans spacing 1.2 x 0.9 x 1.1 mm) and back;
+// PlainConvUNet with labels, with regions, and the ResEnc M network (ResidualEncoderUNet) with labels.
 // Peer: tests/parity/peer/nnunet_model.py.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -34,6 +35,9 @@ void compare_with_nnunet(const std::string& mode) {
   const fs::path model = peer.meta["model"].get<std::string>();
   ASSERT_TRUE(is_nnunet_model_folder(model));
   EXPECT_EQ(nnunet_configuration_from_folder_name(model), "3d_fullres");
+  const std::vector<LoadedCheckpoint> loaded = load_nnunet_model(model, {model / "fold_0" / "checkpoint_final.pth"});
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded[0].network->class_name(), peer.meta["network_class_name"].get<std::string>());
 
   for (const auto& run : peer.meta["runs"]) {
     const std::string tag = run["folder"].get<std::string>();
@@ -77,6 +81,12 @@ TEST(ParityNnunetModel, RegionsPredictLikeNnUNetPredictor) {
   MLSEG_REQUIRE_PEER();
   MLSEG_REQUIRE_SHARED_DATA();
   compare_with_nnunet("regions");
+}
+
+TEST(ParityNnunetModel, ResEncMPredictsLikeNnUNetPredictor) {
+  MLSEG_REQUIRE_PEER();
+  MLSEG_REQUIRE_SHARED_DATA();
+  compare_with_nnunet("resenc");
 }
 
 }  // namespace

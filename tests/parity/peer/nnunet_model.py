@@ -1,13 +1,16 @@
 """An nnU-Net v2 model folder and nnUNetPredictor's predictions with it, for `mlseg predict -m`
 (issue #19).
 
-  nnunet_model.py labels|regions OUT IMAGE_0000.nii.gz [IMAGE_0000.nii.gz ...]
+  nnunet_model.py labels|regions|resenc OUT IMAGE_0000.nii.gz [IMAGE_0000.nii.gz ...]
 
 The model folder OUT/model/Dataset999_PeerBench/nnUNetTrainer__nnUNetPlans__3d_fullres holds what
 nnU-Net writes: plans.json (PlainConvUNet, 4 stages, features 8-64, patch 32^3, target spacing
 1.2 x 0.9 x 1.1 mm, so images are resampled on the way in and the predictions on the way back),
 dataset.json (Hippocampus labels anterior 1, posterior 2; or the regions hippocampus = (1, 2) and
-posterior = (2,) with regions_class_order (1, 2)), and fold_0, fold_1 checkpoint_final.pth written by
+posterior = (2,) with regions_class_order (1, 2)); resenc: the labels with the network of nnU-Net's
+ResEnc M preset (nnUNetPlannerResEncM's architecture entry: ResidualEncoderUNet, BasicBlockD blocks
+1, 3, 4, 6, one conv per decoder stage; folder nnUNetTrainer__nnUNetResEncUNetMPlans__3d_fullres),
+and fold_0, fold_1 checkpoint_final.pth written by
 nnUNetTrainer.save_checkpoint from nnUNetTrainer.initialize() (seed 0) with seeded perturbations
 (seed 100 + fold), so the folds differ and no weight is at its initial value.
 
@@ -63,8 +66,19 @@ def main():
     plans['foreground_intensity_properties_per_channel'] = {'0': {
         'max': 486420.0, 'mean': 22360.0, 'median': 362.0, 'min': 0.0, 'percentile_00_5': 28.0,
         'percentile_99_5': 277681.0, 'std': 60656.0}}
+    plans_name = 'nnUNetPlans'
+    if mode == 'resenc':
+        plans_name = 'nnUNetResEncUNetMPlans'
+        plans['plans_name'] = plans_name
+        plans['experiment_planner_used'] = 'nnUNetPlannerResEncM'
+        arch = plans['configurations']['3d_fullres']['architecture']
+        arch['network_class_name'] = 'dynamic_network_architectures.architectures.unet.ResidualEncoderUNet'
+        kwargs = arch['arch_kwargs']
+        del kwargs['n_conv_per_stage']
+        kwargs['n_blocks_per_stage'] = [1, 3, 4, 6][:kwargs['n_stages']]
+        kwargs['n_conv_per_stage_decoder'] = [1] * (kwargs['n_stages'] - 1)
     ds = dataset_json(mode)
-    model = os.path.join(out, 'model', pc._common.DATASET_NAME, 'nnUNetTrainer__nnUNetPlans__3d_fullres')
+    model = os.path.join(out, 'model', pc._common.DATASET_NAME, 'nnUNetTrainer__%s__3d_fullres' % plans_name)
     os.makedirs(model, exist_ok=True)
     with open(os.path.join(model, 'plans.json'), 'w') as f:
         json.dump({k: v for k, v in plans.items() if k != 'continue_training'}, f, indent=1)
@@ -122,7 +136,8 @@ def main():
                 np.save(os.path.join(dest, case + '_probabilities.npy'), probabilities.astype(np.float32))
             runs.append({'folder': tag, 'folds': list(folds), 'mirror': mirror})
     pc.write_meta(out, {'nnunet': 'nnUNetPredictor.initialize_from_trained_model_folder + predict_from_files_sequential',
-                        'mode': mode, 'model': model, 'cases': cases, 'runs': runs,
+                        'mode': mode, 'model': model, 'network_class_name':
+                            plans['configurations']['3d_fullres']['architecture']['network_class_name'], 'cases': cases, 'runs': runs,
                         'mirroring_axes': list(tr.inference_allowed_mirroring_axes)})
 
 
