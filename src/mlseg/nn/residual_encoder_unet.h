@@ -107,7 +107,11 @@ class ResidualEncoderUNetImpl : public torch::nn::Cloneable<ResidualEncoderUNetI
   std::int64_t num_classes() const override { return options.num_classes(); }
   std::vector<std::vector<std::int64_t>> strides() const override { return options.strides(); }
   std::string class_name() const override { return kResidualEncoderUNetClass; }
-  bool has_fused_forward() const override { return true; }
+  /// The fused forward exists (fused_forward equals forward, tests/nn/fused_forward_test.cpp) but is
+  /// not offered: on a 2-core AMD EPYC it was slower than the module's forward for ResEnc M
+  /// (BM_SlidingWindow160_ResEncM 111 s fused vs 97 s), unlike PlainConvUNet's, whose stage-0
+  /// tensors dominate. Sliding windows therefore run the module's forward.
+  bool has_fused_forward() const override { return false; }
   torch::Tensor fused_forward(const torch::Tensor& x) override;
 
   ResidualEncoderUNetOptions options;
