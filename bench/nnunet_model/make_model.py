@@ -53,7 +53,9 @@ def main():
 
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()):
-        tr = nnUNetTrainer(json.loads(json.dumps(plans)), '3d_fullres', 0, dataset_json, device=torch.device('cpu'))
+        trainer_plans = json.loads(json.dumps(plans))
+        trainer_plans['continue_training'] = False  # nnUNetTrainer.__init__ pops this key (2.8)
+        tr = nnUNetTrainer(trainer_plans, '3d_fullres', 0, dataset_json, device=torch.device('cpu'))
         tr.print_to_log_file = lambda *a, **k: None
         pc._common.initialize_trainer(tr)
         tr.configure_rotation_dummyDA_mirroring_and_inital_patch_size()

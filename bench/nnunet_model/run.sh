@@ -36,20 +36,25 @@ export PYTHONPATH="$PEERS/stubs:$PEERS/vendor" PYTHONDONTWRITEBYTECODE=1
 cores=$(nproc)
 echo "model: $MODEL (folds $FOLDS); $(ls "$WORK/input" | wc -l) case(s) from $IMAGES"
 
-/usr/bin/time -f '%e %U %S' -o "$WORK/nnunet.time" "$PYTHON" - "$MODEL" "$WORK/input" "$WORK/nnunet" "$FOLDS" "$cores" \
-  >"$WORK/nnunet.log" 2>&1 <<'PY'
+# A file, not stdin: nnU-Net's preprocessing workers are spawned processes that re-import __main__.
+cat >"$WORK/nnunet_predict.py" <<'PY'
 import sys
+import peer_compat  # noqa: F401  (the peers' torch._dynamo stand-in for torch 1.13, ../shared/peers/stubs)
 import torch
-model, inp, out, folds, cores = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-torch.set_num_threads(cores)  # what nnUNetv2_predict does on a CPU
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-p = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True, perform_everything_on_device=True,
-                    device=torch.device('cpu'), verbose=False, verbose_preprocessing=False, allow_tqdm=False)
-p.initialize_from_trained_model_folder(model, tuple(int(f) if f != 'all' else f for f in folds.split()),
-                                       checkpoint_name='checkpoint_final.pth')
-p.predict_from_files(inp, out, save_probabilities=False, overwrite=True, num_processes_preprocessing=3,
-                     num_processes_segmentation_export=3)
+
+if __name__ == '__main__':
+    model, inp, out, folds, cores = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    torch.set_num_threads(cores)  # what nnUNetv2_predict does on a CPU
+    p = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True, perform_everything_on_device=True,
+                        device=torch.device('cpu'), verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+    p.initialize_from_trained_model_folder(model, tuple(int(f) if f != 'all' else f for f in folds.split()),
+                                           checkpoint_name='checkpoint_final.pth')
+    p.predict_from_files(inp, out, save_probabilities=False, overwrite=True, num_processes_preprocessing=3,
+                         num_processes_segmentation_export=3)
 PY
+/usr/bin/time -f '%e %U %S' -o "$WORK/nnunet.time" "$PYTHON" "$WORK/nnunet_predict.py" "$MODEL" "$WORK/input" "$WORK/nnunet" \
+  "$FOLDS" "$cores" >"$WORK/nnunet.log" 2>&1
 [ $? = 0 ] || { echo "nnU-Net failed:"; tail -20 "$WORK/nnunet.log"; exit 1; }
 # shellcheck disable=SC2086
 /usr/bin/time -f '%e %U %S' -o "$WORK/mlseg.time" "$MLSEG" predict -i "$WORK/input" -o "$WORK/mlseg" -m "$MODEL" -f $FOLDS \

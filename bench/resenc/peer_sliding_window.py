@@ -1,7 +1,7 @@
 """nnU-Net v2's sliding window with the ResEnc M network (issue #19): seconds per 1x160^3 volume,
 next to mlseg's BM_SlidingWindow160_ResEncM / BM_ForwardResEncM on the same network and machine.
 
-  python3 bench/resenc/peer_sliding_window.py [--reps N] [--modes nomirror,mirror] [--threads 2]
+  /usr/bin/python3 bench/resenc/peer_sliding_window.py [--reps N] [--modes nomirror,mirror] [--threads 2]
 
 The network is dynamic_network_architectures' ResidualEncoderUNet with the arch_kwargs nnU-Net's
 ResEnc M planner writes for a 64^3 patch at 1 mm (5 stages, features 32-320, kernels 3, strides
