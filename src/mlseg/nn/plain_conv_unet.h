@@ -69,7 +69,7 @@ class PlainConvEncoderImpl : public torch::nn::Cloneable<PlainConvEncoderImpl> {
 TORCH_MODULE(PlainConvEncoder);
 
 
-class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl>, public SegmentationNetworkImpl {
+class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl>, public UNetNetworkImpl<PlainConvUNetImpl> {
  public:
   /// Throws mlseg::Error when the lists disagree with n_stages or dimension.
   explicit PlainConvUNetImpl(PlainConvUNetOptions options);
@@ -83,17 +83,11 @@ class PlainConvUNetImpl : public torch::nn::Cloneable<PlainConvUNetImpl>, public
 
   /// nnU-Net switches deep supervision off for inference and back on for training.
   void set_deep_supervision(bool enabled) override;
-  bool deep_supervision() const override { return options.deep_supervision(); }
 
   /// nnU-Net's InitWeights_He(1e-2): kaiming_normal_(a = 1e-2) on conv and transposed-conv
   /// weights, zero biases. Called by the constructor and reset().
   void initialize_weights() override;
 
-  torch::nn::Module& module() override { return *this; }
-  int dimension() const override { return options.dimension(); }
-  std::int64_t input_channels() const override { return options.input_channels(); }
-  std::int64_t num_classes() const override { return options.num_classes(); }
-  std::vector<std::vector<std::int64_t>> strides() const override { return options.strides(); }
   std::string class_name() const override { return kPlainConvUNetClass; }
   bool has_fused_forward() const override { return true; }
   torch::Tensor fused_forward(const torch::Tensor& x) override;

@@ -90,22 +90,17 @@ class ResidualEncoderImpl : public torch::nn::Cloneable<ResidualEncoderImpl> {
 };
 TORCH_MODULE(ResidualEncoder);
 
-class ResidualEncoderUNetImpl : public torch::nn::Cloneable<ResidualEncoderUNetImpl>, public SegmentationNetworkImpl {
+class ResidualEncoderUNetImpl : public torch::nn::Cloneable<ResidualEncoderUNetImpl>,
+                                public UNetNetworkImpl<ResidualEncoderUNetImpl> {
  public:
   explicit ResidualEncoderUNetImpl(ResidualEncoderUNetOptions options);
   void reset() override;
   /// As PlainConvUNet::forward: logits per decoder stage (deep supervision) or full resolution only.
   std::vector<torch::Tensor> forward(torch::Tensor x) override;
   void set_deep_supervision(bool enabled) override;
-  bool deep_supervision() const override { return options.deep_supervision(); }
   /// nnU-Net's ResidualEncoderUNet.initialize: InitWeights_He(1e-2), then every block's last norm to 0.
   void initialize_weights() override;
 
-  torch::nn::Module& module() override { return *this; }
-  int dimension() const override { return options.dimension(); }
-  std::int64_t input_channels() const override { return options.input_channels(); }
-  std::int64_t num_classes() const override { return options.num_classes(); }
-  std::vector<std::vector<std::int64_t>> strides() const override { return options.strides(); }
   std::string class_name() const override { return kResidualEncoderUNetClass; }
   /// The fused forward exists (fused_forward equals forward, tests/nn/fused_forward_test.cpp) but is
   /// not offered: on a 2-core AMD EPYC it was slower than the module's forward for ResEnc M

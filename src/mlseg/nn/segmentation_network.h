@@ -55,6 +55,23 @@ class SegmentationNetworkImpl {
   virtual torch::Tensor fused_forward(const torch::Tensor& x);
 };
 
+/// The accessors a U-Net answers from its options struct (`Derived::options`: dimension(),
+/// input_channels(), num_classes(), strides(), deep_supervision()), for a module
+/// `class XImpl : public torch::nn::Cloneable<XImpl>, public UNetNetworkImpl<XImpl>`.
+template <typename Derived>
+class UNetNetworkImpl : public SegmentationNetworkImpl {
+ public:
+  torch::nn::Module& module() override { return static_cast<Derived&>(*this); }
+  bool deep_supervision() const override { return self().options.deep_supervision(); }
+  int dimension() const override { return self().options.dimension(); }
+  std::int64_t input_channels() const override { return self().options.input_channels(); }
+  std::int64_t num_classes() const override { return self().options.num_classes(); }
+  std::vector<std::vector<std::int64_t>> strides() const override { return self().options.strides(); }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
 /// A shared handle to a network (copies share the parameters), built from any TORCH_MODULE
 /// holder of a SegmentationNetworkImpl: `SegmentationNetwork net = PlainConvUNet(options);`.
 class SegmentationNetwork {
