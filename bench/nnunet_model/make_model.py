@@ -27,15 +27,7 @@ import torch  # noqa: E402
 def main():
     source, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     planner_name = sys.argv[3] if len(sys.argv) > 3 else 'default'
-    name = os.path.basename(source.rstrip('/'))
-    raw = os.path.join(os.environ['nnUNet_raw'], name)
-    shutil.rmtree(raw, ignore_errors=True)
-    os.makedirs(raw)
-    for sub in ('imagesTr', 'labelsTr'):
-        os.symlink(os.path.join(source, sub), os.path.join(raw, sub))
-    dataset_json = json.load(open(os.path.join(source, 'dataset.json')))
-    dataset_json['overwrite_image_reader_writer'] = 'NibabelIO'
-    json.dump(dataset_json, open(os.path.join(raw, 'dataset.json'), 'w'), indent=1)
+    name, dataset_json = pc.link_raw_dataset(source)
 
     from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
     from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner

@@ -71,40 +71,39 @@ void UNetDecoderImpl::reset() {
   register_module("seg_layers", seg_layers_);
 }
 
-void UNetDecoderImpl::check_skips(const std::vector<torch::Tensor>& skips) const {
-  if (skips.size() != stages_->size() + 1) {
-    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " + std::to_string(stages_->size() + 1) +
-                    " encoder stages",
-                "pass the encoder's outputs unchanged");
-  }
-}
-
 std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) {
-  check_skips(skips);
-  const std::size_t num_decoder_stages = stages_->size();
   std::vector<torch::Tensor> outputs;
-  torch::Tensor x = skips.back();
-  for (std::size_t d = 0; d < num_decoder_stages; ++d) {
-    x = transpconv_calls_[d].forward(x);
-    x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
-    x = stages_[d]->as<StackedConvBlocks>()->forward(x);
-    if (options.deep_supervision() || d + 1 == num_decoder_stages) outputs.push_back(seg_layer_calls_[d].forward(x));
-  }
+  const std::size_t last = stages_->size() - 1;
+  decode(skips, [&](StackedConvBlocksImpl& stage, torch::Tensor x) { return stage.forward(std::move(x)); },
+         [&](std::size_t d, const torch::Tensor& x) {
+           if (options.deep_supervision() || d == last) outputs.push_back(seg_layer_calls_[d].forward(x));
+         });
   // Collected bottom-up; nnU-Net's order is full resolution first.
   std::reverse(outputs.begin(), outputs.end());
   return outputs;
 }
 
 torch::Tensor UNetDecoderImpl::fused_forward(const std::vector<torch::Tensor>& skips) {
-  check_skips(skips);
-  const std::size_t num_decoder_stages = stages_->size();
+  torch::Tensor top;
+  decode(skips, [](StackedConvBlocksImpl& stage, torch::Tensor x) { return stage.fused_forward(std::move(x)); },
+         [&](std::size_t, const torch::Tensor& x) { top = x; });
+  return seg_layer_calls_.back().forward(top);
+}
+
+template <typename StageCall, typename AfterStage>
+void UNetDecoderImpl::decode(const std::vector<torch::Tensor>& skips, StageCall&& stage_call, AfterStage&& after_stage) {
+  if (skips.size() != stages_->size() + 1) {
+    throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " + std::to_string(stages_->size() + 1) +
+                    " encoder stages",
+                "pass the encoder's outputs unchanged");
+  }
   torch::Tensor x = skips.back();
-  for (std::size_t d = 0; d < num_decoder_stages; ++d) {
+  for (std::size_t d = 0; d < stages_->size(); ++d) {
     x = transpconv_calls_[d].forward(x);
     x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
-    x = stages_[d]->as<StackedConvBlocks>()->fused_forward(x);
+    x = stage_call(*stages_[d]->as<StackedConvBlocksImpl>(), std::move(x));
+    after_stage(d, x);
   }
-  return seg_layer_calls_.back().forward(x);
 }
 
 void initialize_he_weights(torch::nn::Module& module) {

@@ -56,7 +56,10 @@ class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
   UNetDecoderOptions options;
 
  private:
-  void check_skips(const std::vector<torch::Tensor>& skips) const;
+  /// From the bottom up: transposed conv, concatenation with the skip, the stage's convs by
+  /// `stage_call(stage, x)`, then `after_stage(d, x)`. Throws mlseg::Error for a wrong skip count.
+  template <typename StageCall, typename AfterStage>
+  void decode(const std::vector<torch::Tensor>& skips, StageCall&& stage_call, AfterStage&& after_stage);
 
   torch::nn::ModuleList stages_{nullptr}, transpconvs_{nullptr}, seg_layers_{nullptr};
   std::vector<torch::nn::AnyModule> transpconv_calls_, seg_layer_calls_;

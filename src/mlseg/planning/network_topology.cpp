@@ -61,25 +61,43 @@ std::vector<int> features_per_stage(int num_stages, int base_features, int max_f
   return features;
 }
 
-double conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features, int convs_per_stage,
-                             int output_channels) {
-  // Voxels after each stage's stride (floor division, as nnU-Net).
-  std::vector<double> stage_voxels;
+namespace {
+
+/// Each stage's output size (the input size after that stage's stride, floor division as nnU-Net).
+std::vector<std::vector<std::int64_t>> stage_sizes(const NetworkTopology& topology) {
+  std::vector<std::vector<std::int64_t>> sizes;
   std::vector<std::int64_t> size = topology.patch_size;
   for (int s = 0; s < topology.num_stages(); ++s) {
-    double voxels = 1;
-    for (std::size_t i = 0; i < size.size(); ++i) {
-      size[i] /= topology.strides[s][i];
-      voxels *= static_cast<double>(size[i]);
-    }
-    stage_voxels.push_back(voxels);
+    for (std::size_t i = 0; i < size.size(); ++i) size[i] /= topology.strides[s][i];
+    sizes.push_back(size);
   }
+  return sizes;
+}
+
+double voxels_of(const std::vector<std::int64_t>& size) {
+  double v = 1;
+  for (std::int64_t s : size) v *= static_cast<double>(s);
+  return v;
+}
+
+/// The UNetDecoder's share: per skip level (all but the bottleneck) its convs and the transposed
+/// conv into it, and the full-resolution segmentation head (no deep supervision).
+double decoder_feature_map_size(const std::vector<std::vector<std::int64_t>>& sizes, const std::vector<int>& features,
+                                int decoder_convs, int output_channels) {
   double total = 0;
-  for (int s = 0; s < topology.num_stages(); ++s) total += convs_per_stage * features[s] * stage_voxels[s];
-  // Decoder: per skip level (all but the bottleneck) its convs and the transposed conv into it.
-  for (int s = 0; s + 1 < topology.num_stages(); ++s) total += (convs_per_stage + 1) * features[s] * stage_voxels[s];
-  if (topology.num_stages() > 1) total += output_channels * stage_voxels[0];
+  for (std::size_t s = 0; s + 1 < sizes.size(); ++s) total += (decoder_convs + 1.0) * features[s] * voxels_of(sizes[s]);
+  if (sizes.size() > 1) total += output_channels * voxels_of(sizes[0]);
   return total;
+}
+
+}  // namespace
+
+double conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features, int convs_per_stage,
+                             int output_channels) {
+  const auto sizes = stage_sizes(topology);
+  double total = 0;
+  for (std::size_t s = 0; s < sizes.size(); ++s) total += convs_per_stage * features[s] * voxels_of(sizes[s]);
+  return total + decoder_feature_map_size(sizes, features, convs_per_stage, output_channels);
 }
 
 double residual_conv_feature_map_size(const NetworkTopology& topology, const std::vector<int>& features,
@@ -90,28 +108,18 @@ double residual_conv_feature_map_size(const NetworkTopology& topology, const std
                     std::to_string(stages),
                 "give one block count per stage");
   }
-  auto voxels_of = [](const std::vector<std::int64_t>& size) {
-    double v = 1;
-    for (std::int64_t s : size) v *= static_cast<double>(s);
-    return v;
-  };
-  std::vector<std::int64_t> size = topology.patch_size;
-  double total = features[0] * voxels_of(size);  // the stem
+  const auto sizes = stage_sizes(topology);
+  double total = features[0] * voxels_of(topology.patch_size);  // the stem
+  std::vector<std::int64_t> before = topology.patch_size;
   std::int64_t channels = features[0];
-  std::vector<double> stage_voxels;
   for (int s = 0; s < stages; ++s) {
-    std::vector<std::int64_t> after = size;
-    for (std::size_t i = 0; i < after.size(); ++i) after[i] /= topology.strides[s][i];
-    const double v = voxels_of(after);
+    const double v = voxels_of(sizes[s]);
     total += 2.0 * blocks_per_stage[s] * features[s] * v;
-    if (channels != features[s] || after != size) total += features[s] * v;  // the first block's skip projection
-    stage_voxels.push_back(v);
-    size = after;
+    if (channels != features[s] || sizes[s] != before) total += features[s] * v;  // the first block's skip projection
+    before = sizes[s];
     channels = features[s];
   }
-  for (int s = 0; s + 1 < stages; ++s) total += (decoder_convs + 1.0) * features[s] * stage_voxels[s];
-  if (stages > 1) total += output_channels * stage_voxels[0];
-  return total;
+  return total + decoder_feature_map_size(sizes, features, decoder_convs, output_channels);
 }
 
 }  // namespace mlseg

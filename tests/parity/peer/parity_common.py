@@ -39,6 +39,24 @@ def save_state(folder, prefix, named_tensors):
     return names
 
 
+def link_raw_dataset(source):
+    """Links the raw dataset folder SOURCE (DatasetXXX_Name: imagesTr, labelsTr, dataset.json) into
+    nnUNet_raw as nnU-Net's planners read it, with "overwrite_image_reader_writer": "NibabelIO"
+    (SimpleITK is not installed here). Returns (name, dataset_json)."""
+    import shutil
+    name = os.path.basename(source.rstrip('/'))
+    raw = os.path.join(os.environ['nnUNet_raw'], name)
+    if os.path.exists(raw):
+        shutil.rmtree(raw)
+    os.makedirs(raw)
+    for sub in ('imagesTr', 'labelsTr'):
+        os.symlink(os.path.join(source, sub), os.path.join(raw, sub))
+    dataset_json = json.load(open(os.path.join(source, 'dataset.json')))
+    dataset_json['overwrite_image_reader_writer'] = 'NibabelIO'
+    json.dump(dataset_json, open(os.path.join(raw, 'dataset.json'), 'w'), indent=1)
+    return name, dataset_json
+
+
 def write_meta(folder, meta):
     with open(os.path.join(folder, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=1, default=float)

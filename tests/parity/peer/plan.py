@@ -11,7 +11,6 @@ OUT/nnUNetPlans.json and OUT/nnUNetResEncUNet{M,L,XL}Plans.json as nnU-Net wrote
 """
 import contextlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -22,16 +21,7 @@ import parity_common as pc
 def main():
     source, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     os.makedirs(out, exist_ok=True)
-    name = os.path.basename(source.rstrip('/'))
-    raw = os.path.join(os.environ['nnUNet_raw'], name)
-    if os.path.exists(raw):
-        shutil.rmtree(raw)
-    os.makedirs(raw)
-    for sub in ('imagesTr', 'labelsTr'):
-        os.symlink(os.path.join(source, sub), os.path.join(raw, sub))
-    dataset_json = json.load(open(os.path.join(source, 'dataset.json')))
-    dataset_json['overwrite_image_reader_writer'] = 'NibabelIO'
-    json.dump(dataset_json, open(os.path.join(raw, 'dataset.json'), 'w'), indent=1)
+    name, dataset_json = pc.link_raw_dataset(source)
 
     from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
     from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
