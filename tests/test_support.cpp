@@ -1,4 +1,5 @@
 #include "test_support.h"
+#include "run_executable.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,11 +48,11 @@ void copy_tree(const fs::path& from, const fs::path& to) {
   fs::permissions(to, fs::perms::owner_all, fs::perm_options::add);
 }
 
-CommandResult run_mlseg(const std::string& arguments) {
+CommandResult run_executable(const fs::path& executable, const std::string& arguments) {
   static std::atomic<int> counter{0};
   const fs::path out_file = fs::temp_directory_path() /
                             ("mlseg_cli_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  const std::string command = std::string("'") + MLSEG_EXECUTABLE + "' " + arguments + " > '" +
+  const std::string command = "'" + executable.string() + "' " + arguments + " > '" +
                               out_file.string() + ".out' 2> '" + out_file.string() + ".err'";
   const int status = std::system(command.c_str());
   CommandResult result;
@@ -68,5 +69,7 @@ CommandResult run_mlseg(const std::string& arguments) {
   fs::remove(out_file.string() + ".err");
   return result;
 }
+
+CommandResult run_mlseg(const std::string& arguments) { return run_executable(MLSEG_EXECUTABLE, arguments); }
 
 }  // namespace mlseg::testing

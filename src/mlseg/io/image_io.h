@@ -1,7 +1,7 @@
 #pragma once
 // Medical image read/write as Images ([C, Z, Y, X] tensor + Geometry), on top of the torch-free
 // readers in pixel_io.h (formats, options and headers are declared there). With
-// MLSEG_WITH_ITK=OFF these functions throw an mlseg::Error that says so.
+// MLSEG_WITH_ITK=OFF they read and write NIfTI only; other formats throw an mlseg::Error that says so.
 #include <filesystem>
 
 #include "mlseg/core/image.h"

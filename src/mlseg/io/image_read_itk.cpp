@@ -1,6 +1,6 @@
 // ITK reading, without LibTorch: the header is read and checked before any pixel memory is
 // allocated, and pixels are decoded straight into a buffer we own (itk::ImageIOBase directly, no
-// templated pipeline). Scalar NIfTI-1 goes through mlseg's own reader (nifti_pixels.h).
+// templated pipeline). Scalar NIfTI pixels go through mlseg's own reader (nifti_format.h).
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,7 +11,8 @@
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
 #include "mlseg/io/itk_support.h"
-#include "mlseg/io/nifti_pixels.h"
+#include "mlseg/io/nifti_image.h"
+#include "mlseg/io/pixel_convert.h"
 #include "mlseg/io/pixel_io.h"
 
 namespace mlseg {
@@ -20,6 +21,10 @@ namespace fs = std::filesystem;
 namespace {
 
 using detail::ComponentType;
+using detail::StoredPixels;
+using detail::StoredType;
+using detail::intensity_pixels_from;
+using detail::label_pixels_from;
 using detail::itk_reason;
 using detail::kReexportFix;
 using detail::lower;
@@ -180,51 +185,38 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
   return opened;
 }
 
-// Pixels as stored, ready to convert: raw bytes of `type`, and the scaling still to apply.
-struct RawPixels {
-  SharedBuffer bytes;
-  ComponentType type = ComponentType::UNKNOWNCOMPONENTTYPE;
-  bool rescale = false;
-  double slope = 1.0;
-  double intercept = 0.0;
-};
-
-ComponentType nifti_component(int datatype) {
-  switch (datatype) {
-    case 2: return ComponentType::UCHAR;
-    case 256: return ComponentType::CHAR;
-    case 4: return ComponentType::SHORT;
-    case 512: return ComponentType::USHORT;
-    case 8: return ComponentType::INT;
-    case 768: return ComponentType::UINT;
-    case 16: return ComponentType::FLOAT;
-    case 64: return ComponentType::DOUBLE;
-    case 1024: return ComponentType::LONGLONG;
-    case 1280: return ComponentType::ULONGLONG;
-    default: return ComponentType::UNKNOWNCOMPONENTTYPE;
+StoredType stored_type_of(ComponentType type) {
+  switch (type) {
+    case ComponentType::UCHAR: return StoredType::uint8;
+    case ComponentType::CHAR: return StoredType::int8;
+    case ComponentType::USHORT: return StoredType::uint16;
+    case ComponentType::SHORT: return StoredType::int16;
+    case ComponentType::UINT: return StoredType::uint32;
+    case ComponentType::INT: return StoredType::int32;
+    case ComponentType::ULONG: return sizeof(unsigned long) == 8 ? StoredType::uint64 : StoredType::uint32;
+    case ComponentType::LONG: return sizeof(long) == 8 ? StoredType::int64 : StoredType::int32;
+    case ComponentType::ULONGLONG: return StoredType::uint64;
+    case ComponentType::LONGLONG: return StoredType::int64;
+    case ComponentType::FLOAT: return StoredType::float32;
+    case ComponentType::DOUBLE: return StoredType::float64;
+    default: throw std::logic_error("unsupported component type");
   }
 }
 
 SharedBuffer read_raw_bytes_itk(OpenedImage& opened, const fs::path& path);
 
-// Decodes all pixels in ITK's layout: x fastest, components innermost. Scalar NIfTI-1 is read
+// Decodes all pixels in ITK's layout: x fastest, components innermost. Scalar NIfTI is read
 // by mlseg's own reader (ITK's nifti1_io zeroes NaN/Inf and zero-fills truncated .nii.gz).
-RawPixels read_raw_pixels(OpenedImage& opened, const fs::path& path) {
-  RawPixels raw;
+StoredPixels read_stored_pixels(OpenedImage& opened, const fs::path& path) {
+  StoredPixels stored;
+  stored.interleaved = opened.header.num_dimensions < 4;
   const std::string ending = lower(full_extension(path));
   if ((ending == ".nii" || ending == ".nii.gz") && opened.io->GetNumberOfComponents() == 1) {
-    if (auto nifti = read_nifti1_pixels(path, opened.num_elements)) {
-      raw.bytes = nifti->bytes;
-      raw.type = nifti_component(nifti->datatype);
-      raw.rescale = nifti->rescale;
-      raw.slope = nifti->slope;
-      raw.intercept = nifti->intercept;
-      return raw;
-    }
+    if (auto nifti = detail::read_nifti_stored_pixels(path, opened.num_elements)) return *nifti;
   }
-  raw.bytes = read_raw_bytes_itk(opened, path);
-  raw.type = opened.io->GetComponentType();
-  return raw;
+  stored.bytes = read_raw_bytes_itk(opened, path);
+  stored.type = stored_type_of(opened.io->GetComponentType());
+  return stored;
 }
 
 SharedBuffer read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
@@ -248,64 +240,6 @@ SharedBuffer read_raw_bytes_itk(OpenedImage& opened, const fs::path& path) {
   return raw;
 }
 
-// Copies pixels from ITK's layout into [C, Z, Y, X], converting each value with `convert`.
-template <typename Source, typename Target, typename Convert>
-void copy_to_channels_first(const SharedBuffer& raw, const ImageHeader& header, bool interleaved,
-                            Target* target, Convert convert) {
-  const auto* source = raw.as<const Source>();
-  const std::int64_t channels = header.num_channels;
-  const std::int64_t voxels = header.shape_zyx[0] * header.shape_zyx[1] * header.shape_zyx[2];
-  if (!interleaved || channels == 1) {
-    for (std::int64_t i = 0; i < voxels * channels; ++i) target[i] = convert(source[i], i);
-    return;
-  }
-  for (std::int64_t voxel = 0; voxel < voxels; ++voxel) {
-    for (std::int64_t channel = 0; channel < channels; ++channel) {
-      const std::int64_t index = voxel * channels + channel;
-      target[channel * voxels + voxel] = convert(source[index], index);
-    }
-  }
-}
-
-template <typename Function>
-void dispatch_component(ComponentType type, Function&& function) {
-  switch (type) {
-    case ComponentType::UCHAR: return function(std::uint8_t{});
-    case ComponentType::CHAR: return function(std::int8_t{});
-    case ComponentType::USHORT: return function(std::uint16_t{});
-    case ComponentType::SHORT: return function(std::int16_t{});
-    case ComponentType::UINT: return function(std::uint32_t{});
-    case ComponentType::INT: return function(std::int32_t{});
-    case ComponentType::ULONG: return function(static_cast<unsigned long>(0));
-    case ComponentType::LONG: return function(static_cast<long>(0));
-    case ComponentType::ULONGLONG: return function(static_cast<unsigned long long>(0));
-    case ComponentType::LONGLONG: return function(static_cast<long long>(0));
-    case ComponentType::FLOAT: return function(float{});
-    case ComponentType::DOUBLE: return function(double{});
-    default: throw std::logic_error("unsupported component type");
-  }
-}
-
-// "voxel (z=3, y=10, x=7)" for a flat index in ITK's layout.
-std::string describe_voxel(std::int64_t index, const ImageHeader& header, bool interleaved) {
-  const std::int64_t channels = header.num_channels;
-  const std::int64_t x_size = header.shape_zyx[2], y_size = header.shape_zyx[1],
-                     z_size = header.shape_zyx[0];
-  std::int64_t channel = 0;
-  if (interleaved) {
-    channel = index % channels;
-    index /= channels;
-  } else {
-    channel = index / (x_size * y_size * z_size);
-    index %= x_size * y_size * z_size;
-  }
-  const std::int64_t x = index % x_size, y = (index / x_size) % y_size, z = index / (x_size * y_size);
-  std::string text = "voxel (z=" + std::to_string(z) + ", y=" + std::to_string(y) +
-                     ", x=" + std::to_string(x) + ")";
-  if (channels > 1) text += " of volume " + std::to_string(channel);
-  return text;
-}
-
 }  // namespace
 
 bool image_io_available() { return true; }
@@ -316,122 +250,12 @@ ImageHeader read_image_header(const fs::path& path, const ImageReadOptions& opti
 
 IntensityPixels read_intensity_pixels(const fs::path& path, const ImageReadOptions& options) {
   OpenedImage opened = open_image(path, options);
-  const RawPixels raw = read_raw_pixels(opened, path);
-  const ImageHeader& header = opened.header;
-  const bool interleaved = header.num_dimensions < 4;
-  IntensityPixels image;
-  image.header = header;
-  image.values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(float)));
-  float* target = image.values.as<float>();
-  dispatch_component(raw.type, [&](auto tag) {
-    using Source = decltype(tag);
-    if (raw.rescale) {
-      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [&](Source value, std::int64_t) {
-        return static_cast<float>(static_cast<double>(value) * raw.slope + raw.intercept);
-      });
-    } else {
-      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target,
-                                     [](Source value, std::int64_t) { return static_cast<float>(value); });
-    }
-  });
-  return image;
+  return intensity_pixels_from(read_stored_pixels(opened, path), opened.header);
 }
-
-namespace {
-
-// Labels widened to int64 [C, Z, Y, X] (float-stored ones checked for integrality).
-LabelPixels read_int64_labels(const fs::path& path, OpenedImage& opened, RawPixels raw, const ImageReadOptions& options) {
-  if (raw.rescale) {
-    // Scaled labels (e.g. a mask stored with slope 0.99999997): apply, then check integrality.
-    SharedBuffer values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(double)));
-    double* scaled = values.as<double>();
-    dispatch_component(raw.type, [&](auto tag) {
-      using Source = decltype(tag);
-      const auto* source = raw.bytes.as<const Source>();
-      for (std::int64_t i = 0; i < opened.num_elements; ++i) {
-        scaled[i] = static_cast<double>(source[i]) * raw.slope + raw.intercept;
-      }
-    });
-    raw.bytes = values;
-    raw.type = ComponentType::DOUBLE;
-  }
-  const ImageHeader& header = opened.header;
-  const bool interleaved = header.num_dimensions < 4;
-  LabelPixels image;
-  image.header = header;
-  image.type = LabelValueType::int64;
-  image.values = SharedBuffer::allocate(opened.num_elements * static_cast<std::int64_t>(sizeof(std::int64_t)));
-  auto* target = image.values.as<std::int64_t>();
-
-  // First non-integral value seen (float-stored labels), reported after the copy.
-  bool bad_value = false;
-  double bad = 0;
-  std::int64_t bad_index = 0;
-  const double tolerance = options.label_integer_tolerance;
-  dispatch_component(raw.type, [&](auto tag) {
-    using Source = decltype(tag);
-    if constexpr (std::is_floating_point_v<Source>) {
-      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [&](Source value, std::int64_t index) {
-        const double rounded = std::nearbyint(static_cast<double>(value));
-        if (!(std::abs(static_cast<double>(value) - rounded) <= tolerance) ||
-            std::abs(rounded) > 9.0e18) {
-          if (!bad_value) {
-            bad_value = true;
-            bad = static_cast<double>(value);
-            bad_index = index;
-          }
-          return std::int64_t{0};
-        }
-        return static_cast<std::int64_t>(rounded);
-      });
-    } else if constexpr (std::is_same_v<Source, unsigned long long> ||
-                         (std::is_same_v<Source, unsigned long> && sizeof(unsigned long) == 8)) {
-      // Bitmask labels may use all 64 bits: keep the bit pattern.
-      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [](Source value, std::int64_t) {
-        return static_cast<std::int64_t>(value);
-      });
-    } else {
-      copy_to_channels_first<Source>(raw.bytes, header, interleaved, target, [](Source value, std::int64_t) {
-        return static_cast<std::int64_t>(value);
-      });
-    }
-  });
-  if (bad_value) {
-    std::ostringstream text;
-    text << "label values must be integers, but " << describe_voxel(bad_index, header, interleaved)
-         << " holds " << bad << " (stored as " << header.component_type << ")";
-    throw Error(text.str(),
-                "export the label map with integer values (nearest-neighbour resampling, no "
-                "scaling); is this an image file in the labels folder?",
-                {path.string(), "", ""})
-        .with_code("label_not_integer");
-  }
-  return image;
-}
-
-}  // namespace
 
 LabelPixels read_label_pixels(const fs::path& path, const ImageReadOptions& options, bool compact) {
   OpenedImage opened = open_image(path, options);
-  RawPixels raw = read_raw_pixels(opened, path);
-  const ImageHeader& header = opened.header;
-  const bool planar = header.num_channels == 1 || header.num_dimensions == 4;
-  std::optional<LabelValueType> stored;
-  if (raw.type == ComponentType::UCHAR) stored = LabelValueType::uint8;
-  if (raw.type == ComponentType::CHAR) stored = LabelValueType::int8;
-  if (raw.type == ComponentType::SHORT) stored = LabelValueType::int16;
-  if (!compact || raw.rescale || !planar || !stored) return read_int64_labels(path, opened, std::move(raw), options);
-  // The decoded bytes already are the label map, in [C, Z, Y, X] order: keep them, no copy.
-  LabelPixels pixels;
-  pixels.header = header;
-  pixels.type = *stored;
-  pixels.values = raw.bytes;
-  const int element = label_value_bytes(*stored);
-  if (reinterpret_cast<std::uintptr_t>(pixels.values.data) % static_cast<std::uintptr_t>(element) != 0) {
-    pixels.values = SharedBuffer::allocate(raw.bytes.size);  // odd vox_offset: realign
-    std::memcpy(pixels.values.data, raw.bytes.data, static_cast<std::size_t>(raw.bytes.size));
-  }
-  return pixels;
+  return label_pixels_from(path, read_stored_pixels(opened, path), opened.header, options, compact);
 }
 
 }  // namespace mlseg

@@ -2,7 +2,8 @@
 // Medical image reading without LibTorch: NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage
 // (.mha, .mhd), and 2D PNG, TIFF, JPEG, BMP, decoded into a SharedBuffer in [C, Z, Y, X] order
 // (RGB pixels and 4D NIfTI volumes become channels). ITK does the decoding (image_read_itk.cpp
-// only); with MLSEG_WITH_ITK=OFF these functions throw an mlseg::Error that says so. The tensor
+// only; scalar NIfTI pixels through mlseg's own reader); with MLSEG_WITH_ITK=OFF NIfTI is read by
+// mlseg's own reader alone and other formats throw an mlseg::Error that says so. The tensor
 // API (image_io.h: read_image, write_image, ...) is built on these.
 #include <array>
 #include <cstdint>
@@ -74,7 +75,8 @@ bool is_supported_image_file(const std::filesystem::path& path);
 /// True for 2D-only formats (PNG, JPEG, BMP, TIFF).
 bool is_2d_image_format(const std::string& file_ending);
 
-/// True when this build can read and write images (built with ITK).
+/// True when this build reads and writes every format above (built with ITK); an ITK-free build
+/// reads and writes NIfTI only (nifti_image.h, nifti_format.h).
 bool image_io_available();
 
 }  // namespace mlseg
