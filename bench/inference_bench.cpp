@@ -9,9 +9,11 @@
 // Default: tiles one at a time through the network's fused inference forward (fused_norm.h).
 // BM_SlidingWindow160_NnUNetLoop runs nnU-Net's loop (one tile per forward, fp16 accumulators,
 // plain network forward) in this process, so that both are measured under the same load.
+// MLSEG_BENCH_DEVICE=cuda runs BM_SlidingWindow160(_TTA) on the GPU (the fused forward is CPU-only).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "bench_device.h"
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/nn/plain_conv_unet.h"
 #include "mlseg/nn/residual_encoder_unet.h"
@@ -34,12 +36,14 @@ mlseg::PlainConvUNet reference_network() {
 }
 
 void run_sliding_window(benchmark::State& state, bool mirroring) {
+  const torch::Device device = mlseg_bench::bench_device();
+  if (!mlseg_bench::device_usable(state, device)) return;
   at::set_num_threads(kThreads);
   const mlseg::PlainConvUNet network = reference_network();
   torch::manual_seed(1);
   const torch::Tensor image = torch::randn({1, 160, 160, 160});
   mlseg::SlidingWindowOptions options({64, 64, 64});
-  options.step_size(0.5).tile_batch(static_cast<int>(state.range(0))).fused_forward(state.range(1) != 0);
+  options.step_size(0.5).tile_batch(static_cast<int>(state.range(0))).fused_forward(state.range(1) != 0).device(device);
   if (mirroring) options.mirror_axes({0, 1, 2});
   for (auto _ : state) {
     const torch::Tensor logits = mlseg::sliding_window_logits(std::vector<mlseg::SegmentationNetwork>{network}, image, options);
