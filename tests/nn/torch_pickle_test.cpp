@@ -4,6 +4,7 @@
 #include "mlseg/nn/torch_pickle.h"
 
 #include <gtest/gtest.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -109,17 +110,21 @@ TEST(TorchPickle, DamagedPicklesGiveAnErrorNamingTheSource) {
   EXPECT_THROW(read(from_hex("80024b014b022e")), Error);
 }
 
-TEST(TorchPickle, TensorsComeFromTheirStorageRecordsAndStayInside) {
-  // torch._utils._rebuild_tensor_v2(storage, 1, (2, 2), (2, 1), False, OrderedDict()) over a
-  // FloatStorage of 5 elements, key '0': the hand-written equivalent of torch.save's bytes.
+// torch._utils._rebuild_tensor_v2(storage, 1, size, stride, False, OrderedDict()) over a
+// FloatStorage of 5 elements, key '0', at `location_hex` (a BINUNICODE of the device torch.save
+// names): the hand-written equivalent of torch.save's bytes.
+constexpr const char* kCpuLocation = "5803000000637075";         // 'cpu'
+constexpr const char* kCudaLocation = "5806000000637564613a30";  // 'cuda:0'
+std::vector<std::uint8_t> tensor_pickle(const std::string& size_stride, const std::string& location_hex = kCpuLocation) {
   const std::string global_rebuild = "63746f7263682e5f7574696c730a5f72656275696c645f74656e736f725f76320a";  // c torch._utils\n_rebuild_tensor_v2\n
-  const std::string storage_pid =
-      "28" "580700000073746f72616765" "63746f7263680a466c6f617453746f726167650a" "5801000000" "30" "5803000000637075" "4b05"
-      "74" "51";  // ( 'storage' torch.FloatStorage '0' 'cpu' 5 ) TUPLE BINPERSID
-  auto pickle = [&](const std::string& size_stride) {
-    return from_hex("8002" + global_rebuild + "28" + storage_pid + "4b01" + size_stride + "89" + "63636f6c6c656374696f6e730a4f726465726564446963740a2952" +
-                    "74" "52" "2e");
-  };
+  const std::string storage_pid = "28" "580700000073746f72616765" "63746f7263680a466c6f617453746f726167650a" "5801000000" "30" +
+                                  location_hex + "4b05" "74" "51";  // ( 'storage' torch.FloatStorage '0' location 5 ) TUPLE BINPERSID
+  return from_hex("8002" + global_rebuild + "28" + storage_pid + "4b01" + size_stride + "89" +
+                  "63636f6c6c656374696f6e730a4f726465726564446963740a2952" + "74" "52" "2e");
+}
+
+TEST(TorchPickle, TensorsComeFromTheirStorageRecordsAndStayInside) {
+  auto pickle = [](const std::string& size_stride) { return tensor_pickle(size_stride); };
   const torch::Tensor storage_bytes = torch::arange(5, torch::kFloat).view(torch::kByte).clone();
   int loads = 0;
   const RecordLoader records = [&](const std::string& key) {
@@ -140,6 +145,28 @@ TEST(TorchPickle, TensorsComeFromTheirStorageRecordsAndStayInside) {
   // A stride-0 view larger than its storage (a corrupt size that .contiguous() would allocate).
   const auto huge = pickle("4a00ca9a3b85" "4b0085");  // size (1000000000,), stride (0,)
   EXPECT_THROW(unpickle(huge.data(), huge.size(), records, "t.pkl"), Error);
+}
+
+TEST(TorchPickle, TensorsSavedOnAGpuLoadOnTheCpu) {
+  // An nnU-Net checkpoint trained on a GPU names its storages' location 'cuda:0'; they load on the
+  // CPU as torch.load(map_location='cpu') gives them, on a machine without CUDA too.
+  const auto dir = std::filesystem::temp_directory_path() / ("mlseg_torch_pickle_gpu_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "checkpoint_final.pth";
+  {
+    const std::vector<std::uint8_t> pickle = tensor_pickle("4b024b0286" "4b024b0186", kCudaLocation);  // size (2, 2), stride (2, 1)
+    const torch::Tensor storage = torch::arange(5, torch::kFloat);
+    caffe2::serialize::PyTorchStreamWriter writer(path.string());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    writer.writeRecord("byteorder", "little", 6);
+    writer.writeRecord("data/0", storage.data_ptr(), static_cast<std::size_t>(storage.numel()) * sizeof(float));
+    writer.writeEndOfFile();
+  }
+  const ValuePtr tensor = read_torch_save(path);
+  ASSERT_TRUE(tensor->is(Kind::tensor));
+  EXPECT_TRUE(tensor->tensor.device().is_cpu());
+  EXPECT_TRUE(torch::equal(tensor->tensor, torch::tensor({{1.0F, 2.0F}, {3.0F, 4.0F}})));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TorchPickle, FilesThatAreNotTorchSaveArchivesAreNamed) {

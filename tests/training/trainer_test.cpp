@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "mlseg/analysis/splits.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/parallel.h"
+#include "mlseg/data/batch_loader.h"
 #include "mlseg/data/preprocessed_store.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/nn/checkpoint.h"
@@ -238,6 +241,28 @@ TEST(Trainer, NonFiniteStepsNeverReachTheWeights) {
   const LoadedCheckpoint latest = load_checkpoint(data.dataset_work / "results/3d_fullres/fold_0/checkpoint_latest.pt");
   EXPECT_EQ(latest.metadata["training"]["skipped_steps"].get<int>(), 3);
   for (const auto& p : latest.network->module().parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST(Trainer, LoaderWorkersAutoIsCoresMinusOne) {
+  EXPECT_EQ(TrainOptions().loader_workers, kLoaderWorkersAuto);
+  EXPECT_EQ(parse_loader_workers("auto"), kLoaderWorkersAuto);
+  EXPECT_EQ(parse_loader_workers("3"), 3);
+  for (const char* bad : {"0", "-1", "2x", "", "many", " 2", "99999"}) EXPECT_THROW(parse_loader_workers(bad), Error) << bad;
+  EXPECT_EQ(default_loader_workers(), std::max(1, default_thread_count() - 1));
+}
+
+TEST(Trainer, AWrongDeviceFailsBeforeAnyWork) {
+  mlseg::testing::TempDir dir;
+  const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 2, PhantomLabelFormat::regions, 6);
+  TrainOptions options = quick_options(data);
+  options.device = "gpu";
+  try {
+    train(data.raw, options);
+    ADD_FAILURE() << "--device gpu was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.problem().find("unknown --device 'gpu'"), std::string::npos) << e.problem();
+  }
+  EXPECT_FALSE(fs::exists(data.dataset_work / "results")) << "nothing is written before the device is known";
 }
 
 }  // namespace

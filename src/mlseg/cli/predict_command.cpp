@@ -41,7 +41,7 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--tile-batch", state->options.predict.tile_batch, "Tiles per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_flag("--tta", state->tta, "Mirroring test-time augmentation over the trained mirror axes (the default)");
   command->add_flag("--disable-tta", state->disable_tta, "No mirroring (8x faster in 3D)");
-  command->add_option("--device", state->options.device, "cpu | cuda | auto")->capture_default_str();
+  command->add_option("--device", state->options.device, kDeviceFlagHelp)->capture_default_str();
   command->add_flag("--continue", state->options.continue_prediction, "Skip cases whose output already exists");
   add_common_flags(*command, state->common, true);
 

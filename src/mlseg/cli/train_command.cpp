@@ -28,6 +28,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     std::string optimizer = "sgd";
     std::string empty_policy = to_string(kDefaultEmptyPolicy);
     std::string sampling = "plan";
+    std::string loader_workers = "auto";
     std::uint64_t seed = kDefaultTrainingSeed;
     double lr = 0;
     bool skip_final_validation = false;
@@ -60,7 +61,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
                       "Stop cleanly (validation, checkpoint_final) when this many minutes are spent; 0 = no limit")
       ->capture_default_str();
   command->add_option("--precision", state->precision, "fp32 | bf16 (autocast)")->capture_default_str();
-  command->add_option("--device", o.device, "cpu | cuda | auto")->capture_default_str();
+  command->add_option("--device", o.device, kDeviceFlagHelp)->capture_default_str();
   command->add_option("--optimizer", state->optimizer, "sgd (Nesterov, nnU-Net) | adamw")->capture_default_str();
   command->add_option("--lr", state->lr, "Initial learning rate (default: 1e-2, nnU-Net's)");
   command->add_option("--sampling", state->sampling,
@@ -71,7 +72,8 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
                     "nnU-Net's behaviour: no remedies for rare channels (uniform forced-channel choice, no loss weights)");
   command->add_option("--checkpoint-every", o.checkpoint_every, "checkpoint_latest every N epochs (nnU-Net: 50)")
       ->capture_default_str();
-  command->add_option("--loader-workers", o.loader_workers, "Data loader threads (default: cores - 1, at least 1)");
+  command->add_option("--loader-workers", state->loader_workers, "Data loader threads: N, or auto = cores - 1 (at least 1)")
+      ->capture_default_str();
   command->add_option("--seed", state->seed, "Seed of sampling, augmentation and the validation set")->capture_default_str();
   command->add_flag("--resume", o.resume, "Continue from checkpoint_latest.pt exactly");
   command->add_option("--stop-after-epoch", o.stop_after_epoch,
@@ -96,6 +98,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
       if (options.val_iterations < 1) throw Error("--val-iterations must be at least 1", "pass a positive number or auto");
     }
     options.val_mode = parse_validation_mode(state->val_mode);
+    options.loader_workers = parse_loader_workers(state->loader_workers);
     options.precision = parse_precision(state->precision);
     options.optimizer.kind(parse_optimizer_kind(state->optimizer));
     if (state->lr > 0) options.optimizer.initial_lr(state->lr);

@@ -1,7 +1,6 @@
 #include "mlseg/inference/predict.h"
 
 #include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -151,18 +150,9 @@ std::vector<fs::path> find_checkpoints(const fs::path& model_dir, const std::vec
   return checkpoints;
 }
 
-torch::Device resolve_device(const std::string& device) {
-  if (device == "cpu") return torch::Device(torch::kCPU);
-  if (device == "cuda" || device == "auto") {
-    if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
-    if (device == "auto") return torch::Device(torch::kCPU);
-    throw Error("--device cuda, but this LibTorch sees no CUDA GPU", "use --device cpu, or a CUDA build of LibTorch on a GPU machine");
-  }
-  throw Error("--device is '" + device + "'", "use cpu, cuda or auto");
-}
-
 PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, const fs::path& model_dir, const PredictFolderOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  const torch::Device device = resolve_device(options.device);  // before any work: a wrong --device fails at once
   PredictRun run;
   run.model_dir = model_dir;
   run.output_dir = output_dir;
@@ -192,7 +182,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   run.format = to_string(export_options.format);
 
   PredictOptions predict = options.predict;
-  predict.device = resolve_device(options.device);
+  predict.device = device;
   run.device = predict.device.str();
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   at::set_num_threads(threads);

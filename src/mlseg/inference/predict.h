@@ -12,6 +12,7 @@
 
 #include "mlseg/inference/export_prediction.h"
 #include "mlseg/inference/predict_case.h"
+#include "mlseg/nn/device.h"
 
 namespace mlseg {
 
@@ -26,7 +27,7 @@ struct PredictFolderOptions {
   std::string file_ending;                          ///< --file-ending; empty = the dataset's
   bool save_probabilities = false;                  ///< --save-probabilities
   ProbabilitiesFormat probabilities_format = ProbabilitiesFormat::npy;  ///< --probabilities-format npy | nifti
-  std::string device = "auto";                      ///< --device cpu | cuda | auto
+  std::string device = kDefaultDevice;              ///< --device (nn/device.h: resolve_device)
   int threads = 0;                                  ///< --threads: network threads (0 = all cores)
   PredictOptions predict;                           ///< --step-size, --tile-batch, --tta / --disable-tta
   bool continue_prediction = false;                 ///< --continue
@@ -56,9 +57,6 @@ Image read_input_case(const InputCase& input);
 /// The checkpoints of `model_dir`: fold_<f>/checkpoint_<name>.pt for each fold (see options.folds).
 std::vector<std::filesystem::path> find_checkpoints(const std::filesystem::path& model_dir, const std::vector<std::string>& folds,
                                                     const std::string& checkpoint_name);
-
-/// "cpu" | "cuda" | "auto" (cuda when available). Throws mlseg::Error for cuda without a GPU.
-torch::Device resolve_device(const std::string& device);
 
 struct PredictRun {
   std::filesystem::path model_dir, output_dir;

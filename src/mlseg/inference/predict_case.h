@@ -28,6 +28,8 @@ struct PredictOptions {
   int threads = 0;                      ///< resampling workers (0 = all cores); the network uses at::get_num_threads()
   bool show_progress = false;           ///< progress over tiles
   bool fused_forward = true;            ///< CPU: fused InstanceNorm + LeakyReLU forward (the network's fused_forward)
+  /// GPU: image and accumulators on the device, on the CPU after an out-of-memory (SlidingWindowOptions).
+  bool perform_everything_on_device = true;
 };
 
 struct PredictedCase {

@@ -1,16 +1,19 @@
 #include "mlseg/inference/sliding_window.h"
 
 #include <torch/nn/functional/padding.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "mlseg/core/error.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/nn/device.h"
 
 namespace mlseg {
 namespace {
@@ -147,13 +150,17 @@ TileForward fused_network_tile_forward(const SegmentationNetwork& network) {
   return [net](const torch::Tensor& tiles) { return net->fused_forward(tiles); };
 }
 
-torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
-                                    const SlidingWindowOptions& options) {
-  if (forwards.empty()) throw Error("no model to predict with", "pass at least one network / fold");
-  if (image_czyx.dim() != 4) throw Error("the image is not [C, Z, Y, X]", kSlidingWindowFix);
+namespace {
+
+// One sliding-window pass with the image and the accumulators on `results_device` (options.device()
+// or, in nnU-Net's fallback, the CPU); tiles are predicted on options.device().
+torch::Tensor sliding_window_pass(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
+                                  const SlidingWindowOptions& options, const torch::Device& results_device) {
   const std::array<std::int64_t, 3> tile = tile_of(options);
   const int tile_batch = std::max(1, options.tile_batch());
   const torch::Device device = options.device();
+  // Tiles cut on the CPU go to a GPU from page-locked memory, without waiting for it.
+  const bool pin_tiles = results_device.is_cpu() && device.is_cuda() && torch::cuda::is_available();
   torch::NoGradGuard no_grad;
 
   // Pad to at least the tile, centred (nnU-Net pad_nd_image: below = diff // 2).
@@ -166,7 +173,7 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
     padded_shape[a] = shape[a] + diff;
     needs_padding = needs_padding || diff > 0;
   }
-  torch::Tensor image = image_czyx.to(device, torch::kFloat);
+  torch::Tensor image = image_czyx.to(results_device, torch::kFloat);
   if (needs_padding) {
     torch::Tensor padded = torch::zeros({image.size(0), padded_shape[0], padded_shape[1], padded_shape[2]}, image.options());
     padded.slice(1, pad_below[0], pad_below[0] + shape[0])
@@ -191,9 +198,10 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
   const auto combinations = mirror_combinations(mirror_axes);
   const double passes_per_tile = static_cast<double>(forwards.size() * (combinations.size() + 1));
 
-  const torch::Tensor weight = options.use_gaussian()
-                                   ? gaussian_importance_map(tile, options.gaussian_sigma_scale(), options.gaussian_max()).to(device)
-                                   : torch::ones({tile[0], tile[1], tile[2]}, torch::TensorOptions(device).dtype(torch::kFloat));
+  const torch::Tensor weight =
+      options.use_gaussian()
+          ? gaussian_importance_map(tile, options.gaussian_sigma_scale(), options.gaussian_max()).to(results_device)
+          : torch::ones({tile[0], tile[1], tile[2]}, torch::TensorOptions(results_device).dtype(torch::kFloat));
   torch::Tensor logits;  // [K, padded]: allocated once the first tile says K
   torch::Tensor weight_sum = torch::zeros({padded_shape[0], padded_shape[1], padded_shape[2]}, weight.options());
 
@@ -203,38 +211,43 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
   torch::Tensor batch_buffer;
   for (std::size_t first = 0; first < positions.size(); first += static_cast<std::size_t>(tile_batch)) {
     const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(tile_batch), positions.size() - first);
-    if (!batch_buffer.defined() || batch_buffer.size(0) != static_cast<std::int64_t>(count)) {
-      batch_buffer = torch::empty({static_cast<std::int64_t>(count), channels, tile[0], tile[1], tile[2]}, image.options());
+    // A pinned buffer is taken anew per batch: the caching host allocator reuses it only after
+    // its copy to the GPU has finished.
+    if (pin_tiles || !batch_buffer.defined() || batch_buffer.size(0) != static_cast<std::int64_t>(count)) {
+      batch_buffer = torch::empty({static_cast<std::int64_t>(count), channels, tile[0], tile[1], tile[2]},
+                                  image.options().pinned_memory(pin_tiles));
     }
     for (std::size_t b = 0; b < count; ++b) {
       const auto& p = positions[first + b];
       batch_buffer[static_cast<std::int64_t>(b)].copy_(
           image.slice(1, p[0], p[0] + tile[0]).slice(2, p[1], p[1] + tile[1]).slice(3, p[2], p[2] + tile[2]));
     }
+    const torch::Tensor tiles = batch_buffer.to(device, /*non_blocking=*/true);
     torch::Tensor summed;
     for (const auto& forward : forwards) {
       auto check = [&](const torch::Tensor& out) {
-        if (out.dim() != 5 || out.size(0) != batch_buffer.size(0) || out.size(2) != tile[0] || out.size(3) != tile[1] ||
+        if (out.dim() != 5 || out.size(0) != tiles.size(0) || out.size(2) != tile[0] || out.size(3) != tile[1] ||
             out.size(4) != tile[2]) {
           throw Error("the network returned a tile of another shape than its input",
                       "the patch size must be divisible by the network's total stride per axis (re-run `mlseg plan`)");
         }
       };
-      torch::Tensor out = forward(batch_buffer);
+      torch::Tensor out = forward(tiles);
       check(out);
       out = out.to(torch::kFloat);
       if (!summed.defined()) {
         // A forward may hand back its input (or a view of it): never accumulate into the tiles.
-        summed = out.storage().is_alias_of(batch_buffer.storage()) ? out.clone() : out;
+        summed = out.storage().is_alias_of(tiles.storage()) ? out.clone() : out;
       } else {
         summed.add_(out);
       }
       for (const auto& dims : combinations) {
-        torch::Tensor mirrored = forward(batch_buffer.flip(dims));
+        torch::Tensor mirrored = forward(tiles.flip(dims));
         check(mirrored);
         summed.add_(mirrored.to(torch::kFloat).flip(dims));
       }
     }
+    summed = summed.to(results_device);
     if (!logits.defined()) {
       logits = torch::zeros({summed.size(1), padded_shape[0], padded_shape[1], padded_shape[2]}, weight.options());
     }
@@ -262,6 +275,41 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
     throw Error("the network produced non-finite logits", "check the model (a diverged training gives NaN weights) and the input image");
   }
   return logits.to(torch::kCPU);
+}
+
+// "ZxYxX".
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string text;
+  for (const std::int64_t size : sizes) text += (text.empty() ? "" : "x") + std::to_string(size);
+  return text;
+}
+
+}  // namespace
+
+torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
+                                    const SlidingWindowOptions& options) {
+  if (forwards.empty()) throw Error("no model to predict with", "pass at least one network / fold");
+  if (image_czyx.dim() != 4) throw Error("the image is not [C, Z, Y, X]", kSlidingWindowFix);
+  const torch::Device device = options.device();
+  if (!device.is_cpu() && options.perform_everything_on_device()) {
+    try {
+      return sliding_window_pass(forwards, image_czyx, options, device);
+    } catch (const c10::Error& e) {
+      if (!is_out_of_memory(e)) throw;
+      // nnU-Net (predict_sliding_window_return_logits): results arrays to the CPU, tiles on the device.
+      std::cerr << "mlseg: " << device.str() << " ran out of memory for the sliding window over a "
+                << shape_text(image_czyx.sizes().slice(1))
+                << " image with its accumulators on the device: predicting again with them on the CPU (slower)\n";
+    }
+  }
+  try {
+    return sliding_window_pass(forwards, image_czyx, options, device.is_cpu() ? device : torch::Device(torch::kCPU));
+  } catch (const c10::Error& e) {
+    if (device.is_cpu() || !is_out_of_memory(e)) throw;
+    throw Error(device.str() + " ran out of memory predicting tiles of " + shape_text(tile_of(options)) + " (" +
+                    std::to_string(std::max(1, options.tile_batch())) + " per forward pass), with the accumulators on the CPU",
+                "lower --tile-batch, free the GPU of other processes (nvidia-smi), or predict with --device cpu");
+  }
 }
 
 torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,

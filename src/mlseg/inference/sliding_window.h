@@ -2,7 +2,8 @@
 // Sliding-window prediction (nnU-Net v2 inference/sliding_window_prediction.py and
 // predict_from_raw_data.py): tiles of the patch size at evenly spread positions, Gaussian
 // importance weighting, mirroring test-time augmentation, several models averaged as logits.
-// Accumulators are float32 (nnU-Net's are fp16 on the device).
+// Accumulators are float32 (nnU-Net's are fp16 on the device), on the device while memory
+// allows, as nnU-Net's perform_everything_on_device.
 #include <torch/arg.h>
 #include <torch/types.h>
 
@@ -40,8 +41,13 @@ struct SlidingWindowOptions {
   /// augmentation: every non-empty combination is predicted and averaged with the plain pass.
   /// Empty: no mirroring. Axes along which the tile is one voxel thick (z of a 2D network) are skipped.
   TORCH_ARG(std::vector<int>, mirror_axes);
-  /// Where tiles are predicted and accumulated; the result comes back on the CPU.
+  /// Where tiles are predicted (and accumulated, see below); the result comes back on the CPU.
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
+  /// nnU-Net's perform_everything_on_device: on a GPU the image and the logit and weight
+  /// accumulators live on device() too. When that runs out of device memory (a large image), the
+  /// call says so on stderr and starts over with them on the CPU, the tiles still predicted on
+  /// device(), as nnU-Net does. false: on the CPU from the start. No effect when device() is the CPU.
+  TORCH_ARG(bool, perform_everything_on_device) = true;
   /// Networks with a fused forward (SegmentationNetworkImpl::has_fused_forward) run it on the CPU
   /// (InstanceNorm + LeakyReLU fused, same result up to float rounding) instead of the module's forward.
   TORCH_ARG(bool, fused_forward) = true;
@@ -72,8 +78,9 @@ std::vector<std::vector<std::int64_t>> mirror_combinations(const std::vector<int
 /// outputs weighted by the importance map, each tile's prediction averaged over the mirror
 /// combinations and over `forwards` (several models: averaged as logits), divided by the summed
 /// weights. The image is padded with zeros (centred) to at least the tile and the padding cut
-/// off again. Throws mlseg::Error for an empty `forwards`, a bad step or tile, or a forward that
-/// returns another spatial shape.
+/// off again. Throws mlseg::Error for an empty `forwards`, a bad step or tile, a forward that
+/// returns another spatial shape, or a device that runs out of memory even with the accumulators
+/// on the CPU (naming --tile-batch and --device cpu).
 torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
                                     const SlidingWindowOptions& options);
 

@@ -29,7 +29,9 @@ T required(const Json& json, const std::string& key) {
   }
 }
 
-torch::serialize::InputArchive open_archive(const std::filesystem::path& path) {
+// `device`: where the tensors land (map_location), whatever device wrote them; the CPU by default,
+// so that a checkpoint trained on a GPU loads on a machine without CUDA.
+torch::serialize::InputArchive open_archive(const std::filesystem::path& path, const torch::Device& device = torch::kCPU) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw Error("checkpoint not found", "train the model first (`mlseg train`) or pass the right model folder",
@@ -37,7 +39,7 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& path) {
   }
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string(), torch::Device(torch::kCPU));
+    archive.load_from(path.string(), device);
   } catch (const c10::Error& e) {
     throw Error("not a readable checkpoint (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")",
                 "the file is damaged or was not written by mlseg: retrain or copy it again", {path.string(), "", ""});
@@ -165,7 +167,16 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& path) {
 }
 
 void load_optimizer_state(const std::filesystem::path& path, torch::optim::Optimizer& optimizer) {
-  torch::serialize::InputArchive archive = open_archive(path);
+  // LibTorch's Optimizer::load keeps the state where the archive puts it (unlike PyTorch's
+  // load_state_dict, which casts it to the parameters): map it onto the parameters' device.
+  torch::Device device = torch::kCPU;
+  for (const auto& group : optimizer.param_groups()) {
+    if (!group.params().empty()) {
+      device = group.params().front().device();
+      break;
+    }
+  }
+  torch::serialize::InputArchive archive = open_archive(path, device);
   metadata_of(archive, path);
   torch::serialize::InputArchive optimizer_archive;
   if (!archive.try_read(kOptimizerKey, optimizer_archive)) {

@@ -49,8 +49,8 @@ SegmentationNetwork build_network(const ModelDescription& model, bool deep_super
 void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl& network, const ModelDescription& model,
                      nlohmann::ordered_json metadata, torch::optim::Optimizer* optimizer);
 
-/// A checkpoint read back: the network rebuilt from its description and loaded (on CPU, deep
-/// supervision off, eval mode), and the metadata.
+/// A checkpoint read back: the network rebuilt from its description and loaded (on CPU whatever
+/// device wrote it: map_location CPU; deep supervision off, eval mode), and the metadata.
 struct LoadedCheckpoint {
   SegmentationNetwork network;
   ModelDescription model;
@@ -63,7 +63,8 @@ struct LoadedCheckpoint {
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& path);
 
 /// Loads the optimizer state stored in `path` into `optimizer` (built over the same network's
-/// parameters). Throws mlseg::Error when the checkpoint has none.
+/// parameters), on the parameters' device whatever device wrote it. Throws mlseg::Error when the
+/// checkpoint has none.
 void load_optimizer_state(const std::filesystem::path& path, torch::optim::Optimizer& optimizer);
 
 /// Only the metadata (cheap: the parameters are not rebuilt into a network).

@@ -10,7 +10,8 @@ torch::Tensor SegmentationNetworkImpl::fused_forward(const torch::Tensor&) {
 
 SegmentationNetwork SegmentationNetwork::clone(const std::optional<torch::Device>& device) const {
   if (!impl_) throw Error("an empty network was cloned", "build or load the network first");
-  auto copy = std::dynamic_pointer_cast<SegmentationNetworkImpl>(impl_->module().clone(device ? c10::optional<torch::Device>(*device) : c10::nullopt));
+  // Module::clone takes c10::optional (std::optional from LibTorch 2.4): a Device converts to both.
+  auto copy = std::dynamic_pointer_cast<SegmentationNetworkImpl>(device ? impl_->module().clone(*device) : impl_->module().clone());
   if (!copy) throw Error(impl_->class_name() + " did not clone into a segmentation network", "report this as a bug");
   return SegmentationNetwork(std::move(copy));
 }

@@ -44,8 +44,9 @@ torch::Tensor per_channel(const std::vector<double>& values, const torch::Tensor
   }
   std::vector<std::int64_t> view(static_cast<std::size_t>(like.dim()), 1);
   view[1] = like.size(1);
+  // Without non_blocking, a host-to-GPU copy waits for every kernel queued before it.
   return torch::tensor(values, torch::TensorOptions().dtype(torch::kFloat64))
-      .to(like.options())
+      .to(like.options(), /*non_blocking=*/true)
       .view(view);
 }
 
@@ -110,7 +111,9 @@ torch::Tensor masked_bce_with_logits(const torch::Tensor& logits, const torch::T
 namespace {
 
 // Class indices with ignored voxels set to 0 (any valid class: they are masked out), checked
-// to lie in [0, K) where annotated.
+// to lie in [0, K) where annotated when they are on the CPU. On a GPU the check would make every
+// loss call wait for the device (it is read on the host), so it is left to the producer of the
+// targets (LabelEncoding::training_target, in range by construction, made on the CPU).
 torch::Tensor safe_class_indices(const torch::Tensor& logits, const torch::Tensor& target_index,
                                  const torch::Tensor& mask) {
   auto expected = logits.sizes().vec();
@@ -122,7 +125,7 @@ torch::Tensor safe_class_indices(const torch::Tensor& logits, const torch::Tenso
   }
   torch::Tensor index = target_index.to(torch::kLong);
   if (mask.defined()) index = torch::where(mask > 0, index, torch::zeros_like(index));
-  if (((index < 0) | (index >= logits.size(1))).any().item<bool>()) {
+  if (index.is_cpu() && ((index < 0) | (index >= logits.size(1))).any().item<bool>()) {
     throw Error("softmax target has a class index outside [0, " + std::to_string(logits.size(1)) + ") at an annotated voxel",
                 "mark ignored voxels in the annotation mask, and give the network background + one output per channel");
   }
@@ -211,7 +214,7 @@ torch::Tensor ce_and_marginal_dice_loss(const torch::Tensor& logits, const torch
   const torch::Tensor mask = annotation_mask(annotated, logits);
   const torch::Tensor index = safe_class_indices(logits, target_index, mask);
   const torch::Tensor ce = cross_entropy_of_indices(logits, index, mask, options);
-  const torch::Tensor membership = membership_option.to(logits.device(), logits.scalar_type());
+  const torch::Tensor membership = membership_option.to(logits.device(), logits.scalar_type(), /*non_blocking=*/true);
   // Channel targets: the target combination's membership row; probabilities: the marginals.
   std::vector<std::int64_t> rows_shape = index.sizes().vec();  // [B, 1, ...] → [B, ..., C]
   rows_shape.erase(rows_shape.begin() + 1);

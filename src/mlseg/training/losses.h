@@ -5,7 +5,9 @@
 // Layouts: logits [B, K, (Z,) Y, X]; sigmoid targets float [B, C, ...] of 0/1 (K = C);
 // softmax targets int64 [B, 1, ...] of class indices 0..K-1 (K = C + 1, 0 = background; the
 // value at ignored voxels does not matter); `annotated` [B, 1, ...] float or bool, 1 where
-// annotated, or an undefined tensor when every voxel is annotated.
+// annotated, or an undefined tensor when every voxel is annotated. Class indices outside [0, K)
+// at annotated voxels throw mlseg::Error when the targets are on the CPU; on a GPU that check would
+// wait for the device at every call, so there the targets' producer answers for their range.
 // Every loss is finite for empty targets, fully ignored batches (then with zero gradient) and
 // logits of ±1e4.
 #include <torch/types.h>

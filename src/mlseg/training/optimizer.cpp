@@ -2,6 +2,7 @@
 
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -37,6 +38,24 @@ double poly_learning_rate(const OptimizerOptions& options, std::int64_t epoch, s
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+torch::Tensor clip_gradient_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  // LibTorch's clip_grad_norm_ (and PyTorch's): the same epsilon, the same clamped coefficient.
+  constexpr double kNormEpsilon = 1e-6;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> gradients, norms;
+  for (const torch::Tensor& parameter : parameters) {
+    const torch::Tensor& gradient = parameter.grad();
+    if (!gradient.defined()) continue;
+    gradients.push_back(gradient);
+    norms.push_back(gradient.norm(2).to(torch::kFloat));
+  }
+  if (gradients.empty()) return torch::zeros({}, torch::kFloat);
+  const torch::Tensor total = norms.size() == 1 ? norms.front() : torch::stack(norms).norm(2);
+  const torch::Tensor coefficient = (max_norm / (total + kNormEpsilon)).clamp_max(1.0);
+  for (torch::Tensor& gradient : gradients) gradient.mul_(coefficient.to(gradient.scalar_type()));
+  return total;
 }
 
 }  // namespace mlseg

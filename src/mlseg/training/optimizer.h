@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mlseg {
 
@@ -40,5 +41,12 @@ double poly_learning_rate(const OptimizerOptions& options, std::int64_t epoch, s
 
 /// Sets the learning rate of every parameter group.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+/// torch::nn::utils::clip_grad_norm_(parameters, max_norm) (L2) without reading the norm on the
+/// host, so that a CUDA step does not wait for it: scales the gradients so that their global norm
+/// is at most `max_norm` and returns the norm before clipping as a 0-d float32 tensor on the
+/// gradients' device (a CPU 0 when no parameter has a gradient). A non-finite norm leaves
+/// non-finite gradients: the caller reads the norm once with its other step values and skips the step.
+torch::Tensor clip_gradient_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
 
 }  // namespace mlseg

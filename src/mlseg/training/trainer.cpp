@@ -1,6 +1,5 @@
 #include "mlseg/training/trainer.h"
 
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/store_layout.h"
 #include "mlseg/nn/checkpoint.h"
+#include "mlseg/nn/device.h"
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/preprocess.h"
@@ -109,19 +109,6 @@ FoldCases fold_cases(const PreprocessedStore& store, const fs::path& dataset_wor
   fold.val = store_indices(store, folds[static_cast<std::size_t>(k)].val, splits_path);
   if (fold.train.empty()) throw Error("fold " + options.fold + " has no training case", "check splits_final.json", {splits_path.string(), "", ""});
   return fold;
-}
-
-torch::Device choose_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) {
-      throw Error("--device cuda, but this LibTorch sees no CUDA device",
-                  "use --device cpu, or build against a CUDA LibTorch (see README: CMAKE_PREFIX_PATH)");
-    }
-    return torch::kCUDA;
-  }
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  throw Error("unknown --device '" + name + "'", "use cpu, cuda or auto");
 }
 
 ModelDescription describe_model(const PlansFile& plans, const std::string& configuration, const PreprocessedStore& store,
@@ -246,10 +233,14 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   if (options.epochs < 1 || options.iterations_per_epoch < 1) {
     throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
   }
+  if (options.loader_workers < 0) {
+    throw Error("--loader-workers is " + std::to_string(options.loader_workers), "pass auto (cores - 1) or a number >= 1");
+  }
   if (options.configuration == "3d_cascade_fullres") {
     throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
   }
   RunSetup run;
+  run.device = resolve_device(options.device);  // before any work: a wrong --device fails at once
   run.dataset = load_dataset(dataset_dir);
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
   const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
@@ -281,7 +272,6 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
   run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
   run.scales = network_deep_supervision_scales(run.network->strides(), run.dimension);
-  run.device = choose_device(options.device);
   run.threads = options.threads > 0 ? options.threads : default_thread_count();
   return run;
 }
@@ -341,7 +331,7 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
             << (run.model.encoding.kind() == EncodingKind::powerset
                     ? ", " + std::to_string(run.model.encoding.num_outputs()) + " combination classes"
                     : std::string())
-            << "); " << (run.device.is_cuda() ? "cuda" : "cpu") << " ("
+            << "); " << run.device.str() << " ("
             << run.threads << " threads; loader workers: " << loader_workers << "), " << to_string(options.precision)
             << ", " << to_string(options.optimizer.kind()) << "\n";
   std::cout << "outputs: " << run.fold_dir.string() << "\n";
@@ -358,16 +348,35 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
   std::cout << format_coverage_table(validation_set, run.fold.name) << std::flush;
 }
 
-// One optimisation step on `batch`. Returns the loss when the step was taken; nullopt when the
-// loss or the gradient was not finite (the weights are then left untouched).
-std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options) {
-  const torch::Tensor image = network_input(batch.tensors[0].to(run.device, true), run.dimension);
+// The batch a loader worker makes for a step: make_training_batch's image, then per
+// deep-supervision scale (full resolution first) the loss target and annotation mask (undefined
+// when no voxel is ignored). Made on the worker threads, so the training loop only copies them to
+// the device (pinned when it is CUDA: LoaderOptions::pin_memory).
+Batch make_step_batch(const PreprocessedStore& store, const PatchSampler& sampler, const TrainingBatchOptions& options,
+                      const RunSetup& run, std::int64_t index, SamplingReportAccumulator* coverage) {
+  Batch batch = make_training_batch(store, sampler, options, index, coverage);
   const std::vector<ScaleTargets> targets =
-      batch_targets(batch.tensors[1], run.model.encoding, run.scales, run.dimension, run.device);
-  std::vector<torch::Tensor> target_list, annotated_list;
+      batch_targets(batch.tensors.at(1), run.model.encoding, run.scales, run.dimension, torch::kCPU);
+  batch.tensors.resize(1);
+  batch.tensors[0] = network_input(batch.tensors[0], run.dimension);
   for (const ScaleTargets& t : targets) {
-    target_list.push_back(t.target);
-    annotated_list.push_back(t.annotated);
+    batch.tensors.push_back(t.target);
+    batch.tensors.push_back(t.annotated);
+  }
+  return batch;
+}
+
+// One optimisation step on a make_step_batch batch. Returns the loss when the step was taken;
+// nullopt when the loss or the gradient was not finite (the weights are then left untouched).
+// The step reads the device once: the loss and the gradient norm in one host copy, which both
+// the decision and the epoch's loss log need.
+std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options) {
+  const torch::Tensor image = batch.tensors.at(0).to(run.device, /*non_blocking=*/true);
+  std::vector<torch::Tensor> target_list, annotated_list;
+  for (std::size_t i = 1; i + 1 < batch.tensors.size(); i += 2) {
+    target_list.push_back(batch.tensors[i].to(run.device, /*non_blocking=*/true));
+    const torch::Tensor& annotated = batch.tensors[i + 1];
+    annotated_list.push_back(annotated.defined() ? annotated.to(run.device, /*non_blocking=*/true) : annotated);
   }
   m.optimizer->zero_grad();
   std::vector<torch::Tensor> outputs;
@@ -377,15 +386,14 @@ std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSet
   }
   for (torch::Tensor& o : outputs) o = o.to(torch::kFloat);
   const torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, run.loss_options);
-  const double loss_value = loss.item<double>();
-  bool finite = std::isfinite(loss_value);
-  if (finite) {
-    loss.backward();
-    const double clip = options.optimizer.gradient_clip_norm();
-    const double norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(m.network->module().parameters(), clip) : 0.0;
-    finite = std::isfinite(norm);
-  }
-  if (!finite) {
+  // A non-finite loss gives non-finite gradients, which are discarded below with the step.
+  loss.backward();
+  const double clip = options.optimizer.gradient_clip_norm();
+  const torch::Tensor norm = clip > 0 ? clip_gradient_norm(m.network->module().parameters(), clip) : torch::zeros({}, torch::kFloat);
+  const torch::Tensor on_host =
+      torch::stack({loss.detach().to(torch::kFloat), norm.to(loss.device(), torch::kFloat)}).to(torch::kCPU);  // the sync
+  const double loss_value = on_host[0].item<double>();
+  if (!std::isfinite(loss_value) || !std::isfinite(on_host[1].item<double>())) {
     m.optimizer->zero_grad();
     return std::nullopt;
   }
@@ -457,6 +465,16 @@ ValidationMode parse_validation_mode(const std::string& name) {
   throw Error("unknown --val-mode '" + name + "'", "use patches, full or both");
 }
 
+int parse_loader_workers(const std::string& text) {
+  if (text == "auto") return kLoaderWorkersAuto;
+  int workers = 0;
+  if (!text.empty() && text.size() <= 4 && text.find_first_not_of("0123456789") == std::string::npos) workers = std::stoi(text);
+  if (workers < 1) {
+    throw Error("--loader-workers " + text + " is not a number of threads", "pass auto (cores - 1) or a number >= 1");
+  }
+  return workers;
+}
+
 std::string fold_folder_name(const std::string& fold) { return "fold_" + fold; }
 
 TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
@@ -482,9 +500,9 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   const PatchSampler sampler(store, sampler_options, run.fold.train);
   SamplingReportAccumulator coverage(run.model.channel_names);
   LoaderOptions loader_options;
-  if (options.loader_workers > 0) loader_options.workers(options.loader_workers);
-  loader_options.first_batch(m.state.next_batch);
-  BatchLoader loader([&](std::int64_t i) { return make_training_batch(store, sampler, batch_options, i, &coverage); },
+  if (options.loader_workers != kLoaderWorkersAuto) loader_options.workers(options.loader_workers);
+  loader_options.first_batch(m.state.next_batch).pin_memory(run.device.is_cuda());
+  BatchLoader loader([&](std::int64_t i) { return make_step_batch(store, sampler, batch_options, run, i, &coverage); },
                      loader_options);
   ValidationPlan validation = plan_validation(run, options);
   if (options.show_progress) print_run_header(run, options, validation.set, loader_options.workers());

@@ -11,6 +11,7 @@
 
 #include "mlseg/data/sampler_options.h"
 #include "mlseg/metrics/empty_policy.h"
+#include "mlseg/nn/device.h"
 #include "mlseg/planning/remedies.h"
 #include "mlseg/training/optimizer.h"
 #include "mlseg/training/training_step.h"
@@ -30,6 +31,9 @@ inline constexpr int kDefaultMaxNonFiniteInARow = 20;
 /// The seed of every random stream of a run (sampling, augmentation, validation set).
 inline constexpr std::uint64_t kDefaultTrainingSeed = 12345;
 
+/// TrainOptions::loader_workers for `--loader-workers auto` (the default): cores − 1, at least 1.
+inline constexpr int kLoaderWorkersAuto = 0;
+
 enum class ValidationMode {
   patches,  ///< the fixed patch set every --val-every epochs (default)
   /// whole validation cases (preprocessed grid) by sliding window, no mirroring; the EMA follows it
@@ -38,6 +42,10 @@ enum class ValidationMode {
   both,
 };
 ValidationMode parse_validation_mode(const std::string& name);
+
+/// --loader-workers: "auto" → kLoaderWorkersAuto, or a number of threads >= 1. Throws mlseg::Error
+/// for anything else.
+int parse_loader_workers(const std::string& text);
 
 struct TrainOptions {
   std::string work_dir;                      ///< --work-dir; empty: $MLSEG_WORK, else ./mlseg_work
@@ -58,7 +66,7 @@ struct TrainOptions {
   /// training finishes cleanly (validation, checkpoint_final). 0 = none.
   double time_budget_minutes = 0;
   Precision precision = Precision::fp32;
-  std::string device = "auto";       ///< cpu | cuda | auto
+  std::string device = kDefaultDevice;  ///< --device (nn/device.h: resolve_device)
   std::uint64_t seed = kDefaultTrainingSeed;
   bool resume = false;               ///< --resume: continue from checkpoint_latest.pt exactly
   /// --stop-after-epoch N: end this run after epoch N (1-based) with checkpoint_latest, as if
@@ -72,7 +80,9 @@ struct TrainOptions {
   /// --nnunet-defaults and --sampling: which of plans.json's remedies for rare channels apply
   /// (planning/remedies.h; default: what plans.json says).
   RemedyOptions remedies;
-  int loader_workers = 0;            ///< 0: default_loader_workers()
+  /// --loader-workers N | auto: data loader threads; kLoaderWorkersAuto = default_loader_workers()
+  /// (cores − 1, at least 1: one core stays with the training loop).
+  int loader_workers = kLoaderWorkersAuto;
   int threads = 0;                   ///< intra-op threads of the network; 0 = all cores
   bool show_progress = true;         ///< progress lines on stderr, epoch lines on stdout
 };

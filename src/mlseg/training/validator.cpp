@@ -55,8 +55,10 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
   network->set_deep_supervision(false);
   torch::NoGradGuard no_grad;
   const PatchShapeZyx shape = set.patch_size_zyx;
-  double loss_sum = 0;
-  std::int64_t loss_batches = 0;
+  // Summed on the device and read once after the pass: no wait for the GPU per batch for the loss.
+  const auto on_device = torch::TensorOptions().device(options.device);
+  torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
+  torch::Tensor loss_batches = torch::zeros({}, on_device.dtype(torch::kDouble));
   const std::vector<std::array<double, 3>> full_resolution{{1.0, 1.0, 1.0}};
   for (std::size_t first = 0; first < set.patches.size(); first += static_cast<std::size_t>(set.batch_size)) {
     const std::size_t last = std::min(set.patches.size(), first + static_cast<std::size_t>(set.batch_size));
@@ -67,7 +69,7 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
       images.push_back(cut.image);
       codes.push_back(cut.codes.words);
     }
-    const torch::Tensor image = torch::stack(images).to(options.device);
+    const torch::Tensor image = torch::stack(images).to(options.device, /*non_blocking=*/true);
     const torch::Tensor code = torch::stack(codes);
     torch::Tensor logits;
     {
@@ -77,11 +79,11 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
     logits = logits.to(torch::kFloat);
     const std::vector<ScaleTargets> targets =
         batch_targets(code, options.encoding, full_resolution, options.dimension, options.device);
-    const double loss = segmentation_loss(logits, targets[0].target, targets[0].annotated, options.loss).item<double>();
-    if (std::isfinite(loss)) {
-      loss_sum += loss;
-      ++loss_batches;
-    }
+    const torch::Tensor loss = segmentation_loss(logits, targets[0].target, targets[0].annotated, options.loss).to(torch::kDouble);
+    const torch::Tensor finite = torch::isfinite(loss);
+    loss_sum.add_(torch::where(finite, loss, torch::zeros_like(loss)));
+    loss_batches.add_(finite.to(torch::kDouble));
+    // The counts come from the metrics engine on the host, as `evaluate` counts (one engine).
     const torch::Tensor predicted = options.encoding.channel_masks_from_logits(network_output_5d(logits, options.dimension)).cpu();
     for (std::int64_t b = 0; b < code.size(0); ++b) {
       const CodeVolume reference{code[b], channels};
@@ -98,7 +100,9 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
     result.dice.push_back(validation_dice(result.counts[static_cast<std::size_t>(c)], set.coverage.present(c)));
   }
   result.mean_dice = mean_under_policy(result.dice, options.empty_policy, &result.channels_in_mean);
-  if (loss_batches > 0) result.loss = loss_sum / static_cast<double>(loss_batches);
+  const torch::Tensor loss_totals = torch::stack({loss_sum, loss_batches}).to(torch::kCPU);
+  const double finite_batches = loss_totals[1].item<double>();
+  if (finite_batches > 0) result.loss = loss_totals[0].item<double>() / finite_batches;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
