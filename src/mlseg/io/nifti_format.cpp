@@ -47,6 +47,18 @@ struct FieldReader {
   }
 };
 
+// The quaternion, its offset and the sform: the same field order in NIfTI-1 (float) and NIfTI-2
+// (double), from `quatern_offset` (quatern_b) and `srow_offset` (srow_x[0]).
+template <typename Real>
+void read_transforms(const FieldReader& field, std::size_t quatern_offset, std::size_t srow_offset, NiftiHeader& header) {
+  double* quaternion_fields[6] = {&header.quatern_b, &header.quatern_c, &header.quatern_d,
+                                  &header.qoffset_x, &header.qoffset_y, &header.qoffset_z};
+  for (std::size_t i = 0; i < 6; ++i) *quaternion_fields[i] = field.get<Real>(quatern_offset + i * sizeof(Real));
+  for (std::size_t r = 0; r < 3; ++r) {
+    for (std::size_t c = 0; c < 4; ++c) header.srow[r][c] = field.get<Real>(srow_offset + (4 * r + c) * sizeof(Real));
+  }
+}
+
 template <typename T>
 void put(std::vector<unsigned char>& bytes, std::size_t offset, T value) {
   std::memcpy(bytes.data() + offset, &value, sizeof(T));
@@ -438,15 +450,7 @@ std::optional<NiftiHeader> parse_nifti_header(const unsigned char* bytes, std::s
     header.xyzt_units = bytes[123];
     header.qform_code = field.get<std::int16_t>(252);
     header.sform_code = field.get<std::int16_t>(254);
-    header.quatern_b = field.get<float>(256);
-    header.quatern_c = field.get<float>(260);
-    header.quatern_d = field.get<float>(264);
-    header.qoffset_x = field.get<float>(268);
-    header.qoffset_y = field.get<float>(272);
-    header.qoffset_z = field.get<float>(276);
-    for (int r = 0; r < 3; ++r) {
-      for (int c = 0; c < 4; ++c) header.srow[r][c] = field.get<float>(280 + 16 * r + 4 * c);
-    }
+    read_transforms<float>(field, 256, 280, header);
     return header;
   }
   if (size < static_cast<std::size_t>(kNifti2HeaderSize)) return std::nullopt;
@@ -462,15 +466,7 @@ std::optional<NiftiHeader> parse_nifti_header(const unsigned char* bytes, std::s
   header.scl_inter = field.get<double>(184);
   header.qform_code = field.get<std::int32_t>(344);
   header.sform_code = field.get<std::int32_t>(348);
-  header.quatern_b = field.get<double>(352);
-  header.quatern_c = field.get<double>(360);
-  header.quatern_d = field.get<double>(368);
-  header.qoffset_x = field.get<double>(376);
-  header.qoffset_y = field.get<double>(384);
-  header.qoffset_z = field.get<double>(392);
-  for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 4; ++c) header.srow[r][c] = field.get<double>(400 + 32 * r + 8 * c);
-  }
+  read_transforms<double>(field, 352, 400, header);
   header.xyzt_units = field.get<std::int32_t>(500);
   return header;
 }
