@@ -108,15 +108,16 @@ wall = float(t1) - float(t0)
 try:
     e, u, s = (float(v) for v in open(tf).read().split()[-3:])
 except Exception:
-    e, u, s = wall, float('nan'), float('nan')
-loads = [float(v) for v in open(lf).read().split()] or [float('nan')]
+    e, u, s = wall, 0.0, 0.0  # the command did not run (no /usr/bin/time output)
+loads = [float(v) for v in open(lf).read().split()]
 busy = (float(b1) - float(b0)) / 100.0
 d = {'name': n, 'exit': int(rc), 'wall_s': wall, 'cpu_user_s': u, 'cpu_sys_s': s,
      'machine_busy_cpu_s': busy, 'foreign_cpu_s': max(0.0, busy - u - s),
-     'load1_mean': sum(loads) / len(loads), 'load1_max': max(loads)}
+     'load1_mean': sum(loads) / len(loads) if loads else None, 'load1_max': max(loads) if loads else None}
 json.dump(d, open(out, 'w'), indent=1)
-print('  %s: %.0f s wall, %.0f s CPU (user+sys); other processes used %.0f CPU s meanwhile (load1 mean %.1f, max %.1f)'
-      % (n, wall, u + s, d['foreign_cpu_s'], d['load1_mean'], d['load1_max']))
+load = '%.1f, max %.1f' % (d['load1_mean'], d['load1_max']) if loads else 'n/a (shorter than one 5 s sample)'
+print('  %s: %.0f s wall, %.0f s CPU (user+sys); other processes used %.0f CPU s meanwhile (load1 mean %s)'
+      % (n, wall, u + s, d['foreign_cpu_s'], load))
 PY
   if [ "$rc" != 0 ]; then
     echo "  FAILED (exit $rc): $*" >&2
@@ -194,8 +195,10 @@ if [[ " $SIDES " == *" mlseg "* ]]; then
       flags=(--"$variant")
     fi
     echo "[mlseg:$variant] train $EPOCHS x $ITERS (--threads $MLSEG_THREADS), final validation"
+    # --overwrite: the fold folder belongs to this script (SIDES=mlseg reruns train it again).
     timed "mlseg_$variant.train" "$ML" train "$DATASET" -c "$config" -f "$FOLD" --work-dir "$vwork" --epochs "$EPOCHS" \
-      --iters-per-epoch "$ITERS" --val-iterations "$VAL_ITERS" --threads "$MLSEG_THREADS" --seed "$SEED" ${flags[@]+"${flags[@]}"}
+      --iters-per-epoch "$ITERS" --val-iterations "$VAL_ITERS" --threads "$MLSEG_THREADS" --seed "$SEED" --overwrite \
+      ${flags[@]+"${flags[@]}"}
   done
 fi
 
@@ -288,7 +291,8 @@ for r in rows:
     t = row.get('timing', {})
     print('%-22s' % r + cells + '%-9s %-9s %-9s %s' % (
         '%.0f' % t['wall_s'] if t else '-', '%.0f' % (t['cpu_user_s'] + t['cpu_sys_s']) if t else '-',
-        '%.0f' % t['foreign_cpu_s'] if t else '-', '%.1f/%.1f' % (t['load1_mean'], t['load1_max']) if t else '-'))
+        '%.0f' % t['foreign_cpu_s'] if t else '-',
+        '%.1f/%.1f' % (t['load1_mean'], t['load1_max']) if t and t.get('load1_mean') is not None else 'n/a'))
 own = out['rows'].get('nnunet', {}).get('nnunet_own_evaluator_dice_mean')
 if own:
     print("cross-check, nnU-Net's own evaluator on its folder: " + ', '.join('%s %s' % (k, f(v)) for k, v in own.items()))
