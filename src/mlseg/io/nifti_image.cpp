@@ -55,15 +55,16 @@ struct OpenedNifti {
   std::int64_t num_elements = 0;
 };
 
-// Reads and checks the header before any pixel memory is allocated (the ITK reader's checks).
-OpenedNifti open_nifti(const fs::path& path, const ImageReadOptions& options) {
+// The file's checks before its header (exists, regular, not empty, a NIfTI ending), then the parsed
+// single-file header; `file_size` is set for the size checks that follow.
+NiftiHeader read_checked_header(const fs::path& path, std::uintmax_t& file_size) {
   const ErrorLocation where{path.string(), "", ""};
   std::error_code status_error;
   if (!fs::exists(path, status_error)) {
     throw Error("file not found", "check the path and the dataset's file_ending", where).with_code("file_missing");
   }
   if (!fs::is_regular_file(path, status_error)) throw Error("not a regular file", "point to an image file", where);
-  const std::uintmax_t file_size = fs::file_size(path, status_error);
+  file_size = fs::file_size(path, status_error);
   if (file_size == 0) throw Error("the file is empty (0 bytes)", kReexportFix, where).with_code("file_empty");
   if (!is_nifti_file(path)) {
     throw Error("unsupported file ending '" + full_extension(path) + "' for mlseg's NIfTI reader", "use .nii.gz or .nii", where);
@@ -75,14 +76,42 @@ OpenedNifti open_nifti(const fs::path& path, const ImageReadOptions& options) {
                 kReexportFix, where)
         .with_code("unreadable_header");
   }
-  OpenedNifti opened;
-  opened.nifti = *parsed;
-  const NiftiHeader& nifti = opened.nifti;
-  if (!nifti.single_file) {
+  if (!parsed->single_file) {
     throw Error("the header says the pixels are in a separate .img file (a two-file NIfTI), which a .nii cannot be",
                 kReexportFix, where)
         .with_code("unreadable_header");
   }
+  return *parsed;
+}
+
+// The header's geometry with positive, finite spacing, snapped to float32 as the ITK reader does
+// (NIfTI-1 stores geometry as float32).
+Geometry checked_geometry(const NiftiHeader& nifti, std::int64_t dims, const fs::path& path) {
+  Geometry geometry = nifti_geometry(nifti, path);
+  for (int axis = 0; axis < std::min<int>(static_cast<int>(dims), 3); ++axis) {
+    const double spacing = geometry.spacing_zyx_mm[2 - axis];
+    if (!std::isfinite(spacing) || spacing <= 0) {
+      throw Error("voxel spacing along axis " + std::to_string(axis) + " is " + std::to_string(spacing) +
+                      "; spacing must be positive and finite",
+                  "fix the header's pixel dimensions (e.g. pixdim in NIfTI)", {path.string(), "", ""});
+    }
+  }
+  auto snap = [](double value) { return static_cast<double>(static_cast<float>(value)); };
+  for (int i = 0; i < 3; ++i) {
+    geometry.spacing_zyx_mm[i] = snap(geometry.spacing_zyx_mm[i]);
+    geometry.origin_zyx_mm[i] = snap(geometry.origin_zyx_mm[i]);
+    for (int j = 0; j < 3; ++j) geometry.direction_zyx[i][j] = snap(geometry.direction_zyx[i][j]);
+  }
+  return geometry;
+}
+
+// Reads and checks the header before any pixel memory is allocated (the ITK reader's checks).
+OpenedNifti open_nifti(const fs::path& path, const ImageReadOptions& options) {
+  const ErrorLocation where{path.string(), "", ""};
+  std::uintmax_t file_size = 0;
+  OpenedNifti opened;
+  opened.nifti = read_checked_header(path, file_size);
+  const NiftiHeader& nifti = opened.nifti;
   std::int64_t dims = nifti.dim[0];
   if (dims < 1 || dims > 7) {
     throw Error("the header declares " + std::to_string(dims) + " dimensions (NIfTI allows 1 to 7)", kReexportFix, where)
@@ -152,23 +181,7 @@ OpenedNifti open_nifti(const fs::path& path, const ImageReadOptions& options) {
     header.component_type = "float32";  // the ITK reader reports scaled integers as float32
     header.floating_point = true;
   }
-  Geometry geometry = nifti_geometry(nifti, path);
-  for (int axis = 0; axis < std::min<int>(static_cast<int>(dims), 3); ++axis) {
-    const double spacing = geometry.spacing_zyx_mm[2 - axis];
-    if (!std::isfinite(spacing) || spacing <= 0) {
-      throw Error("voxel spacing along axis " + std::to_string(axis) + " is " + std::to_string(spacing) +
-                      "; spacing must be positive and finite",
-                  "fix the header's pixel dimensions (e.g. pixdim in NIfTI)", where);
-    }
-  }
-  // NIfTI-1 stores geometry as float32; the ITK reader snaps to what the file can hold, and so do we.
-  auto snap = [](double value) { return static_cast<double>(static_cast<float>(value)); };
-  for (int i = 0; i < 3; ++i) {
-    geometry.spacing_zyx_mm[i] = snap(geometry.spacing_zyx_mm[i]);
-    geometry.origin_zyx_mm[i] = snap(geometry.origin_zyx_mm[i]);
-    for (int j = 0; j < 3; ++j) geometry.direction_zyx[i][j] = snap(geometry.direction_zyx[i][j]);
-  }
-  header.geometry = geometry;
+  header.geometry = checked_geometry(nifti, dims, path);
   opened.num_elements = static_cast<std::int64_t>(elements);
   return opened;
 }
