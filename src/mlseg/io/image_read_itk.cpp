@@ -172,14 +172,8 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
     }
   }
   if (ending == ".nii" || ending == ".nii.gz") {
-    // NIfTI stores geometry as float32; digits beyond that are noise from ITK's quaternion
-    // arithmetic and would make write(read(file)) drift. Snap to what the file can hold.
-    auto snap = [](double value) { return static_cast<double>(static_cast<float>(value)); };
-    for (int i = 0; i < 3; ++i) {
-      geometry.spacing_zyx_mm[i] = snap(geometry.spacing_zyx_mm[i]);
-      geometry.origin_zyx_mm[i] = snap(geometry.origin_zyx_mm[i]);
-      for (int j = 0; j < 3; ++j) geometry.direction_zyx[i][j] = snap(geometry.direction_zyx[i][j]);
-    }
+    // NIfTI stores geometry as float32: snap to what the file can hold.
+    geometry = detail::snapped_to_float32(geometry);
   }
   opened.num_elements = static_cast<std::int64_t>(elements);
   return opened;

@@ -96,13 +96,7 @@ Geometry checked_geometry(const NiftiHeader& nifti, std::int64_t dims, const fs:
                   "fix the header's pixel dimensions (e.g. pixdim in NIfTI)", {path.string(), "", ""});
     }
   }
-  auto snap = [](double value) { return static_cast<double>(static_cast<float>(value)); };
-  for (int i = 0; i < 3; ++i) {
-    geometry.spacing_zyx_mm[i] = snap(geometry.spacing_zyx_mm[i]);
-    geometry.origin_zyx_mm[i] = snap(geometry.origin_zyx_mm[i]);
-    for (int j = 0; j < 3; ++j) geometry.direction_zyx[i][j] = snap(geometry.direction_zyx[i][j]);
-  }
-  return geometry;
+  return detail::snapped_to_float32(geometry);
 }
 
 // Reads and checks the header before any pixel memory is allocated (the ITK reader's checks).

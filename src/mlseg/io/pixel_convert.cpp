@@ -155,6 +155,16 @@ int stored_type_bytes(StoredType type) {
   return bytes;
 }
 
+Geometry snapped_to_float32(Geometry geometry) {
+  auto snap = [](double value) { return static_cast<double>(static_cast<float>(value)); };
+  for (int i = 0; i < 3; ++i) {
+    geometry.spacing_zyx_mm[i] = snap(geometry.spacing_zyx_mm[i]);
+    geometry.origin_zyx_mm[i] = snap(geometry.origin_zyx_mm[i]);
+    for (int j = 0; j < 3; ++j) geometry.direction_zyx[i][j] = snap(geometry.direction_zyx[i][j]);
+  }
+  return geometry;
+}
+
 IntensityPixels intensity_pixels_from(const StoredPixels& stored, const ImageHeader& header) {
   IntensityPixels image;
   image.header = header;

@@ -28,6 +28,10 @@ struct StoredPixels {
   double intercept = 0.0;
 };
 
+/// Geometry rounded to float32, what a NIfTI-1 header can hold: digits beyond it are noise from
+/// quaternion arithmetic and would make write(read(file)) drift. Both NIfTI readers end with it.
+Geometry snapped_to_float32(Geometry geometry);
+
 /// Intensities as float32 [C, Z, Y, X], scaled.
 IntensityPixels intensity_pixels_from(const StoredPixels& stored, const ImageHeader& header);
 
