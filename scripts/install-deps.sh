@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev
+  libgloo-dev  # the headers of c10d's Gloo backend (distributed training; libtorch links libgloo0)
   libinsighttoolkit5-dev
   nlohmann-json3-dev
   libcli11-dev

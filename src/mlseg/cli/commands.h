@@ -3,7 +3,10 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <vector>
+
+#include "mlseg/core/launch_environment.h"
 
 namespace mlseg::cli {
 
@@ -16,6 +19,16 @@ struct CommonFlags {
 };
 
 void add_common_flags(CLI::App& command, CommonFlags& flags, bool with_json);
+
+/// Multi-process flags of train and predict (training/run_context.h, core/rank_launcher.h).
+struct DistributedFlags {
+  int nproc_per_node = 1;  ///< --nproc-per-node: ranks to start on this machine (1 = this process)
+  double timeout_seconds = kDefaultCollectiveTimeoutSeconds;  ///< --dist-timeout-s
+};
+void add_distributed_flags(CLI::App& command, DistributedFlags& flags);
+/// --nproc-per-node N > 1: runs N ranks of this same command line and returns the launcher's exit
+/// code; nullopt when this process is to do the work itself. Refused inside a launched rank.
+std::optional<int> launch_ranks_if_requested(const DistributedFlags& flags);
 
 class CommandRegistry {
  public:

@@ -4,7 +4,10 @@
 
 #include "mlseg/cli/commands.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/parallel.h"
 #include "mlseg/inference/predict.h"
+#include "mlseg/nn/device.h"
+#include "mlseg/training/run_context.h"
 
 namespace mlseg::cli {
 namespace {
@@ -17,6 +20,7 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
     std::string probabilities_format = "npy";
     bool tta = false, disable_tta = false;
     CommonFlags common;
+    DistributedFlags distributed;
   };
   auto state = std::make_shared<State>();
   CLI::App* command = app.add_subcommand(
@@ -44,8 +48,10 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
   command->add_option("--device", state->options.device, kDeviceFlagHelp)->capture_default_str();
   command->add_flag("--continue", state->options.continue_prediction, "Skip cases whose output already exists");
   add_common_flags(*command, state->common, true);
+  add_distributed_flags(*command, state->distributed);
 
   registry.add(command, [state] {
+    if (const std::optional<int> launched = launch_ranks_if_requested(state->distributed)) return *launched;
     PredictFolderOptions options = state->options;
     if (state->tta && state->disable_tta) throw Error("--tta and --disable-tta both given", "choose one");
     options.predict.use_mirroring = !state->disable_tta;
@@ -64,13 +70,44 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
     options.threads = state->common.threads;
     options.show_progress = !state->common.quiet && !state->common.json;
     options.predict.show_progress = state->common.verbose && options.show_progress;
-    const PredictRun run = predict_folder(state->input, state->output, state->model_dir, options);
+    // Several ranks: each predicts its share of the cases; rank 0 reports the totals.
+    const LaunchEnvironment environment = launch_environment();
+    if (environment.distributed()) {
+      options.device = resolve_device_for_rank(options.device, environment.local_rank).str();
+      options.rank = environment.rank;
+      options.world_size = environment.world_size;
+      if (options.threads == 0) options.threads = std::max(1, default_thread_count() / environment.local_world_size);
+    }
+    DistributedOptions distributed;
+    distributed.collective_timeout_seconds = state->distributed.timeout_seconds;
+    const RunContext context = RunContext::join(environment, resolve_device(options.device), distributed);
+    PredictRun run;
+    try {
+      run = predict_folder(state->input, state->output, state->model_dir, options);
+    } catch (const Error& error) {
+      context.report_failure(error.problem());
+      throw;
+    }
+    bool all_ok = run.ok();
+    if (context.distributed()) {
+      torch::Tensor totals = torch::tensor({std::int64_t{run.predicted}, std::int64_t{run.skipped},
+                                            static_cast<std::int64_t>(run.failures.size())}, torch::kInt64);
+      context.all_reduce_sum(totals, "the prediction counts");
+      if (!context.is_main()) {
+        for (const auto& failure : run.failures) std::cerr << context.describe() << ": " << failure.case_id << ": " << failure.message << "\n";
+        return run.ok() ? 0 : 1;
+      }
+      if (!state->common.json) std::cout << "all " << context.world_size() << " ranks: " << totals[0].item<std::int64_t>() << " predicted, "
+                << totals[1].item<std::int64_t>() << " skipped, " << totals[2].item<std::int64_t>() << " failed"
+                << " (the report below is rank 0's share)\n";
+      all_ok = totals[2].item<std::int64_t>() == 0;
+    }
     if (state->common.json) {
       std::cout << predict_run_to_json(run).dump(2) << "\n";
     } else if (!state->common.quiet || !run.ok()) {
       std::cout << format_predict_report(run);
     }
-    return run.ok() ? 0 : 1;
+    return all_ok ? 0 : 1;
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "mlseg/cli/commands.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/rank_launcher.h"
 
 namespace mlseg::cli {
 
@@ -15,6 +16,7 @@ void configure_app(CLI::App& app, CommandRegistry& registry) {
 }
 
 int run_cli(CLI::App& app, const CommandRegistry& registry, int argc, char** argv) {
+  remember_command_line(argc, argv);  // --nproc-per-node repeats it in every rank
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -25,7 +27,7 @@ int run_cli(CLI::App& app, const CommandRegistry& registry, int argc, char** arg
   try {
     return registry.run_selected();
   } catch (const mlseg::Error& error) {
-    std::fprintf(stderr, "mlseg: error: %s\n", error.what());
+    std::fprintf(stderr, "%s: error: %s\n", mlseg::process_label().c_str(), error.what());
     return 2;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "mlseg: internal error: %s\n  (please report this, with the command that caused it)\n",

@@ -7,16 +7,49 @@
 
 #include "mlseg/cli/commands.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/core/work_dir.h"
 #include "mlseg/evaluation/evaluation_report.h"
 #include "mlseg/evaluation/final_validation.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/metrics/empty_policy.h"
+#include "mlseg/nn/device.h"
+#include "mlseg/training/run_context.h"
 #include "mlseg/training/trainer.h"
 
 namespace mlseg::cli {
 namespace {
+
+// nnU-Net's final validation after a finished run: whole validation cases, sliding window, every
+// metric. Ranks predict their share; rank 0 scores them all and returns the result.
+std::optional<FinalValidation> run_final_validation_share(const std::string& dataset, const TrainResult& result,
+                                                          const TrainOptions& options, bool skip, const RunContext& context) {
+  const bool finished = result.stop_reason.rfind("stopped after", 0) != 0;
+  if (!finished || skip || options.fold == "all") return std::nullopt;
+  if (context.is_main()) {
+    std::cout << "\nfinal validation: predicting the fold's validation cases with checkpoint_final\n" << std::flush;
+  }
+  FinalValidationOptions final_options;
+  final_options.device = options.device;
+  final_options.threads = options.threads > 0 ? options.threads : std::max(1, default_thread_count() / context.local_world_size());
+  final_options.show_progress = options.show_progress && context.is_main();
+  final_options.rank = context.rank();
+  final_options.world_size = context.world_size();
+  if (context.distributed()) final_options.wait_for_ranks = [&context] { context.barrier("final validation"); };
+  // checkpoint_final is rank 0's to write: the others read it only after it is there.
+  context.barrier("checkpoint_final");
+  try {
+    const auto dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), load_dataset(dataset).name);
+    FinalValidation validation =
+        run_final_validation(dataset, result.fold_dir, fold_validation_cases(dataset_work, options.fold), final_options);
+    if (!context.is_main()) return std::nullopt;
+    return validation;
+  } catch (const Error& error) {
+    context.report_failure(error.problem());
+    throw;
+  }
+}
 
 void add_train_command(CLI::App& app, CommandRegistry& registry) {
   struct State {
@@ -33,6 +66,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     double lr = 0;
     bool skip_final_validation = false;
     CommonFlags common;
+    DistributedFlags distributed;
   };
   auto state = std::make_shared<State>();
   CLI::App* command = app.add_subcommand(
@@ -83,8 +117,10 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
                     "Do not predict and score the whole validation cases after the last epoch (nnU-Net does)");
   command->add_option("--work-dir", o.work_dir, "Work folder (default: $MLSEG_WORK, else ./mlseg_work)");
   add_common_flags(*command, state->common, false);
+  add_distributed_flags(*command, state->distributed);
 
   registry.add(command, [state] {
+    if (const std::optional<int> launched = launch_ranks_if_requested(state->distributed)) return *launched;
     TrainOptions options = state->options;
     options.seed = state->seed;
     if (state->val_iterations == "auto") {
@@ -108,7 +144,23 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     options.remedies.sampling = parse_sampling_choice(state->sampling);
     options.threads = state->common.threads;
     options.show_progress = !state->common.quiet;
-    const TrainResult result = train(state->dataset, options);
+    // One rank of a multi-process run (torchrun's variables) joins its group; else one process.
+    const LaunchEnvironment environment = launch_environment();
+    if (environment.distributed()) options.device = resolve_device_for_rank(options.device, environment.local_rank).str();
+    DistributedOptions distributed;
+    distributed.collective_timeout_seconds = state->distributed.timeout_seconds;
+    const RunContext context = RunContext::join(environment, resolve_device(options.device), distributed);
+    TrainResult result;
+    try {
+      result = train(state->dataset, options, context);
+    } catch (const Error& error) {
+      context.report_failure(error.problem());  // lets the other ranks name this one
+      throw;
+    }
+    if (!context.is_main()) {
+      run_final_validation_share(state->dataset, result, options, state->skip_final_validation, context);
+      return 0;
+    }
     std::cout << "trained " << result.epochs_completed << " epochs (stopped: " << result.stop_reason << ") in "
               << format_duration(result.seconds);
     if (result.best_ema) {
@@ -127,19 +179,10 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
       }
     }
     std::cout << "outputs: " << result.fold_dir.string() << " (checkpoint_final.pt, checkpoint_best.pt, log.jsonl, progress.svg)\n";
-    const bool finished = result.stop_reason.rfind("stopped after", 0) != 0;
-    if (finished && !state->skip_final_validation && options.fold != "all") {
-      // nnU-Net's final validation: whole validation cases, sliding window, every metric.
-      std::cout << "\nfinal validation: predicting the fold's validation cases with checkpoint_final\n" << std::flush;
-      FinalValidationOptions final_options;
-      final_options.device = options.device;
-      final_options.threads = options.threads;
-      final_options.show_progress = options.show_progress;
-      const auto dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), load_dataset(state->dataset).name);
-      const FinalValidation validation = run_final_validation(
-          state->dataset, result.fold_dir, fold_validation_cases(dataset_work, options.fold), final_options);
-      if (options.show_progress) std::cout << format_evaluation_report(validation.evaluation);
-      std::cout << "final validation: " << (validation.folder / "summary.json").string() << "\n";
+    if (const std::optional<FinalValidation> validation =
+            run_final_validation_share(state->dataset, result, options, state->skip_final_validation, context)) {
+      if (options.show_progress) std::cout << format_evaluation_report(validation->evaluation);
+      std::cout << "final validation: " << (validation->folder / "summary.json").string() << "\n";
     }
     return 0;
   });

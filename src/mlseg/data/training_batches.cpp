@@ -19,7 +19,14 @@ Batch make_training_batch(const PreprocessedStore& store, const PatchSampler& sa
     throw Error("the sampler cuts patches of another size than the augmentation needs",
                 "build the PatchSampler with patch_size_zyx = training_cut_size(options)");
   }
-  const auto draws = sampler.sample_batch(batch_index);
+  const std::int64_t end = options.end_sample() < 0 ? sampler.options().batch_size() : options.end_sample();
+  if (options.first_sample() < 0 || options.first_sample() >= end || end > sampler.options().batch_size()) {
+    throw Error("samples [" + std::to_string(options.first_sample()) + ", " + std::to_string(end) + ") are not part of a batch of " +
+                    std::to_string(sampler.options().batch_size()),
+                "pass a non-empty range within the sampler's batch size");
+  }
+  std::vector<PatchDraw> draws;
+  for (std::int64_t j = options.first_sample(); j < end; ++j) draws.push_back(sampler.sample(batch_index, j));
   std::vector<std::string> case_ids;
   for (const auto& draw : draws) case_ids.push_back(store.case_ids()[draw.case_index]);
   note_batch_cases(case_ids);
@@ -30,7 +37,8 @@ Batch make_training_batch(const PreprocessedStore& store, const PatchSampler& sa
   for (std::size_t j = 0; j < draws.size(); ++j) {
     // One generator per (seed, batch, sample), mixed so that neighbouring indices are unrelated.
     SplitMix64 mixer(options.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(batch_index + 1)));
-    for (std::size_t k = 0; k <= j; ++k) mixer.next();
+    const std::int64_t sample_in_batch = options.first_sample() + static_cast<std::int64_t>(j);
+    for (std::int64_t k = 0; k <= sample_in_batch; ++k) mixer.next();
     SplitMix64 rng(mixer.next());
     // The spatial draw comes first from this generator: peeked at here, it decides the cut. A
     // draw without rotation or scaling (64 % with nnU-Net's probabilities) keeps only the centre

@@ -21,6 +21,12 @@ struct TrainingBatchOptions {
   /// Sample j of batch i is augmented with a generator seeded from (seed, i, j): the same batches
   /// for any number of loader workers.
   TORCH_ARG(std::uint64_t, seed) = 12345;
+  /// Which samples of each global batch this process makes, [first_sample, end_sample) (a
+  /// rank's share under data parallelism; RunContext's rank_batch_share). end_sample < 0: the
+  /// sampler's whole batch. Sample j is the same draw and augmentation whichever process makes
+  /// it, so ranks together make exactly the one-process batch.
+  TORCH_ARG(std::int64_t, first_sample) = 0;
+  TORCH_ARG(std::int64_t, end_sample) = -1;
 };
 
 /// The size the sampler must cut for `options` (augmentation's initial_patch_size).

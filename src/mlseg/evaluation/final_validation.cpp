@@ -90,7 +90,9 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
   out.folder = fold_dir / "validation";
   fs::create_directories(out.folder);
   StagingCleanup cleanup;
-  const fs::path staging = fold_dir / kStaging;
+  const bool main = options.rank == 0;
+  // Every rank stages every case in its own folder; predict_folder then takes the rank's share.
+  const fs::path staging = fold_dir / (std::string(kStaging) + (main ? std::string() : "_rank" + std::to_string(options.rank)));
   const fs::path inputs = staging / "images", references = staging / "labels";
   cleanup.folders = {staging};
   fs::remove_all(staging);
@@ -105,7 +107,7 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
     }
     for (const fs::path& image : found->images) stage(image, inputs);
     if (!found->label.empty()) {
-      stage(found->label, references);
+      if (main) stage(found->label, references);
     } else {
       throw Error("validation case '" + id + "' lists its channel masks explicitly; final validation needs a mask folder per case",
                   "store each case's masks in labelsTr/<case>/", {dataset_dir.string(), id, ""});
@@ -123,19 +125,24 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
   out.scored_folder = out.folder;
   if (*predict.format == PredictionFormat::labelmap && !one_label_per_voxel) {
     out.scored_folder = out.folder / "per_channel_codes";
-    fs::remove_all(out.scored_folder);
+    if (main) fs::remove_all(out.scored_folder);
     predict.lossless_copy_dir = out.scored_folder;
   }
+  if (options.wait_for_ranks) options.wait_for_ranks();  // rank 0's clean-up before anyone writes
   predict.device = options.device;
   predict.threads = options.threads;
   predict.predict = options.predict;
-  predict.show_progress = options.show_progress;
+  predict.show_progress = options.show_progress && main;
+  predict.rank = options.rank;
+  predict.world_size = options.world_size;
   out.prediction = predict_folder(inputs, out.folder, fold_dir.parent_path(), predict);
   if (!out.prediction.ok()) {
     throw Error("final validation could not predict " + std::to_string(out.prediction.failures.size()) + " case(s): " +
                     out.prediction.failures.front().case_id + ": " + out.prediction.failures.front().message,
                 "see the message; the predictions that worked are in " + out.folder.string());
   }
+  if (options.wait_for_ranks) options.wait_for_ranks();  // every rank's cases written
+  if (!main) return out;
 
   EvaluateOptions evaluate;
   evaluate.dataset_json = dataset_dir / "dataset.json";

@@ -7,6 +7,7 @@
 // network predicted per channel (thresholded sigmoid, softmax argmax, decoded powerset), never of
 // a label map that collapsed overlapping channels.
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@ struct FinalValidationOptions {
   int threads = 0;
   std::string metrics = kDefaultMetrics;
   bool show_progress = true;
+  /// Several ranks: each predicts its share of the cases (PredictFolderOptions::rank), then
+  /// rank 0 scores them all; `wait_for_ranks` (a barrier of the run's process group) is called
+  /// on every rank before and after the predictions. Other ranks return without an evaluation.
+  int rank = 0;
+  int world_size = 1;
+  std::function<void()> wait_for_ranks;
 };
 
 struct FinalValidation {

@@ -211,6 +211,15 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     write_text_file_atomically(options.lossless_copy_dir / "dataset.json",
                                prediction_dataset_json(model, lossless_options).dump(2) + "\n");
   }
+  if (options.world_size > 1) {
+    // The split comes before --continue's file checks: it must not depend on what other ranks
+    // have written so far.
+    std::vector<InputCase> mine;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      if (static_cast<int>(i % static_cast<std::size_t>(options.world_size)) == options.rank) mine.push_back(std::move(cases[i]));
+    }
+    cases = std::move(mine);
+  }
   if (options.continue_prediction) {
     std::vector<InputCase> todo;
     for (auto& c : cases) {

@@ -36,6 +36,10 @@ struct PredictFolderOptions {
   /// format is a label map that cannot hold overlapping channels. Empty: no copy.
   std::filesystem::path lossless_copy_dir;
   bool show_progress = true;
+  /// Several ranks (`--nproc-per-node`, torchrun, srun): this process predicts the cases whose
+  /// position in the sorted case list is rank mod world_size, so ranks never do the same case.
+  int rank = 0;
+  int world_size = 1;
 };
 
 /// One case to predict: its image files, channel order.

@@ -41,6 +41,16 @@ c10::Device resolve_device(const std::string& name, std::size_t cuda_devices) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+c10::Device resolve_device_for_rank(const std::string& name, int local_rank) {
+  return resolve_device_for_rank(name, local_rank, torch::cuda::device_count());
+}
+
+c10::Device resolve_device_for_rank(const std::string& name, int local_rank, std::size_t cuda_devices) {
+  const c10::Device device = resolve_device(name, cuda_devices);
+  if (!device.is_cuda() || (name != "cuda" && name != "auto") || local_rank <= 0) return device;
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(static_cast<std::size_t>(local_rank) % cuda_devices));
+}
+
 bool is_out_of_memory(const c10::Error& error) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) return true;
   const std::string message = error.what_without_backtrace();

@@ -24,6 +24,12 @@ c10::Device resolve_device(const std::string& name);
 /// torch::cuda::device_count()); for tests of the CUDA cases on machines without one.
 c10::Device resolve_device(const std::string& name, std::size_t cuda_devices);
 
+/// For one rank of a multi-process run: "cuda" and "auto" (when it means CUDA) become
+/// cuda:(local_rank mod visible devices), so ranks on one machine take one GPU each, as torchrun
+/// users set with LOCAL_RANK; an explicit cuda:N and cpu are kept.
+c10::Device resolve_device_for_rank(const std::string& name, int local_rank);
+c10::Device resolve_device_for_rank(const std::string& name, int local_rank, std::size_t cuda_devices);
+
 /// True when `error` says the device ran out of memory: c10::OutOfMemoryError (the CUDA caching
 /// allocator's), or a c10::Error whose message names an allocation failure (cuDNN, cuBLAS and
 /// CUDA runtime errors).

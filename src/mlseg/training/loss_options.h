@@ -4,6 +4,7 @@
 #include <torch/arg.h>
 #include <torch/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct LossOptions {
   /// powerset: float [K, C], 1 where combination k contains channel c (LabelEncoding::membership);
   /// the Dice term scores the channel marginals softmax(logits) · membership.
   TORCH_ARG(torch::Tensor, powerset_membership);
+  /// Several ranks with batch_dice: sums batch Dice's per-channel intersection and sizes over the
+  /// ranks, with gradient (RunContext::sum_across_ranks_with_grad), so the Dice is the global
+  /// batch's, as nnU-Net's AllGatherGrad. Unset: one process.
+  TORCH_ARG(std::function<torch::Tensor(const torch::Tensor&)>, batch_sum_across_ranks);
 };
 
 }  // namespace mlseg

@@ -75,6 +75,12 @@ torch::Tensor soft_dice_loss(const torch::Tensor& probabilities, const torch::Te
     intersection = intersection.sum(0);
     sum_pred = sum_pred.sum(0);
     sum_gt = sum_gt.sum(0);
+    if (options.batch_sum_across_ranks()) {
+      const torch::Tensor global = options.batch_sum_across_ranks()(torch::stack({intersection, sum_pred, sum_gt}));
+      intersection = global[0];
+      sum_pred = global[1];
+      sum_gt = global[2];
+    }
   }
   const double smooth = options.dice_smooth();
   torch::Tensor dice = (2 * intersection + smooth) / (sum_gt + sum_pred + smooth).clamp_min(kMinDenominator);

@@ -227,9 +227,10 @@ struct RunSetup {
   std::vector<std::array<double, 3>> scales;  // deep-supervision target scales
   torch::Device device = torch::kCPU;
   int threads = 1;
+  RankShare share;  ///< this rank's samples of each global batch
 };
 
-RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
+RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options, const RunContext& context) {
   if (options.epochs < 1 || options.iterations_per_epoch < 1) {
     throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
   }
@@ -240,14 +241,19 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
     throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
   }
   RunSetup run;
-  run.device = resolve_device(options.device);  // before any work: a wrong --device fails at once
+  // Before any work: a wrong --device fails at once. Ranks on one machine take one GPU each.
+  run.device = resolve_device_for_rank(options.device, context.local_rank());
   run.dataset = load_dataset(dataset_dir);
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
   const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
   const fs::path plans_path = run.dataset_work / "plans.json";
   const std::string planned_encoding =
       fs::exists(plans_path) ? read_json_file(plans_path).value("label_encoding", std::string("sigmoid")) : std::string("sigmoid");
-  ensure_preprocessed(dataset_dir, store_dir, planned_encoding, options);
+  // Rank 0 alone preprocesses and writes splits_final.json; the others then read both.
+  context.main_first("preprocessing and the splits", [&] {
+    ensure_preprocessed(dataset_dir, store_dir, planned_encoding, options);
+    if (context.distributed()) fold_cases(PreprocessedStore(store_dir), run.dataset_work, options);
+  });
   run.plans = read_plans(plans_path);
   run.store = std::make_unique<PreprocessedStore>(store_dir);
   run.fold = fold_cases(*run.store, run.dataset_work, options);
@@ -271,8 +277,13 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options) {
   run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.batch_dice);
   if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
   run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
+  if (context.distributed() && configuration.batch_dice) {
+    run.loss_options.batch_sum_across_ranks([&context](const torch::Tensor& t) { return context.sum_across_ranks_with_grad(t); });
+  }
+  run.share = rank_batch_share(run.batch_size, context.world_size(), context.rank());
   run.scales = network_deep_supervision_scales(run.network->strides(), run.dimension);
-  run.threads = options.threads > 0 ? options.threads : default_thread_count();
+  // Ranks on one machine share its cores.
+  run.threads = options.threads > 0 ? options.threads : std::max(1, default_thread_count() / context.local_world_size());
   return run;
 }
 
@@ -286,7 +297,7 @@ struct ModelState {
 
 // Seeded initial weights and a fresh optimizer, then either --resume's checkpoint_latest (the log
 // cut back to its epoch) or a clean fold folder.
-ModelState start_or_resume(const RunSetup& run, const TrainOptions& options) {
+ModelState start_or_resume(const RunSetup& run, const TrainOptions& options, const RunContext& context) {
   fs::create_directories(run.fold_dir);
   ModelState m;
   torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
@@ -308,21 +319,37 @@ ModelState start_or_resume(const RunSetup& run, const TrainOptions& options) {
     for (EpochRecord& r : read_epoch_records(run.log_path)) {
       if (r.epoch < m.state.next_epoch) m.records.push_back(std::move(r));
     }
-    write_epoch_records(run.log_path, m.records);
-    std::cout << "resuming " << run.fold.name << " at epoch " << m.state.next_epoch + 1 << " from " << latest.string() << "\n";
-  } else {
-    const bool has_run = fs::exists(run.fold_dir / kLatest) || fs::exists(run.fold_dir / kFinal) || fs::exists(run.log_path);
-    if (has_run && !options.overwrite) {
-      throw Error(run.fold_dir.string() + " already holds a training run",
-                  "pass --resume to continue it, or --overwrite to start over");
+    // Every rank read the same checkpoint; rank 0's epoch is the group's (a rank that read a
+    // checkpoint being replaced would otherwise continue elsewhere).
+    torch::Tensor next = torch::tensor({m.state.next_epoch, m.state.next_batch}, torch::kInt64);
+    context.broadcast_from_main(next, "resume");
+    if (next[0].item<std::int64_t>() != m.state.next_epoch || next[1].item<std::int64_t>() != m.state.next_batch) {
+      throw Error(context.describe() + " read another checkpoint_latest.pt than rank 0",
+                  "give every rank the same work folder (a shared file system) and rerun with --resume", {latest.string(), "", ""});
     }
-    for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(run.fold_dir / name);
+    if (context.is_main()) {
+      write_epoch_records(run.log_path, m.records);
+      std::cout << "resuming " << run.fold.name << " at epoch " << m.state.next_epoch + 1 << " from " << latest.string() << "\n";
+    }
+  } else {
+    context.main_first("checking the fold folder", [&] {
+      const bool has_run = fs::exists(run.fold_dir / kLatest) || fs::exists(run.fold_dir / kFinal) || fs::exists(run.log_path);
+      if (has_run && !options.overwrite) {
+        throw Error(run.fold_dir.string() + " already holds a training run",
+                    "pass --resume to continue it, or --overwrite to start over");
+      }
+      for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(run.fold_dir / name);
+    });
   }
+  // Rank 0's weights everywhere (the same seed gives the same ones; this makes it certain).
+  std::vector<torch::Tensor> state = m.network->module().parameters();
+  for (const torch::Tensor& buffer : m.network->module().buffers()) state.push_back(buffer);
+  context.broadcast_tensors(state, "the initial weights");
   return m;
 }
 
 void print_run_header(const RunSetup& run, const TrainOptions& options, const ValidationSet& validation_set,
-                      int loader_workers) {
+                      int loader_workers, const RunContext& context) {
   std::cout << "mlseg train: " << run.dataset.name << " " << options.configuration << " " << run.fold.name << ": "
             << run.fold.train.size() << " training / " << run.fold.val.size() << " validation cases; patch "
             << shape_text(run.patch, run.dimension) << ", batch " << run.batch_size << "; " << options.epochs
@@ -335,6 +362,11 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
             << run.threads << " threads; loader workers: " << loader_workers << "), " << to_string(options.precision)
             << ", " << to_string(options.optimizer.kind()) << "\n";
   std::cout << "outputs: " << run.fold_dir.string() << "\n";
+  if (context.distributed()) {
+    std::cout << "data parallel: " << context.world_size() << " ranks (" << context.backend() << "), global batch "
+              << run.batch_size << " split " << rank_batch_share(run.batch_size, context.world_size(), 0).size() << " on rank 0"
+              << "; gradients averaged before clipping; validation shared, counts summed\n";
+  }
   if (run.remedies.any()) {
     std::cout << "remedies for rare channels (--nnunet-defaults turns them off):\n";
     for (const std::string& line : run.remedies.active) std::cout << "  " << line << "\n";
@@ -370,7 +402,8 @@ Batch make_step_batch(const PreprocessedStore& store, const PatchSampler& sample
 // nullopt when the loss or the gradient was not finite (the weights are then left untouched).
 // The step reads the device once: the loss and the gradient norm in one host copy, which both
 // the decision and the epoch's loss log need.
-std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options) {
+std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSetup& run, const TrainOptions& options,
+                                 const RunContext& context) {
   const torch::Tensor image = batch.tensors.at(0).to(run.device, /*non_blocking=*/true);
   std::vector<torch::Tensor> target_list, annotated_list;
   for (std::size_t i = 1; i + 1 < batch.tensors.size(); i += 2) {
@@ -385,9 +418,12 @@ std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSet
     outputs = m.network->forward(image);
   }
   for (torch::Tensor& o : outputs) o = o.to(torch::kFloat);
-  const torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, run.loss_options);
+  torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, run.loss_options);
   // A non-finite loss gives non-finite gradients, which are discarded below with the step.
   loss.backward();
+  // Several ranks: gradients and loss averaged before clipping, so every rank clips, decides and
+  // steps identically (a non-finite value on any rank is non-finite in the average).
+  context.average_gradients(m.network->module().parameters(), loss);
   const double clip = options.optimizer.gradient_clip_norm();
   const torch::Tensor norm = clip > 0 ? clip_gradient_norm(m.network->module().parameters(), clip) : torch::zeros({}, torch::kFloat);
   const torch::Tensor on_host =
@@ -408,7 +444,7 @@ struct ValidationPlan {
   ValidatorOptions validator;
 };
 
-ValidationPlan plan_validation(const RunSetup& run, const TrainOptions& options) {
+ValidationPlan plan_validation(const RunSetup& run, const TrainOptions& options, const RunContext& context) {
   ValidationPlan v{ValidationSetOptions(run.batch_size, run.patch), {}, {}};
   v.set_options.iterations(options.val_iterations)
       .auto_iterations(options.val_iterations_auto)
@@ -417,10 +453,13 @@ ValidationPlan plan_validation(const RunSetup& run, const TrainOptions& options)
   v.set = build_validation_set(*run.store, run.fold.val, v.set_options);
   v.validator.encoding = run.model.encoding;
   v.validator.loss = run.loss_options;
+  // Validation batches are split among the ranks (uneven counts): its loss stays per batch.
+  v.validator.loss.batch_sum_across_ranks(nullptr);
   v.validator.empty_policy = options.empty_policy;
   v.validator.precision = options.precision;
   v.validator.device = run.device;
   v.validator.dimension = run.dimension;
+  v.validator.ranks = &context;
   return v;
 }
 
@@ -456,6 +495,19 @@ double validate_epoch(EpochRecord& record, ModelState& m, DiceEma& ema, Validati
   return record.validation->seconds + (record.full_validation ? record.full_validation->seconds : 0.0);
 }
 
+// The epoch's training-patch counts of every rank, for the log.
+void sum_sampling_over_ranks(EpochRecord& record, const RunContext& context) {
+  if (!context.distributed()) return;
+  std::vector<std::int64_t> values = record.train_patches_with_channel;
+  values.push_back(record.train_patches);
+  torch::Tensor totals = torch::tensor(values, torch::kInt64);
+  context.all_reduce_sum(totals, "the epoch's patch counts");
+  for (std::size_t c = 0; c < record.train_patches_with_channel.size(); ++c) {
+    record.train_patches_with_channel[c] = totals[static_cast<std::int64_t>(c)].item<std::int64_t>();
+  }
+  record.train_patches = totals[static_cast<std::int64_t>(values.size() - 1)].item<std::int64_t>();
+}
+
 }  // namespace
 
 ValidationMode parse_validation_mode(const std::string& name) {
@@ -477,17 +529,23 @@ int parse_loader_workers(const std::string& text) {
 
 std::string fold_folder_name(const std::string& fold) { return "fold_" + fold; }
 
-TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
+TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, const RunContext& context) {
   const auto start = Clock::now();
-  const RunSetup run = prepare_run(dataset_dir, options);
+  TrainOptions options = options_in;
+  options.show_progress = options_in.show_progress && context.is_main();  // rank 0 reports
+  const RunSetup run = prepare_run(dataset_dir, options, context);
   torch::set_num_threads(run.threads);
-  ModelState m = start_or_resume(run, options);
+  ModelState m = start_or_resume(run, options, context);
   DiceEma ema;
   ema.restore(m.state.ema);
 
   // Data: sampler + augmentation + loader over the training cases; the fixed validation set.
   const PreprocessedStore& store = *run.store;
-  TrainingBatchOptions batch_options = TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed);
+  TrainingBatchOptions batch_options = TrainingBatchOptions()
+                                           .patch_size_zyx(run.patch)
+                                           .seed(options.seed)
+                                           .first_sample(run.share.begin)
+                                           .end_sample(run.share.end);
   // Labels resample in augmentation as in preprocessing: the encoding says how.
   if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
     batch_options.augmentation().spatial().label_interpolation(LabelInterpolation::classes);
@@ -504,10 +562,11 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
   loader_options.first_batch(m.state.next_batch).pin_memory(run.device.is_cuda());
   BatchLoader loader([&](std::int64_t i) { return make_step_batch(store, sampler, batch_options, run, i, &coverage); },
                      loader_options);
-  ValidationPlan validation = plan_validation(run, options);
-  if (options.show_progress) print_run_header(run, options, validation.set, loader_options.workers());
+  ValidationPlan validation = plan_validation(run, options, context);
+  if (options.show_progress) print_run_header(run, options, validation.set, loader_options.workers(), context);
 
   auto save = [&](const char* name, bool with_optimizer) {
+    if (!context.is_main()) return;
     Json metadata;
     metadata["training"] = run_state_to_json(m.state, options);
     save_checkpoint(run.fold_dir / name, *m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr);
@@ -545,8 +604,10 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     }
     for (std::int64_t it = 0; it < options.iterations_per_epoch; ++it) {
       // Stop early enough to validate and write the checkpoints within the budget.
-      if (budget_s > 0 && (record.iterations > 0 || epochs_this_run > 0) &&
-          seconds_since(start) + mean_step_s + last_validation_s + 2 * last_checkpoint_s > budget_s) {
+      // Rank 0's clock decides for all ranks.
+      if (budget_s > 0 && context.main_decides((record.iterations > 0 || epochs_this_run > 0) &&
+                                                   seconds_since(start) + mean_step_s + last_validation_s + 2 * last_checkpoint_s > budget_s,
+                                               "the time budget")) {
         budget_spent = true;
         break;
       }
@@ -554,7 +615,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
       std::optional<Batch> batch = loader.next();
       record.data_wait_seconds += seconds_since(step_start);
       ++m.state.next_batch;
-      if (const std::optional<double> loss = train_step(m, *batch, run, options)) {
+      if (const std::optional<double> loss = train_step(m, *batch, run, options, context)) {
         nonfinite_in_a_row = 0;
         loss_sum += *loss;
         ++finite_steps;
@@ -585,6 +646,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     const SamplingReport sampled = coverage.report();
     record.train_patches = sampled.patches;
     record.train_patches_with_channel = sampled.patches_with_channel;
+    sum_sampling_over_ranks(record, context);
 
     const bool last_epoch = epoch + 1 == options.epochs || budget_spent || epoch + 1 == options.stop_after_epoch;
     if ((epoch + 1) % std::max<std::int64_t>(1, options.val_every) == 0 || last_epoch) {
@@ -600,8 +662,10 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options) {
     if (record.best || periodic) last_checkpoint_s = std::max(0.1, seconds_since(checkpoint_start));
     record.epoch_seconds = seconds_since(epoch_start);
     m.records.push_back(record);
-    append_epoch_record(run.log_path, record);
-    write_text_file_atomically(run.fold_dir / kProgressPlot, progress_svg(m.records));
+    if (context.is_main()) {
+      append_epoch_record(run.log_path, record);
+      write_text_file_atomically(run.fold_dir / kProgressPlot, progress_svg(m.records));
+    }
     ++epochs_this_run;
     epoch_seconds_sum += record.epoch_seconds;
     if (options.show_progress) {

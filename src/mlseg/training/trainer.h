@@ -14,6 +14,7 @@
 #include "mlseg/nn/device.h"
 #include "mlseg/planning/remedies.h"
 #include "mlseg/training/optimizer.h"
+#include "mlseg/training/run_context.h"
 #include "mlseg/training/training_step.h"
 #include "mlseg/training/validation_set.h"
 #include "mlseg/training/validator.h"
@@ -102,7 +103,12 @@ struct TrainResult {
 
 /// Trains one fold of `dataset_dir` (preprocessing first when the store is missing). Throws
 /// mlseg::Error for anything that stops the run (with the checkpoints written so far intact).
-TrainResult train(const std::filesystem::path& dataset_dir, const TrainOptions& options);
+/// With several ranks (`context`), the run is data parallel: every rank makes its share of each
+/// global batch (plans.json batch_size split as nnU-Net does), gradients are averaged before
+/// clipping and the step, validation is shared and summed, every decision (time budget,
+/// skipped steps, epoch ends, resume) is the same on all ranks, and only rank 0 writes
+/// (splits_final.json, checkpoints, log.jsonl, progress.svg) and prints.
+TrainResult train(const std::filesystem::path& dataset_dir, const TrainOptions& options, const RunContext& context = RunContext());
 
 /// Fold folder name: "fold_0", "fold_all".
 std::string fold_folder_name(const std::string& fold);

@@ -24,6 +24,34 @@ MetricValue validation_dice(const ConfusionCounts& counts, bool present_in_valid
   return dice_from_counts(counts);
 }
 
+namespace {
+
+// Sums the pass's counts, patches per channel and patch count over the ranks (one int64
+// all-reduce), so Dice comes from the global counts, never an average of per-rank Dice.
+void sum_over_ranks(ValidationResult& result, const RunContext* ranks) {
+  if (ranks == nullptr || !ranks->distributed()) return;
+  const std::size_t channels = result.counts.size();
+  torch::Tensor totals = torch::zeros({static_cast<std::int64_t>(channels * 5 + 1)}, torch::kInt64);
+  auto* t = totals.data_ptr<std::int64_t>();
+  for (std::size_t c = 0; c < channels; ++c) {
+    t[5 * c] = result.counts[c].tp;
+    t[5 * c + 1] = result.counts[c].fp;
+    t[5 * c + 2] = result.counts[c].fn;
+    t[5 * c + 3] = result.counts[c].tn;
+    t[5 * c + 4] = result.patches_with_channel[c];
+  }
+  t[5 * channels] = result.patches;
+  ranks->all_reduce_sum(totals, "the validation counts");
+  t = totals.data_ptr<std::int64_t>();
+  for (std::size_t c = 0; c < channels; ++c) {
+    result.counts[c] = ConfusionCounts{t[5 * c], t[5 * c + 1], t[5 * c + 2], t[5 * c + 3]};
+    result.patches_with_channel[c] = t[5 * c + 4];
+  }
+  result.patches = t[5 * channels];
+}
+
+}  // namespace
+
 std::optional<double> mean_under_policy(const std::vector<MetricValue>& values, EmptyPolicy policy, int* count) {
   double sum = 0;
   int n = 0;
@@ -60,7 +88,9 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
   torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
   torch::Tensor loss_batches = torch::zeros({}, on_device.dtype(torch::kDouble));
   const std::vector<std::array<double, 3>> full_resolution{{1.0, 1.0, 1.0}};
+  std::int64_t batch_number = -1;
   for (std::size_t first = 0; first < set.patches.size(); first += static_cast<std::size_t>(set.batch_size)) {
+    if (options.ranks != nullptr && !options.ranks->owns(++batch_number)) continue;
     const std::size_t last = std::min(set.patches.size(), first + static_cast<std::size_t>(set.batch_size));
     std::vector<torch::Tensor> images, codes;
     for (std::size_t i = first; i < last; ++i) {
@@ -95,12 +125,14 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
     }
   }
   network->set_deep_supervision(had_deep_supervision);
+  sum_over_ranks(result, options.ranks);
 
   for (int c = 0; c < channels; ++c) {
     result.dice.push_back(validation_dice(result.counts[static_cast<std::size_t>(c)], set.coverage.present(c)));
   }
   result.mean_dice = mean_under_policy(result.dice, options.empty_policy, &result.channels_in_mean);
-  const torch::Tensor loss_totals = torch::stack({loss_sum, loss_batches}).to(torch::kCPU);
+  torch::Tensor loss_totals = torch::stack({loss_sum, loss_batches}).to(torch::kCPU);
+  if (options.ranks != nullptr) options.ranks->all_reduce_sum(loss_totals, "the validation loss");
   const double finite_batches = loss_totals[1].item<double>();
   if (finite_batches > 0) result.loss = loss_totals[0].item<double>() / finite_batches;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -121,7 +153,9 @@ ValidationResult run_full_case_validation(const SegmentationNetwork& network, co
   std::vector<std::int64_t> tile(patch_zyx.begin(), patch_zyx.end());
   if (options.dimension == 2) tile = {patch_zyx[1], patch_zyx[2]};
   const SlidingWindowOptions window = SlidingWindowOptions(tile).device(options.device);
+  std::int64_t case_number = -1;
   for (std::size_t case_index : case_indices) {
+    if (options.ranks != nullptr && !options.ranks->owns(++case_number)) continue;
     const StoredCase& stored = store.stored_case(case_index);
     torch::Tensor logits;
     {
@@ -135,6 +169,7 @@ ValidationResult run_full_case_validation(const SegmentationNetwork& network, co
     for (int c = 0; c < channels; ++c) result.patches_with_channel[static_cast<std::size_t>(c)] += has[static_cast<std::size_t>(c)] ? 1 : 0;
     ++result.patches;
   }
+  sum_over_ranks(result, options.ranks);
   for (int c = 0; c < channels; ++c) {
     result.dice.push_back(validation_dice(result.counts[static_cast<std::size_t>(c)],
                                           cases_with_channel.at(static_cast<std::size_t>(c)) > 0));

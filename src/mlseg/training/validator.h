@@ -13,6 +13,7 @@
 #include "mlseg/metrics/metric_value.h"
 #include "mlseg/nn/segmentation_network.h"
 #include "mlseg/training/loss_options.h"
+#include "mlseg/training/run_context.h"
 #include "mlseg/training/training_step.h"
 #include "mlseg/training/validation_set.h"
 
@@ -28,6 +29,10 @@ struct ValidatorOptions {
   Precision precision = Precision::fp32;
   torch::Device device = torch::kCPU;
   int dimension = 3;
+  /// Several ranks: each scores its share (batch b, or case b, when b % world == rank) and the
+  /// counts, patches and loss sums are summed over ranks before any Dice is computed, so every
+  /// rank gets the one-process result. Null: one process.
+  const RunContext* ranks = nullptr;
 };
 
 struct ValidationResult {
