@@ -199,6 +199,57 @@ TEST(DistributedTraining, TheLocalLauncherNamesAKilledRankAndExitsNonZero) {
   EXPECT_TRUE(std::regex_search(result.output, std::regex("mlseg: rank 1 \\(pid \\d+\\) was killed by signal 9"))) << result.output;
 }
 
+// Starts two ranks the torchrun way in the background of a script, waits until epoch 1 is
+// logged, then runs `then` (shell, with $p0 / $p1 the ranks' pids) and prints rank 0's exit code,
+// the seconds rank 0 took to exit after `then`, and rank 0's output.
+std::string two_ranks_then(const fs::path& dir, const fs::path& fold, const std::string& arguments, const std::string& then) {
+  const fs::path script = dir / "two_ranks.sh", out0 = dir / "rank0.txt", out1 = dir / "rank1.txt";
+  std::ofstream(script) << "M=" << MLSEG_EXECUTABLE << "\n"
+                        << "export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" << free_port() << "\n"
+                        << "RANK=0 LOCAL_RANK=0 $M " << arguments << " > " << out0.string() << " 2>&1 & p0=$!\n"
+                        << "RANK=1 LOCAL_RANK=1 $M " << arguments << " > " << out1.string() << " 2>&1 & p1=$!\n"
+                        << "for i in $(seq 1 300); do [ -s " << (fold / "log.jsonl").string() << " ] && break; sleep 0.1; done\n"
+                        << then << "\nstart=$(date +%s.%N)\n"
+                        << "wait $p0; rc=$?; end=$(date +%s.%N)\n"
+                        << "kill -9 $p1 2>/dev/null; wait $p1 2>/dev/null\n"
+                        << "echo \"rank0_exit=$rc seconds=$(awk \"BEGIN{print $end-$start}\")\"\n"
+                        << "cat " << out0.string() << "\n";
+  return mlseg::testing::run_executable("/bin/bash", script.string()).output;
+}
+
+TEST(DistributedTraining, AHungRankMakesTheOtherFailAfterTheTimeout) {
+  mlseg::testing::TempDir dir;
+  const auto data = make_dataset(dir.path());
+  const std::string arguments = std::regex_replace(train_arguments(data, data.work, "-q --skip-final-validation --dist-timeout-s 5"),
+                                                   std::regex("--epochs 2 --iters-per-epoch 3"), "--epochs 1000 --iters-per-epoch 50");
+  // SIGSTOP: rank 1 neither answers nor closes its sockets; only the timeout can end rank 0's wait.
+  const std::string output = two_ranks_then(dir.path(), fold_dir(data.work), arguments, "kill -STOP $p1");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(output, match, std::regex("rank0_exit=(\\d+) seconds=([0-9.]+)"))) << output;
+  EXPECT_NE(std::stoi(match[1]), 0) << output;
+  EXPECT_LT(std::stod(match[2]), 30.0) << output;
+  EXPECT_NE(output.find("the process group failed during"), std::string::npos) << output;
+}
+
+TEST(DistributedTraining, ResumeAfterAKilledRankFinishesLikeAnUninterruptedRun) {
+  mlseg::testing::TempDir dir;
+  const auto data = make_dataset(dir.path());
+  const fs::path whole = dir.path() / "whole";
+  fs::copy(data.work, whole, fs::copy_options::recursive);
+  auto arguments = [&](const fs::path& work, const std::string& extra) {
+    return std::regex_replace(train_arguments(data, work, "-q --skip-final-validation --checkpoint-every 1 " + extra),
+                              std::regex("--epochs 2 --iters-per-epoch 3"), "--epochs 5 --iters-per-epoch 40");
+  };
+  ASSERT_EQ(mlseg::testing::run_mlseg(arguments(whole, "--nproc-per-node 2")).exit_code, 0);
+  const std::string killed = two_ranks_then(dir.path(), fold_dir(data.work), arguments(data.work, ""), "kill -9 $p1");
+  ASSERT_NE(killed.find("rank0_exit=2"), std::string::npos) << killed;
+  const auto resumed = mlseg::testing::run_mlseg(arguments(data.work, "--resume --nproc-per-node 2"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  std::ifstream log(fold_dir(data.work) / "log.jsonl");
+  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>(), '\n'), 5);
+  EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
+}
+
 TEST(DistributedPrediction, TwoRanksWriteEveryCaseExactlyOnce) {
   mlseg::testing::TempDir dir;
   const auto data = make_dataset(dir.path());

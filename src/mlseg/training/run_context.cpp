@@ -113,7 +113,7 @@ struct RunContext::Group {
         break;  // the store is gone with rank 0
       }
     }
-    if (found.empty()) return "another rank stopped or cannot be reached";
+    if (found.empty()) return "another rank stopped, hung or cannot be reached (no answer within --dist-timeout-s)";
     std::string out;
     for (const std::string& line : found) out += (out.empty() ? "" : "; ") + line;
     return out;
