@@ -4,12 +4,8 @@
 // _set_batch_size_and_oversample.
 #include "mlseg/training/run_context.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <functional>
@@ -18,28 +14,17 @@
 #include <thread>
 
 #include "mlseg/core/error.h"
+#include "run_executable.h"
 
 namespace {
 
 using namespace mlseg;
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const int port = ntohs(address.sin_port);
-  close(fd);
-  return port;
-}
 
 // Runs `body` as ranks 0..world-1 of one group, each in its own thread; returns each rank's
 // error message ("" when it finished).
 std::vector<std::string> run_ranks(int world, const std::function<void(const RunContext&)>& body) {
-  const int port = free_port();
+  const int port = mlseg::testing::free_loopback_port();
   std::vector<std::string> errors(static_cast<std::size_t>(world));
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world; ++rank) {
