@@ -152,6 +152,17 @@ TEST(DistributedTraining, ResumeContinuesAStoppedTwoRankRunExactly) {
   EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(chunks) / "checkpoint_final.pt"), 0.0);
 }
 
+TEST(DistributedTraining, RankZerosTimeBudgetEndsEveryRankCleanly) {
+  mlseg::testing::TempDir dir;
+  const auto data = make_dataset(dir.path());
+  const std::string arguments = std::regex_replace(train_arguments(data, data.work, "--skip-final-validation --time-budget-min 0.1 --nproc-per-node 2"),
+                                                   std::regex("--epochs 2 --iters-per-epoch 3"), "--epochs 1000 --iters-per-epoch 20");
+  const auto result = mlseg::testing::run_mlseg(arguments);
+  ASSERT_EQ(result.exit_code, 0) << result.output;  // both ranks stopped at the same step
+  EXPECT_NE(result.output.find("(stopped: time budget)"), std::string::npos) << result.output;
+  EXPECT_TRUE(fs::exists(fold_dir(data.work) / "checkpoint_final.pt"));
+}
+
 TEST(DistributedTraining, TheLocalLauncherNamesAKilledRankAndExitsNonZero) {
   mlseg::testing::TempDir dir;
   const auto data = make_dataset(dir.path());
