@@ -17,6 +17,7 @@ PACKAGES=(
   libopenblas0-openmp
   zlib1g-dev
   libdeflate-dev
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: clang++ with libFuzzer and the sanitizer runtimes (tests/fuzz)
   chromium  # tests only: renders the `mlseg report` page headless (tests/report/report_browser_test.cpp)
   # tests/parity and bench/parity only: nnU-Net v2 from ../shared/peers runs on Debian's python3-torch
   # (the same libtorch_cpu as libtorch-dev); the rest is what its imports need (../shared/peers/setup.sh)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quick start, command 2: install what is missing, build everything, run the whole test suite.
 # Also builds the ITK-free build (MLSEG_WITH_ITK=OFF, build-noitk/: NIfTI through mlseg's own
-# reader and writer), which tests/io/noitk_build_test.cpp compares with the ITK build.
+# reader and writer), which tests/io/noitk_build_test.cpp compares with the ITK build, and ends with
+# the sanitizer run and the fuzz smoke (build-asan/).
+#   MLSEG_FUZZ_SECONDS=N   seconds per fuzz target in the fuzz smoke (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -30,5 +32,16 @@ if [ "$noitk_rc" -eq 0 ] || ! grep -q "without ITK" build-noitk/synth.err; then
 fi
 echo "== ITK-free build OK: $(( $(date +%s) - start )) s"
 
-cd build
-ctest --output-on-failure --timeout 900 -j "$(nproc)"
+(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)")
+
+# Issue #22. Both sections fail the script on a finding; together about N min on 2 cores.
+echo "== sanitizers: the lower stages' unit tests under ASan + UBSan (build-asan/; scripts/sanitize.sh says which)"
+start=$(date +%s)
+bash scripts/sanitize.sh
+echo "== sanitizers: $(( $(date +%s) - start )) s"
+
+fuzz_seconds="${MLSEG_FUZZ_SECONDS:-60}"
+echo "== fuzz smoke: each libFuzzer target of tests/fuzz for $fuzz_seconds s (build-asan/; scripts/fuzz.sh)"
+start=$(date +%s)
+bash scripts/fuzz.sh all "$fuzz_seconds"
+echo "== fuzz smoke: $(( $(date +%s) - start )) s"
