@@ -111,8 +111,9 @@ TEST(DistributedTraining, TwoRanksEqualOneProcessWithTheWholeBatchAndWriteOnce) 
   // One writer: one log with one line per epoch, one set of checkpoints, no leftovers.
   std::set<std::string> names;
   for (const auto& entry : fs::directory_iterator(fold_dir(two))) names.insert(entry.path().filename().string());
-  EXPECT_EQ(names, (std::set<std::string>{"checkpoint_best.pt", "checkpoint_final.pt", "checkpoint_latest.pt", "log.jsonl",
-                                          "progress.svg", "validation"}));
+  EXPECT_EQ(names, (std::set<std::string>{"checkpoint_best.pt", "checkpoint_best.pt.check", "checkpoint_final.pt",
+                                          "checkpoint_final.pt.check", "checkpoint_latest.pt", "checkpoint_latest.pt.check",
+                                          "log.jsonl", "progress.svg", "validation"}));
   std::ifstream log(fold_dir(two) / "log.jsonl");
   EXPECT_EQ(std::count(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>(), '\n'), 2);
   // Final validation: each rank predicted its share; rank 0 scored all 2 cases once.

@@ -53,6 +53,18 @@ void AtomicOutput::commit() {
   committed_ = true;
 }
 
+int remove_stale_temporaries(const fs::path& folder) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos && entry.is_regular_file(ec)) {
+      if (fs::remove(entry.path(), ec)) ++removed;
+    }
+  }
+  return removed;
+}
+
 void write_text_file_atomically(const fs::path& path, const std::string& contents) {
   AtomicOutput output(path);
   {

@@ -29,6 +29,11 @@ class AtomicOutput {
 /// Writes `contents` to `path` atomically (creating parent folders).
 void write_text_file_atomically(const std::filesystem::path& path, const std::string& contents);
 
+/// Removes the temporary files AtomicOutput leaves in `folder` when its process is killed before
+/// commit (".NAME.tmp-PID-N.EXT"); call it only while holding the folder (RunLock). Returns how
+/// many were removed.
+int remove_stale_temporaries(const std::filesystem::path& folder);
+
 /// Full extension of a file name: ".nii.gz" for "a.nii.gz", ".png" for "x.png".
 std::string full_extension(const std::filesystem::path& path);
 

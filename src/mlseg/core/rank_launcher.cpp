@@ -64,6 +64,8 @@ void remember_command_line(int argc, char** argv) {
   arguments.assign(argv + (argc > 0 ? 1 : 0), argv + argc);
 }
 
+const std::vector<std::string>& remembered_arguments() { return command_line_storage(); }
+
 std::vector<std::string> remembered_arguments_without(const std::string& option) {
   std::vector<std::string> out;
   const std::vector<std::string>& arguments = command_line_storage();

@@ -32,6 +32,8 @@ int launch_local_ranks(const LocalLaunchOptions& options);
 
 /// The process's command line (run_cli records it), for the launcher to repeat.
 void remember_command_line(int argc, char** argv);
+/// argv[1..] as remembered.
+const std::vector<std::string>& remembered_arguments();
 /// argv[1..] as remembered, with `option` and its value ("--opt V" or "--opt=V") removed.
 std::vector<std::string> remembered_arguments_without(const std::string& option);
 

@@ -13,6 +13,7 @@
 
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/fault_injection.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/inference/nnunet_model.h"
@@ -221,6 +222,12 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     cases = std::move(mine);
   }
   if (options.continue_prediction) {
+    // A killed run's half-written files (never under an output's name: writes are atomic). Not
+    // with several ranks: the others' files in flight look the same.
+    if (options.world_size == 1) {
+      remove_stale_temporaries(output_dir);
+      if (!options.lossless_copy_dir.empty()) remove_stale_temporaries(options.lossless_copy_dir);
+    }
     std::vector<InputCase> todo;
     for (auto& c : cases) {
       if (fs::exists(prediction_output_path(output_dir, c.case_id, model, export_options), ec)) {
@@ -260,6 +267,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     if (!options.lossless_copy_dir.empty()) export_prediction(predicted, options.lossless_copy_dir, model, lossless_options);
     result.files = exported.files;
     result.voxels_lost_overlap = exported.voxels_lost_overlap;
+    fault_point("predict_case");
     return result;
   };
 

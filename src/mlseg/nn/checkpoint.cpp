@@ -3,10 +3,23 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <system_error>
+#include <vector>
 
 #include "mlseg/core/atomic_file.h"
+#include "mlseg/core/content_hash.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/fault_injection.h"
+#include "mlseg/io/json_file.h"
 #include "mlseg/nn/network_from_plans.h"
 
 namespace mlseg {
@@ -18,6 +31,74 @@ constexpr const char* kMetadataKey = "metadata";
 constexpr const char* kModelKey = "model";
 constexpr const char* kOptimizerKey = "optimizer";
 constexpr const char* kRetrainFix = "use a checkpoint written by `mlseg train`, or retrain";
+constexpr const char* kCheckSuffix = ".check";
+constexpr const char* kCheckFormat = "mlseg-checkpoint-check-1";
+constexpr std::size_t kHashChunkBytes = std::size_t{8} << 20;
+
+std::filesystem::path check_path(const std::filesystem::path& path) { return path.string() + kCheckSuffix; }
+
+// The content hash of check files: hash_bytes over kHashChunkBytes chunks, each seeding the next.
+std::uint64_t hash_chunked(const char* data, std::size_t size, std::uint64_t hash = 0) {
+  for (std::size_t offset = 0; offset < size; offset += kHashChunkBytes) {
+    hash = hash_bytes(data + offset, std::min(kHashChunkBytes, size - offset), hash);
+  }
+  return hash;
+}
+
+std::string hash_text(std::uint64_t hash) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+// Writes `bytes` to `file` and flushes it to the disk, or throws naming `target` and the reason
+// (ENOSPC: the disk is full).
+void write_all_or_throw(const std::filesystem::path& file, const std::string& bytes, const std::filesystem::path& target) {
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::size_t written = 0;
+  int error = fd < 0 ? errno : 0;
+  while (error == 0 && written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (fd >= 0 && ::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) {
+    throw Error("could not write the checkpoint (" + std::string(std::strerror(error)) + " after " + std::to_string(written) +
+                    " of " + std::to_string(bytes.size()) + " bytes)",
+                error == ENOSPC ? "free disk space (the previous checkpoint is intact), then rerun with --resume"
+                                : "check write permission and the disk (the previous checkpoint is intact)",
+                {target.string(), "", ""});
+  }
+}
+
+struct FileCheck {
+  std::uintmax_t bytes = 0;
+  std::string hash;
+};
+
+// Size and content hash of a file, read in chunks (each chunk's hash seeds the next).
+FileCheck check_of(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read the file to check it", "check read permission", {path.string(), "", ""});
+  FileCheck check;
+  std::uint64_t hash = 0;
+  std::vector<char> buffer(kHashChunkBytes);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    hash = hash_bytes(buffer.data(), static_cast<std::size_t>(n), hash);
+    check.bytes += static_cast<std::uintmax_t>(n);
+  }
+  check.hash = hash_text(hash);
+  return check;
+}
 
 template <typename T>
 T required(const Json& json, const std::string& key) {
@@ -37,6 +118,7 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& path, c
     throw Error("checkpoint not found", "train the model first (`mlseg train`) or pass the right model folder",
                 {path.string(), "", ""});
   }
+  verify_checkpoint_file(path);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path.string(), device);
@@ -114,8 +196,41 @@ SegmentationNetwork build_network(const ModelDescription& model, bool deep_super
                             static_cast<int>(model.num_outputs), deep_supervision);
 }
 
+std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path) {
+  return path.parent_path() / (path.stem().string() + ".previous" + path.extension().string());
+}
+
+void verify_checkpoint_file(const std::filesystem::path& path) {
+  const std::filesystem::path check_file = check_path(path);
+  std::error_code ec;
+  if (!std::filesystem::exists(check_file, ec)) return;
+  FileCheck expected;
+  try {
+    const Json check = read_json_file(check_file);
+    if (check.value("format", std::string()) != kCheckFormat) return;  // a later format: not ours to judge
+    expected.bytes = check.at("bytes").get<std::uintmax_t>();
+    expected.hash = check.at("hash64").get<std::string>();
+  } catch (const std::exception&) {
+    return;  // an unreadable check file says nothing about the checkpoint
+  }
+  const std::uintmax_t bytes = std::filesystem::file_size(path, ec);
+  if (!ec && bytes != expected.bytes) {
+    throw Error("the checkpoint is damaged: " + std::to_string(bytes) + " bytes where " + std::to_string(expected.bytes) +
+                    " were written (truncated: a full disk, a killed copy?)",
+                "use the previous checkpoint (`mlseg train --resume` falls back to checkpoint_latest.previous.pt by itself) "
+                "or retrain",
+                {path.string(), "", ""});
+  }
+  if (check_of(path).hash != expected.hash) {
+    throw Error("the checkpoint is damaged: its content differs from what was written (hash mismatch)",
+                "use the previous checkpoint (`mlseg train --resume` falls back to checkpoint_latest.previous.pt by itself) "
+                "or retrain",
+                {path.string(), "", ""});
+  }
+}
+
 void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl& network, const ModelDescription& model,
-                     Json metadata, torch::optim::Optimizer* optimizer) {
+                     Json metadata, torch::optim::Optimizer* optimizer, bool keep_previous) {
   metadata["format"] = kCheckpointFormat;
   metadata["model"] = model_description_to_json(model);
   torch::serialize::OutputArchive archive;
@@ -130,13 +245,34 @@ void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl&
   }
   std::error_code ec;
   if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path(), ec);
+  // Serialised in memory first: LibTorch's archive writer throws from its destructor when the
+  // disk fills up while it finishes the file, which aborts the process; our own write reports it.
+  std::ostringstream bytes_stream;
+  archive.save_to(bytes_stream);
+  const std::string bytes = bytes_stream.str();
   AtomicOutput output(path);
-  try {
-    archive.save_to(output.temp_path().string());
-  } catch (const c10::Error& e) {
-    throw Error("could not write the checkpoint (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")",
-                "check free disk space and write permission", {path.string(), "", ""});
+  write_all_or_throw(output.temp_path(), bytes, path);
+  FileCheck check;
+  check.bytes = bytes.size();
+  check.hash = hash_text(hash_chunked(bytes.data(), bytes.size()));
+  Json check_json;
+  check_json["format"] = kCheckFormat;
+  check_json["bytes"] = check.bytes;
+  check_json["hash64"] = check.hash;
+  AtomicOutput check_output(check_path(path));
+  write_all_or_throw(check_output.temp_path(), check_json.dump() + "\n", path);
+  fault_point("checkpoint_write");
+  // Everything that needs disk space is written; from here on only renames. Their order makes a
+  // kill at any point safe: the old file moves aside first, the new check comes into place before
+  // the new checkpoint, so a reader finds a checkpoint matching its check, or none (and falls back
+  // to the previous one).
+  if (keep_previous && std::filesystem::exists(path, ec)) {
+    const std::filesystem::path previous = previous_checkpoint_path(path);
+    std::filesystem::remove(check_path(previous), ec);
+    std::filesystem::rename(path, previous, ec);
+    if (!ec && std::filesystem::exists(check_path(path))) std::filesystem::rename(check_path(path), check_path(previous), ec);
   }
+  check_output.commit();
   output.commit();
 }
 

@@ -45,9 +45,20 @@ ModelDescription model_description_from_json(const nlohmann::ordered_json& json)
 SegmentationNetwork build_network(const ModelDescription& model, bool deep_supervision);
 
 /// Writes the checkpoint atomically. `metadata` is stored as is, with "format" and "model"
-/// (from `model`) set; `optimizer` may be null (inference-only checkpoint).
+/// (from `model`) set; `optimizer` may be null (inference-only checkpoint). Beside it goes
+/// PATH.check (its size and content hash), which every reader verifies, so a truncated or
+/// damaged checkpoint is named as such. `keep_previous`: the checkpoint it replaces is kept as
+/// previous_checkpoint_path(path) (with its check), for --resume to fall back to.
 void save_checkpoint(const std::filesystem::path& path, SegmentationNetworkImpl& network, const ModelDescription& model,
-                     nlohmann::ordered_json metadata, torch::optim::Optimizer* optimizer);
+                     nlohmann::ordered_json metadata, torch::optim::Optimizer* optimizer, bool keep_previous = false);
+
+/// "checkpoint_latest.pt" → "checkpoint_latest.previous.pt".
+std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path);
+
+/// Throws mlseg::Error naming the file when PATH.check exists and the file's size or content
+/// hash differs from it (truncated by a full disk or a cut copy, or damaged). Checkpoints without
+/// a check file (written before it existed) pass.
+void verify_checkpoint_file(const std::filesystem::path& path);
 
 /// A checkpoint read back: the network rebuilt from its description and loaded (on CPU whatever
 /// device wrote it: map_location CPU; deep supervision off, eval mode), and the metadata.

@@ -10,6 +10,8 @@
 
 #include "mlseg/core/content_hash.h"
 #include "mlseg/core/error.h"
+#include "mlseg/core/fault_injection.h"
+#include "mlseg/core/run_lock.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/core/work_dir.h"
@@ -186,6 +188,9 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
     ConfigurationRun config_run;
     config_run.configuration = configuration;
     config_run.store_dir = store_dir_for(dataset_work, configuration);
+    // One writer per store: a second preprocess (or a train preprocessing it) is refused.
+    const RunLock store_lock(config_run.store_dir.parent_path() / ("." + configuration + ".lock"),
+                             "preprocessing " + configuration + " of " + dataset_work.filename().string());
     if (options.overwrite) fs::remove_all(config_run.store_dir);
     fs::create_directories(config_run.store_dir);
     // The plan's identity: this configuration, the transposes, intensity properties and the options.
@@ -245,7 +250,8 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
         write_npy(store_image_file(config_run.store_dir, files.case_id), done.image);
         write_npy(store_codes_file(config_run.store_dir, files.case_id), done.code.words, true);
         write_npy(store_locations_file(config_run.store_dir, files.case_id), done.location_rows);
-        write_json_file(properties_file, case_properties_to_json(done.properties));
+        write_json_file(properties_file, case_properties_to_json(done.properties));  // last: marks the case done
+        fault_point("preprocess_case");
         std::lock_guard<std::mutex> lock(mutex);
         shapes[i] = done.properties.shape_after_resample;
         results[i] = std::move(done.properties);

@@ -11,7 +11,9 @@
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
+#include "mlseg/core/fault_injection.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/core/run_lock.h"
 #include "mlseg/core/work_dir.h"
 #include "mlseg/data/batch_loader.h"
 #include "mlseg/data/patch_sampler.h"
@@ -299,6 +301,7 @@ struct ModelState {
 // cut back to its epoch) or a clean fold folder.
 ModelState start_or_resume(const RunSetup& run, const TrainOptions& options, const RunContext& context) {
   fs::create_directories(run.fold_dir);
+  if (context.is_main()) remove_stale_temporaries(run.fold_dir);  // a killed run's half-written files
   ModelState m;
   torch::manual_seed(options.seed);  // the initial weights, reproducible by --seed
   m.network = run.network;
@@ -306,8 +309,20 @@ ModelState start_or_resume(const RunSetup& run, const TrainOptions& options, con
   m.network->module().to(run.device);
   m.optimizer = make_optimizer(m.network->module(), options.optimizer);
   if (options.resume) {
-    const fs::path latest = run.fold_dir / kLatest;
-    LoadedCheckpoint loaded = load_checkpoint(latest);
+    fs::path latest = run.fold_dir / kLatest;
+    LoadedCheckpoint loaded;
+    try {
+      loaded = load_checkpoint(latest);
+    } catch (const Error& error) {
+      // A damaged or missing checkpoint_latest (killed while writing, full disk): the one before it.
+      const fs::path previous = previous_checkpoint_path(latest);
+      if (!fs::exists(previous)) throw;
+      if (context.is_main()) {
+        std::cout << "warning: " << error.what() << "\n  falling back to " << previous.string() << "\n";
+      }
+      latest = previous;
+      loaded = load_checkpoint(latest);
+    }
     if (loaded.model.configuration != options.configuration || loaded.model.channel_names != run.model.channel_names) {
       throw Error("checkpoint_latest.pt was trained on another configuration or channel set",
                   "resume with the same -c, or start over with --overwrite", {latest.string(), "", ""});
@@ -338,7 +353,12 @@ ModelState start_or_resume(const RunSetup& run, const TrainOptions& options, con
         throw Error(run.fold_dir.string() + " already holds a training run",
                     "pass --resume to continue it, or --overwrite to start over");
       }
-      for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) fs::remove(run.fold_dir / name);
+      for (const char* name : {kLatest, kBest, kFinal, kLogFile, kProgressPlot}) {
+        fs::remove(run.fold_dir / name);
+        fs::remove(run.fold_dir / (std::string(name) + ".check"));
+      }
+      fs::remove(previous_checkpoint_path(run.fold_dir / kLatest));
+      fs::remove(previous_checkpoint_path(run.fold_dir / kLatest).string() + ".check");
     });
   }
   // Rank 0's weights everywhere (the same seed gives the same ones; this makes it certain).
@@ -421,6 +441,7 @@ std::optional<double> train_step(ModelState& m, const Batch& batch, const RunSet
   torch::Tensor loss = deep_supervision_loss(outputs, target_list, annotated_list, run.loss_options);
   // A non-finite loss gives non-finite gradients, which are discarded below with the step.
   loss.backward();
+  fault_point("train_step");
   // Several ranks: gradients and loss averaged before clipping, so every rank clips, decides and
   // steps identically (a non-finite value on any rank is non-finite in the average).
   context.average_gradients(m.network->module().parameters(), loss);
@@ -535,6 +556,12 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
   options.show_progress = options_in.show_progress && context.is_main();  // rank 0 reports
   const RunSetup run = prepare_run(dataset_dir, options, context);
   torch::set_num_threads(run.threads);
+  // One run per fold folder (rank 0 holds it for the group): a second one is refused, naming this one.
+  std::optional<RunLock> fold_lock;
+  context.main_first("locking the fold folder", [&] {
+    fold_lock.emplace(run.fold_dir.parent_path() / ("." + run.fold_dir.filename().string() + ".lock"),
+                      "training " + run.dataset.name + " " + options.configuration + " " + run.fold.name);
+  });
   ModelState m = start_or_resume(run, options, context);
   DiceEma ema;
   ema.restore(m.state.ema);
@@ -569,7 +596,9 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
     if (!context.is_main()) return;
     Json metadata;
     metadata["training"] = run_state_to_json(m.state, options);
-    save_checkpoint(run.fold_dir / name, *m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr);
+    // checkpoint_latest keeps the one it replaces, for --resume to fall back to.
+    save_checkpoint(run.fold_dir / name, *m.network, run.model, metadata, with_optimizer ? m.optimizer.get() : nullptr,
+                    /*keep_previous=*/std::string(name) == kLatest);
   };
 
   TrainResult result;
@@ -584,6 +613,7 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
   bool budget_spent = false;
   bool interrupted = false;  // --stop-after-epoch
   double epoch_seconds_sum = 0;
+  std::int64_t latest_saved_at = -1;  // next_epoch of the last checkpoint_latest written
   std::int64_t epochs_this_run = 0;
 
   for (std::int64_t epoch = m.state.next_epoch; epoch < options.epochs && !budget_spent; ++epoch) {
@@ -658,7 +688,10 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
     const auto checkpoint_start = Clock::now();
     const bool periodic = (epoch + 1) % std::max<std::int64_t>(1, options.checkpoint_every) == 0;
     if (record.best) save(kBest, false);
-    if (periodic) save(kLatest, true);
+    if (periodic) {
+      save(kLatest, true);
+      latest_saved_at = m.state.next_epoch;
+    }
     if (record.best || periodic) last_checkpoint_s = std::max(0.1, seconds_since(checkpoint_start));
     record.epoch_seconds = seconds_since(epoch_start);
     m.records.push_back(record);
@@ -681,7 +714,8 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
   }
   if (budget_spent) result.stop_reason = "time budget";
   if (interrupted) result.stop_reason = "stopped after epoch " + std::to_string(options.stop_after_epoch) + " (--resume continues)";
-  save(kLatest, true);
+  // Not again when the last epoch just wrote it: checkpoint_latest.previous stays one epoch back.
+  if (latest_saved_at != m.state.next_epoch) save(kLatest, true);
   if (!interrupted) save(kFinal, false);
   result.epochs_completed = m.state.next_epoch;
   result.best_ema = m.state.best_ema;

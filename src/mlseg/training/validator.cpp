@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "mlseg/core/fault_injection.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
 #include "mlseg/inference/sliding_window.h"
@@ -123,6 +124,7 @@ ValidationResult run_validation(const SegmentationNetwork& network, const Prepro
       for (int c = 0; c < channels; ++c) result.patches_with_channel[static_cast<std::size_t>(c)] += has[static_cast<std::size_t>(c)] ? 1 : 0;
       ++result.patches;
     }
+    fault_point("validation");
   }
   network->set_deep_supervision(had_deep_supervision);
   sum_over_ranks(result, options.ranks);
