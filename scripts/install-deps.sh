@@ -17,6 +17,7 @@ PACKAGES=(
   libopenblas0-openmp
   zlib1g-dev
   libdeflate-dev
+  libpng-dev  # io/png_check.cpp (ITK reads PNG through the same libpng)
   clang libclang-rt-14-dev  # scripts/fuzz.sh: clang++ with libFuzzer and the sanitizer runtimes (tests/fuzz)
   chromium  # tests only: renders the `mlseg report` page headless (tests/report/report_browser_test.cpp)
   # tests/parity and bench/parity only: nnU-Net v2 from ../shared/peers runs on Debian's python3-torch

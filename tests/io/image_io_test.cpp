@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "mlseg/core/error.h"
 #include "mlseg/io/image_io.h"
@@ -250,6 +252,37 @@ TEST(ImageIoRealData, SurvivesTheDocumentedQuirks) {
   const Image back = read_image(dir / "ct.nii.gz");
   EXPECT_EQ(back.geometry, ct.geometry);
   EXPECT_TRUE(torch::equal(back.data, ct.data));
+}
+
+// Found by tests/fuzz/image_2d_fuzz: a PNG whose IHDR is followed by a second signature and a
+// malformed sCAL chunk. libpng's error ended in abort() inside ITK 5.2's PNGImageIO (no error
+// handler set); mlseg decodes PNGs itself first and reports an Error.
+TEST(CorruptPng, LibpngErrorIsAnErrorNotAnAbort) {
+  if (!image_io_available()) GTEST_SKIP() << "PNG needs the ITK build";
+  static const unsigned char crash[] = {
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+      0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a,
+      0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00,
+      0x00, 0x00, 0x00, 0x91, 0x9f, 0xf1, 0x1a, 0x00, 0x00, 0x00, 0x07, 0x73, 0x43, 0x41, 0x4c, 0x01, 0x2e, 0x37,
+      0x35, 0x00, 0x2e, 0x35, 0x00, 0xfd, 0xd4, 0x9a, 0x73, 0x00, 0x00, 0x00, 0x07, 0x73, 0x43, 0x41, 0x4c, 0x01,
+      0x2e, 0x37, 0x35, 0x00, 0x2e, 0x35, 0xdc, 0x80, 0x37, 0xa3, 0x00, 0xdc, 0x80, 0x37, 0xa3, 0x00, 0x00, 0x00,
+      0x16, 0x00};
+  testing::TempDir dir;
+  std::ofstream(dir / "crash.png", std::ios::binary).write(reinterpret_cast<const char*>(crash), sizeof(crash));
+  try {
+    (void)read_image(dir / "crash.png");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "unreadable_header");
+    EXPECT_NE(error.problem().find("not a valid PNG"), std::string::npos) << error.problem();
+  }
+  // A PNG cut inside its pixel data is an Error too (libpng's error in png_read_row).
+  write_image(Image{torch::arange(64, torch::kUInt8).reshape({1, 1, 8, 8}), {}}, dir / "ok.png");
+  std::ifstream in(dir / "ok.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir / "cut.png", std::ios::binary) << bytes.substr(0, bytes.size() - 20);
+  EXPECT_THROW((void)read_image(dir / "cut.png"), Error);
+  EXPECT_EQ(read_image(dir / "ok.png").data.sizes(), (std::vector<std::int64_t>{1, 1, 8, 8}));
 }
 
 }  // namespace

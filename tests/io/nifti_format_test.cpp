@@ -435,5 +435,31 @@ TEST(NiftiReader, BrokenFilesGiveTheSameClearErrorsAsTheItkReader) {
   }
 }
 
+// Found by tests/fuzz/nifti_fuzz: a NaN in the sform made ITK 5.2's reader abort() (vnl's SVD). Both
+// readers now refuse a non-finite geometry with an Error.
+TEST(NiftiNonFiniteGeometry, NanInTheSformIsAnErrorNotAnAbort) {
+  testing::TempDir dir;
+  Image image;
+  image.data = torch::zeros({1, 2, 3, 4}, torch::kUInt8);
+  write_image(image, dir / "nan_sform.nii", {false});
+  std::fstream file(dir / "nan_sform.nii", std::ios::binary | std::ios::in | std::ios::out);
+  const float nan = std::nanf("");
+  file.seekp(280 + 4 * 6);  // srow_y[2]
+  file.write(reinterpret_cast<const char*>(&nan), sizeof(nan));
+  file.close();
+  const auto header = read_nifti_header(dir / "nan_sform.nii");
+  ASSERT_TRUE(header.has_value());
+  ASSERT_NE(header->sform_code, 0);
+  try {
+    (void)nifti_geometry(*header, dir / "nan_sform.nii");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "implausible_header");
+    EXPECT_NE(error.problem().find("NaN or infinite"), std::string::npos) << error.problem();
+  }
+  EXPECT_THROW((void)read_image(dir / "nan_sform.nii"), Error);
+  EXPECT_THROW((void)read_label_image(dir / "nan_sform.nii"), Error);
+}
+
 }  // namespace
 }  // namespace mlseg

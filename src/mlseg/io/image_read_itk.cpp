@@ -11,7 +11,9 @@
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
 #include "mlseg/io/itk_support.h"
+#include "mlseg/io/nifti_format.h"
 #include "mlseg/io/nifti_image.h"
+#include "mlseg/io/png_check.h"
 #include "mlseg/io/pixel_convert.h"
 #include "mlseg/io/pixel_io.h"
 
@@ -69,6 +71,14 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
   if (!is_supported_image_file(path)) {
     throw Error("unsupported file ending '" + full_extension(path) + "'",
                 "use .nii.gz, .nii, .nrrd, .mha, .mhd, .png, .tif, .jpg or .bmp", where);
+  }
+
+  // mlseg's own checks first where ITK 5.2 abort()s on bad input: a non-finite NIfTI sform or
+  // qform (vnl's SVD), any libpng error (PNGImageIO sets no error handler).
+  if (is_nifti_file(path)) {
+    if (const auto header = read_nifti_header(path)) (void)nifti_geometry(*header, path);
+  } else if (lower(full_extension(path)) == ".png") {
+    detail::check_png_decodes(path);
   }
 
   OpenedImage opened;

@@ -80,7 +80,8 @@ std::optional<NiftiHeader> parse_nifti_header(const unsigned char* bytes, std::s
 /// Voxel-to-world geometry of a header, in mlseg's [Z, Y, X] LPS convention, as ITK 5's
 /// NiftiImageIO reports it (see the file comment). Values are not yet snapped to float. Throws
 /// mlseg::Error naming `path` for an sform that is not a rotation times the voxel sizes when there
-/// is no qform to fall back on (ITK refuses those files too).
+/// is no qform to fall back on (ITK refuses those files too), and for a NaN or Inf in pixdim[0..3]
+/// or in a qform / sform whose code is set.
 Geometry nifti_geometry(const NiftiHeader& header, const std::filesystem::path& path = {});
 
 /// Pixels of a single-file NIfTI, as stored on disk (native byte order after swapping).
