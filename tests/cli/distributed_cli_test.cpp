@@ -48,16 +48,6 @@ std::string train_arguments(const mlseg::testing::TinyTrainingDataset& data, con
 
 fs::path fold_dir(const fs::path& work) { return work / "Dataset900_Phantom/results/3d_fullres/fold_0"; }
 
-// Largest absolute difference between two checkpoints' parameters (they must have the same names).
-double max_parameter_difference(const fs::path& a, const fs::path& b) {
-  const LoadedCheckpoint first = load_checkpoint(a), second = load_checkpoint(b);
-  auto other = second.network->module().named_parameters();
-  double largest = 0;
-  for (const auto& item : first.network->module().named_parameters()) {
-    largest = std::max(largest, (item.value() - other[item.key()]).abs().max().item<double>());
-  }
-  return largest;
-}
 
 // log.jsonl's validation counts per epoch (timings and paths differ between runs).
 std::vector<std::string> validation_counts(const fs::path& log) {
@@ -102,7 +92,7 @@ TEST(DistributedTraining, TwoRanksEqualOneProcessWithTheWholeBatchAndWriteOnce) 
   EXPECT_NE(ranks.output.find("data parallel: 2 ranks (gloo), global batch 4 split 2 on rank 0"), std::string::npos) << ranks.output;
 
   // Same initial weights, same samples, gradients averaged: the same parameters after 6 steps.
-  EXPECT_LT(max_parameter_difference(fold_dir(one) / "checkpoint_final.pt", fold_dir(two) / "checkpoint_final.pt"), 2e-5);
+  EXPECT_LT(mlseg::testing::max_parameter_difference(fold_dir(one) / "checkpoint_final.pt", fold_dir(two) / "checkpoint_final.pt"), 2e-5);
   // Validation shared between the ranks, counts summed: the one-process counts and Dice.
   const auto single_counts = validation_counts(fold_dir(one) / "log.jsonl");
   ASSERT_EQ(single_counts.size(), 2u);
@@ -134,7 +124,7 @@ TEST(DistributedTraining, BatchDiceOverTwoRanksEqualsOneProcess) {
   ASSERT_EQ(mlseg::testing::run_mlseg(train_arguments(data, one, "--skip-final-validation")).exit_code, 0);
   const auto ranks = mlseg::testing::run_mlseg(train_arguments(data, two, "--skip-final-validation --nproc-per-node 2"));
   ASSERT_EQ(ranks.exit_code, 0) << ranks.output;
-  EXPECT_LT(max_parameter_difference(fold_dir(one) / "checkpoint_final.pt", fold_dir(two) / "checkpoint_final.pt"), 2e-5);
+  EXPECT_LT(mlseg::testing::max_parameter_difference(fold_dir(one) / "checkpoint_final.pt", fold_dir(two) / "checkpoint_final.pt"), 2e-5);
 }
 
 TEST(DistributedTraining, ResumeContinuesAStoppedTwoRankRunExactly) {
@@ -150,7 +140,7 @@ TEST(DistributedTraining, ResumeContinuesAStoppedTwoRankRunExactly) {
   const auto resumed = mlseg::testing::run_mlseg(train_arguments(data, chunks, common + " --resume"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming fold 0 at epoch 2"), std::string::npos) << resumed.output;
-  EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(chunks) / "checkpoint_final.pt"), 0.0);
+  EXPECT_EQ(mlseg::testing::max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(chunks) / "checkpoint_final.pt"), 0.0);
 }
 
 TEST(DistributedTraining, RankZerosTimeBudgetEndsEveryRankCleanly) {
@@ -231,7 +221,7 @@ TEST(DistributedTraining, ResumeAfterAKilledRankFinishesLikeAnUninterruptedRun) 
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   std::ifstream log(fold_dir(data.work) / "log.jsonl");
   EXPECT_EQ(std::count(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>(), '\n'), 5);
-  EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
+  EXPECT_EQ(mlseg::testing::max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
 }
 
 TEST(DistributedPrediction, TwoRanksWriteEveryCaseExactlyOnce) {

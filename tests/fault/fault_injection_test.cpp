@@ -32,15 +32,6 @@ std::string train(const mlseg::testing::TinyTrainingDataset& data, const fs::pat
          " --loader-workers 1 --threads 1 --skip-final-validation " + extra;
 }
 
-double max_parameter_difference(const fs::path& a, const fs::path& b) {
-  const LoadedCheckpoint first = load_checkpoint(a), second = load_checkpoint(b);
-  auto other = second.network->module().named_parameters();
-  double largest = 0;
-  for (const auto& item : first.network->module().named_parameters()) {
-    largest = std::max(largest, (item.value() - other[item.key()]).abs().max().item<double>());
-  }
-  return largest;
-}
 
 std::size_t lines_in(const fs::path& file) {
   std::ifstream in(file);
@@ -76,7 +67,7 @@ TEST_P(KilledTraining, ResumeFinishesLikeAnUninterruptedRun) {
   EXPECT_EQ(lines_in(fold_dir(data.work) / "log.jsonl"), 4u);  // every epoch logged once
   EXPECT_TRUE(temporaries_in(fold_dir(data.work)).empty());    // the half-written file is gone
   // The weights equal the uninterrupted run's: at most the killed epoch was lost, and redone.
-  EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
+  EXPECT_EQ(mlseg::testing::max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
 }
 
 // train_step:9 — in epoch 3's first step; checkpoint_write:4 — epoch 2's checkpoint_latest (best
@@ -106,7 +97,7 @@ TEST(KilledTrainingFiles, ATruncatedCheckpointIsNamedAndResumeFallsBackToThePrev
   EXPECT_NE(resumed.output.find("falling back to"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming fold 0 at epoch 3"), std::string::npos) << resumed.output;  // epoch 2's checkpoint
   EXPECT_EQ(lines_in(fold_dir(data.work) / "log.jsonl"), 4u);
-  EXPECT_EQ(max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
+  EXPECT_EQ(mlseg::testing::max_parameter_difference(fold_dir(whole) / "checkpoint_final.pt", fold_dir(data.work) / "checkpoint_final.pt"), 0.0);
 }
 
 TEST(KilledTrainingFiles, ASecondRunOnTheSameFoldIsRefusedNamingTheHolderAndAStaleLockIsTakenOver) {

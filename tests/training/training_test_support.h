@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "mlseg/io/json_file.h"
+#include "mlseg/nn/checkpoint.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
 #include "test_support.h"
@@ -57,6 +58,17 @@ inline TinyTrainingDataset make_tiny_training_dataset(const std::filesystem::pat
   if (!preprocess_dataset(out.raw, preprocess).ok()) throw std::runtime_error("tiny dataset: preprocessing failed");
   shrink_plans_network(out.dataset_work / "plans.json");
   return out;
+}
+
+/// Largest absolute difference between two checkpoints' parameters (same network, same names).
+inline double max_parameter_difference(const std::filesystem::path& a, const std::filesystem::path& b) {
+  const LoadedCheckpoint first = load_checkpoint(a), second = load_checkpoint(b);
+  auto other = second.network->module().named_parameters();
+  double largest = 0;
+  for (const auto& item : first.network->module().named_parameters()) {
+    largest = std::max(largest, (item.value() - other[item.key()]).abs().max().item<double>());
+  }
+  return largest;
 }
 
 }  // namespace mlseg::testing
