@@ -64,6 +64,7 @@ for name in "${selected[@]}"; do
   corpus="$BUILD_DIR/corpus/$name"
   artifacts="$BUILD_DIR/artifacts/$name"
   log="$BUILD_DIR/logs/$name.log"
+  rm -rf "$artifacts"  # only this run's findings are listed
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   scratch="$(mktemp -d)"
   set +e

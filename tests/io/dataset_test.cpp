@@ -108,5 +108,13 @@ TEST(Dataset, BrokenDatasetJsonNamesTheProblem) {
   EXPECT_THROW(load_dataset(dir / "nonexistent"), Error);
 }
 
+// Found by tests/fuzz/splits_json_fuzz: nlohmann's out_of_range (a number past double's range)
+// escaped read_json_file instead of an mlseg::Error.
+TEST(JsonFile, NumberOverflowIsAnError) {
+  testing::TempDir dir;
+  std::ofstream(dir / "splits_final.json") << "[ 55e557 ]";
+  EXPECT_THROW((void)read_json_file(dir / "splits_final.json"), Error);
+}
+
 }  // namespace
 }  // namespace mlseg

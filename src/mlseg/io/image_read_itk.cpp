@@ -75,8 +75,15 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
 
   // mlseg's own checks first where ITK 5.2 abort()s on bad input: a non-finite NIfTI sform or
   // qform (vnl's SVD), any libpng error (PNGImageIO sets no error handler).
+  // A .nii whose header mlseg does not recognise is refused as the ITK-free build refuses it:
+  // nifti1_io reads more (e.g. magic "n+2" in a NIfTI-1 header) and aborts on some of it.
   if (is_nifti_file(path)) {
-    if (const auto header = read_nifti_header(path)) (void)nifti_geometry(*header, path);
+    const auto header = read_nifti_header(path);
+    if (!header) {
+      throw Error("not a NIfTI-1 or NIfTI-2 file: its sizeof_hdr or magic is wrong", kReexportFix, where)
+          .with_code("unreadable_header");
+    }
+    (void)nifti_geometry(*header, path);
   } else if (lower(full_extension(path)) == ".png") {
     detail::check_png_decodes(path);
   }

@@ -22,6 +22,12 @@ nlohmann::ordered_json read_json_file(const std::filesystem::path& path) {
     const auto start = reason.find("parse error");
     if (start != std::string::npos) reason = reason.substr(start);
     throw Error("invalid JSON: " + reason, "fix the syntax (a JSON validator shows the exact spot)", where);
+  } catch (const nlohmann::json::out_of_range& error) {
+    // A number past double's range (1e999): found by tests/fuzz/splits_json_fuzz.
+    std::string reason = error.what();
+    const auto start = reason.find("number overflow");
+    if (start != std::string::npos) reason = reason.substr(start);
+    throw Error("invalid JSON: " + reason, "write the number within double's range", where);
   }
 }
 
