@@ -461,6 +461,30 @@ TEST(NiftiNonFiniteGeometry, NanInTheSformIsAnErrorNotAnAbort) {
   EXPECT_THROW((void)read_label_image(dir / "nan_sform.nii"), Error);
 }
 
+// Found by tests/fuzz/nifti_fuzz: a finite but huge sform entry (1.7e38) sent ITK's
+// single-precision SVD into a loop that never returned; refused before ITK sees it.
+TEST(NiftiNonFiniteGeometry, AHugeSformValueIsAnErrorNotAHang) {
+  testing::TempDir dir;
+  Image image;
+  image.data = torch::zeros({1, 2, 3, 4}, torch::kUInt8);
+  write_image(image, dir / "huge_sform.nii", {false});
+  std::fstream file(dir / "huge_sform.nii", std::ios::binary | std::ios::in | std::ios::out);
+  const float huge = 1.7e38f;
+  file.seekp(280 + 4 * 5);  // srow_y[1]
+  file.write(reinterpret_cast<const char*>(&huge), sizeof(huge));
+  file.close();
+  const auto header = read_nifti_header(dir / "huge_sform.nii");
+  ASSERT_TRUE(header.has_value());
+  try {
+    (void)nifti_geometry(*header, dir / "huge_sform.nii");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "implausible_header");
+    EXPECT_NE(error.problem().find("larger than 1e9 mm"), std::string::npos) << error.problem();
+  }
+  EXPECT_THROW((void)read_image(dir / "huge_sform.nii"), Error);
+}
+
 // Found by tests/fuzz/nifti_fuzz: magic "n+2" in a 348-byte header, which nifti1_io reads (and
 // aborted on, with a NaN sform) but mlseg's reader does not recognise: refused by both builds.
 TEST(NiftiNonFiniteGeometry, UnrecognisedMagicIsAnError) {

@@ -14,6 +14,7 @@
 #include "mlseg/io/nifti_format.h"
 #include "mlseg/io/nifti_image.h"
 #include "mlseg/io/png_check.h"
+#include "mlseg/io/tiff_check.h"
 #include "mlseg/io/pixel_convert.h"
 #include "mlseg/io/pixel_io.h"
 
@@ -86,6 +87,8 @@ OpenedImage open_image(const fs::path& path, const ImageReadOptions& options) {
     (void)nifti_geometry(*header, path);
   } else if (lower(full_extension(path)) == ".png") {
     detail::check_png_decodes(path);
+  } else if (lower(full_extension(path)) == ".tif" || lower(full_extension(path)) == ".tiff") {
+    detail::check_tiff_directories(path);  // ITK's libtiff allocates what a header declares
   }
 
   OpenedImage opened;

@@ -388,22 +388,25 @@ std::optional<NiftiHeader> parse_nifti_header(const unsigned char* bytes, std::s
 
 Geometry nifti_geometry(const NiftiHeader& header, const std::filesystem::path& path) {
   // A NaN or Inf among the values a transform is built from has no geometry (and ITK's reader
-  // abort()s on it in vnl's SVD: found by tests/fuzz/nifti_fuzz).
-  bool finite = std::isfinite(header.pixdim[0]) && std::isfinite(header.pixdim[1]) &&
-                std::isfinite(header.pixdim[2]) && std::isfinite(header.pixdim[3]);
+  // abort()s on it in vnl's SVD), and neither has a value beyond any scanner's extent (ITK's
+  // single-precision SVD overflows on it and never returns): both found by tests/fuzz/nifti_fuzz.
+  constexpr double kMaxGeometryMagnitude = 1e9;  // mm: a thousand kilometres
+  const auto plausible = [](double value) { return std::isfinite(value) && std::abs(value) <= kMaxGeometryMagnitude; };
+  bool finite = plausible(header.pixdim[0]) && plausible(header.pixdim[1]) && plausible(header.pixdim[2]) &&
+                plausible(header.pixdim[3]);
   if (header.qform_code != 0) {
     for (const double value : {header.quatern_b, header.quatern_c, header.quatern_d, header.qoffset_x,
                                header.qoffset_y, header.qoffset_z}) {
-      finite = finite && std::isfinite(value);
+      finite = finite && plausible(value);
     }
   }
   if (header.sform_code != 0) {
     for (const auto& row : header.srow) {
-      for (const double value : row) finite = finite && std::isfinite(value);
+      for (const double value : row) finite = finite && plausible(value);
     }
   }
   if (!finite) {
-    throw Error("the header's geometry holds a NaN or infinite value (pixdim, qform or sform)",
+    throw Error("the header's geometry holds a NaN or infinite value, or one larger than 1e9 mm (pixdim, qform or sform)",
                 "re-save the image with a valid orientation and voxel size", {path.string(), "", ""})
         .with_code("implausible_header");
   }
