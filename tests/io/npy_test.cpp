@@ -109,6 +109,25 @@ TEST(Npy, TruncatedFileIsAClearError) {
   }
 }
 
+// Reported with the fuzz targets (#22): an empty dimension after huge ones passed the size check
+// (the product stopped at the 0) and num_elements() then overflowed int64.
+TEST(Npy, HugeSizesBesideAZeroAreRejected) {
+  TempDir dir;
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000000, 1000000000000000000, 0), }";
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');
+  header += '\n';
+  std::ofstream out(dir / "z.npy", std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const char length[2] = {static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
+  out.write(length, 2);
+  out << header;
+  out.close();
+  EXPECT_THROW(mlseg::read_npy_header(dir / "z.npy"), mlseg::Error);
+  // A genuinely empty array still reads.
+  mlseg::write_npy(dir / "empty.npy", torch::zeros({3, 0, 2}));
+  EXPECT_EQ(mlseg::read_npy_header(dir / "empty.npy").num_elements(), 0);
+}
+
 TEST(Npy, HostileHeadersAreRejectedBeforeAllocating) {
   TempDir dir;
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 100000000000), }";

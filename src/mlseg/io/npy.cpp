@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -96,7 +97,10 @@ std::uintmax_t file_size_or_throw(const std::filesystem::path& path) {
 
 std::int64_t NpyHeader::num_elements() const {
   std::int64_t count = 1;
-  for (const auto size : shape) count *= size;
+  for (const auto size : shape) {
+    if (size == 0) return 0;  // read_npy_header checked that the product of the others fits
+    count *= size;
+  }
   return count;
 }
 
@@ -213,13 +217,17 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   // Size check without overflow: the data must be exactly what the header declares.
   const std::uintmax_t data_bytes = file_size - data_offset;
   std::uintmax_t expected = result.item_size;
+  const bool empty = std::find(result.shape.begin(), result.shape.end(), 0) != result.shape.end();
   for (const auto size : result.shape) {
-    if (size == 0) { expected = 0; break; }
-    if (expected > std::numeric_limits<std::uintmax_t>::max() / static_cast<std::uintmax_t>(size) || expected * size > data_bytes) {
+    if (size == 0) continue;
+    // Every size counts, also after a 0: the element count must fit in int64 whatever the order.
+    if (expected > static_cast<std::uintmax_t>(std::numeric_limits<std::int64_t>::max()) / static_cast<std::uintmax_t>(size) ||
+        (!empty && expected * static_cast<std::uintmax_t>(size) > data_bytes)) {
       throw npy_error(path, "the .npy header declares more data than the file holds (truncated file?)");
     }
     expected *= static_cast<std::uintmax_t>(size);
   }
+  if (empty) expected = 0;
   if (expected != data_bytes) {
     throw npy_error(path, "the file holds " + std::to_string(data_bytes) + " data bytes but its header declares " +
                               std::to_string(expected) + " (truncated or corrupt file)");
