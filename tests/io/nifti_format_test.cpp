@@ -485,6 +485,32 @@ TEST(NiftiNonFiniteGeometry, AHugeSformValueIsAnErrorNotAHang) {
   EXPECT_THROW((void)read_image(dir / "huge_sform.nii"), Error);
 }
 
+// Found by tests/fuzz/nifti_fuzz: sizeof_hdr big-endian, dim[0] valid only little-endian.
+// nifti1_io picks the byte order by dim[0] and read a NaN sform mlseg's check (which follows
+// sizeof_hdr) never saw, then abort()ed; such a header is refused.
+TEST(NiftiNonFiniteGeometry, ByteOrderOfSizeofHdrAndDim0DisagreeIsAnError) {
+  testing::TempDir dir;
+  Image image;
+  image.data = torch::zeros({1, 2, 3, 4}, torch::kUInt8);
+  write_image(image, dir / "mixed.nii", {false});
+  std::fstream file(dir / "mixed.nii", std::ios::binary | std::ios::in | std::ios::out);
+  const unsigned char big_endian_348[4] = {0x00, 0x00, 0x01, 0x5c};
+  file.seekp(0);
+  file.write(reinterpret_cast<const char*>(big_endian_348), 4);
+  file.close();
+  const auto header = read_nifti_header(dir / "mixed.nii");
+  ASSERT_TRUE(header.has_value());
+  EXPECT_TRUE(header->byte_swapped);
+  try {
+    (void)nifti_geometry(*header, dir / "mixed.nii");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), "implausible_header");
+    EXPECT_NE(error.problem().find("byte order is inconsistent"), std::string::npos) << error.problem();
+  }
+  EXPECT_THROW((void)read_image(dir / "mixed.nii"), Error);
+}
+
 // Found by tests/fuzz/nifti_fuzz: magic "n+2" in a 348-byte header, which nifti1_io reads (and
 // aborted on, with a NaN sform) but mlseg's reader does not recognise: refused by both builds.
 TEST(NiftiNonFiniteGeometry, UnrecognisedMagicIsAnError) {

@@ -1,6 +1,7 @@
 #include "mlseg/io/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -30,7 +31,9 @@ std::int64_t integer_value(const json& value, const std::string& source, const s
   if (value.is_number_integer()) return value.get<std::int64_t>();
   if (value.is_number_float()) {
     const double number = value.get<double>();
-    if (number == static_cast<double>(static_cast<std::int64_t>(number))) return static_cast<std::int64_t>(number);
+    // Range first: converting a double beyond int64 is undefined (found by tests/fuzz/dataset_json_fuzz).
+    constexpr double kInt64Limit = 9.2e18;
+    if (std::abs(number) < kInt64Limit && number == std::trunc(number)) return static_cast<std::int64_t>(number);
   }
   throw Error("\"" + key + "\" must be an integer (got " + value.dump() + ")",
               "write label values as integers", {source, "", ""});

@@ -390,6 +390,14 @@ Geometry nifti_geometry(const NiftiHeader& header, const std::filesystem::path& 
   // A NaN or Inf among the values a transform is built from has no geometry (and ITK's reader
   // abort()s on it in vnl's SVD), and neither has a value beyond any scanner's extent (ITK's
   // single-precision SVD overflows on it and never returns): both found by tests/fuzz/nifti_fuzz.
+  // dim[0] outside 1..7 in the byte order sizeof_hdr gives: nifti1_io picks the byte order by
+  // dim[0] first, so it reads such a header in the other order, values this check never saw.
+  if (header.dim[0] < 1 || header.dim[0] > 7) {
+    throw Error("the header's dim[0] is " + std::to_string(header.dim[0]) +
+                    " (1-7 expected): its byte order is inconsistent (sizeof_hdr and dim[0] disagree)",
+                "re-save the image with a NIfTI writer", {path.string(), "", ""})
+        .with_code("implausible_header");
+  }
   constexpr double kMaxGeometryMagnitude = 1e9;  // mm: a thousand kilometres
   const auto plausible = [](double value) { return std::isfinite(value) && std::abs(value) <= kMaxGeometryMagnitude; };
   bool finite = plausible(header.pixdim[0]) && plausible(header.pixdim[1]) && plausible(header.pixdim[2]) &&

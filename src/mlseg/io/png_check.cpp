@@ -2,8 +2,10 @@
 
 #include <png.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,9 +15,17 @@
 namespace mlseg::detail {
 namespace {
 
+// Pixel bytes a PNG may declare whatever its size, and beyond that at most this many times its
+// file size (as io/tiff_check.h); ancillary chunks inflate to at most kPngChunkMallocMaxBytes.
+constexpr double kMinPngPixelBudgetBytes = 256.0 * (1 << 20);
+constexpr double kMaxPngCompressionRatio = 4096;
+constexpr png_alloc_size_t kPngChunkMallocMaxBytes = png_alloc_size_t{16} << 20;
+
 struct DecodeState {
   std::string error;       ///< libpng's message, set by on_error before it jumps back
   bool header_done = false;
+  bool implausible = false;  ///< the header declares more pixels than the file can hold
+  double pixel_budget_bytes = kMinPngPixelBudgetBytes;
 };
 
 [[noreturn]] void on_error(png_structp png, png_const_charp message) {
@@ -32,6 +42,14 @@ bool decode_rows(png_structp png, png_infop info, DecodeState& state, std::vecto
   const int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   const png_uint_32 height = png_get_image_height(png, info);
+  // ITK allocates the whole image next: a header declaring more than the file could hold is refused.
+  const double image_bytes = static_cast<double>(png_get_rowbytes(png, info)) * static_cast<double>(height);
+  if (image_bytes > state.pixel_budget_bytes) {
+    state.error = "the header declares " + std::to_string(png_get_image_width(png, info)) + " x " + std::to_string(height) +
+                  " pixels, more than a file of this size can hold";
+    state.implausible = true;
+    return false;
+  }
   row.resize(png_get_rowbytes(png, info));
   for (int pass = 0; pass < passes; ++pass) {
     for (png_uint_32 y = 0; y < height; ++y) png_read_row(png, row.data(), nullptr);
@@ -47,6 +65,9 @@ void check_png_decodes(const std::filesystem::path& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw Error("cannot open the file", "check that it exists and is readable", where);
   DecodeState state;
+  std::error_code size_error;
+  const auto file_bytes = static_cast<double>(std::filesystem::file_size(path, size_error));
+  state.pixel_budget_bytes = std::max(kMinPngPixelBudgetBytes, kMaxPngCompressionRatio * (size_error ? 0.0 : file_bytes));
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, &on_error, &on_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!info) {
@@ -54,13 +75,15 @@ void check_png_decodes(const std::filesystem::path& path) {
     throw Error("libpng could not start (out of memory?)", "retry with more memory", where);
   }
   png_init_io(png, file.get());
+  // Ancillary chunks (iCCP, zTXt, ...) are inflated into memory: a few bytes can ask for a gigabyte.
+  png_set_chunk_malloc_max(png, kPngChunkMallocMaxBytes);
   std::vector<png_byte> row;
   const bool decoded = decode_rows(png, info, state, row);
   png_destroy_read_struct(&png, &info, nullptr);
   if (!decoded) {
     throw Error("not a valid PNG: " + state.error + (state.header_done ? " (in the pixel data)" : " (in the header)"),
                 "re-export the image (the file is corrupt or truncated)", where)
-        .with_code(state.header_done ? "corrupt_pixel_data" : "unreadable_header");
+        .with_code(state.implausible ? "implausible_header" : state.header_done ? "corrupt_pixel_data" : "unreadable_header");
   }
 }
 

@@ -106,11 +106,26 @@ void check_tiff_directories(const std::filesystem::path& path) {
                       std::to_string(file.size()) + " bytes holds",
                   "implausible_header");
       }
+      // DateTime is "YYYY:MM:DD HH:MM:SS" and its NUL, 20 bytes by the TIFF standard; ITK 5.2
+      // copies 20 bytes whatever the count (a heap overflow on a shorter one: tests/fuzz).
+      constexpr std::uint16_t kDateTimeTag = 306;
+      if (tag == kDateTimeTag && count != 20) {
+        file.fail("its DateTime tag has " + std::to_string(count) + " characters where TIFF requires 20", "implausible_header");
+      }
       const std::uint64_t bytes = count * static_cast<std::uint64_t>(size);
       if (bytes > static_cast<std::uint64_t>(offset_bytes)) {
         const std::uint64_t data = file.read(value_at, offset_bytes);
         if (data > file.size() || bytes > file.size() - data) {
           file.fail("tag " + std::to_string(tag) + "'s values lie past the end of the file", "implausible_header");
+        }
+      }
+      // ASCII values end with a NUL by the standard; ITK 5.2 runs strlen on them (a heap overflow
+      // on one without: tests/fuzz/image_2d_fuzz).
+      constexpr std::uint16_t kAscii = 2;
+      if (type == kAscii && count > 0) {
+        const std::uint64_t start = bytes > static_cast<std::uint64_t>(offset_bytes) ? file.read(value_at, offset_bytes) : value_at;
+        if (file.read(start + count - 1, 1) != 0) {
+          file.fail("its text tag " + std::to_string(tag) + " does not end with a NUL character", "implausible_header");
         }
       }
       if (count == 0 || (size != 2 && size != 4 && size != 8) || type == 11 || type == 12 || type == 5 || type == 10) continue;
