@@ -131,5 +131,20 @@ TEST(Dataset, AHugeLabelValueIsAnErrorNotUndefinedBehaviour) {
   }
 }
 
+// Found by tests/fuzz/dataset_json_fuzz: "label_format" holding an object made nlohmann's
+// type_error escape load_dataset (and terminate the process).
+TEST(Dataset, AFieldOfTheWrongTypeIsAnError) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "d/imagesTr");
+  std::ofstream(dir / "d/dataset.json")
+      << R"({"channel_names": {"0": "MR"}, "label_format": {"a": 0, "b": 1}, "numTraining": 0, "file_ending": ".nii.gz"})";
+  try {
+    load_dataset(dir / "d");
+    FAIL() << "expected an Error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("dataset.json"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace mlseg

@@ -333,7 +333,24 @@ void list_from_explicit_entries(Dataset& dataset) {
 
 }  // namespace
 
+namespace {
+Dataset load_dataset_checked(const fs::path& root_argument);
+}  // namespace
+
 Dataset load_dataset(const fs::path& root_argument) {
+  // A field of the wrong JSON type anywhere (e.g. "label_format": {...}) is the user's error
+  // to fix, never an escaping nlohmann::type_error (found by tests/fuzz/dataset_json_fuzz).
+  try {
+    return load_dataset_checked(root_argument);
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(std::string("dataset.json has a field of the wrong type (") + error.what() + ")",
+                "compare it with the dataset.json format in the README (strings, numbers, objects where they belong)",
+                {(root_argument / "dataset.json").string(), "", ""});
+  }
+}
+
+namespace {
+Dataset load_dataset_checked(const fs::path& root_argument) {
   Dataset dataset;
   dataset.root = root_argument;
   std::error_code ignored;
@@ -433,5 +450,6 @@ Dataset load_dataset(const fs::path& root_argument) {
   }
   return dataset;
 }
+}  // namespace
 
 }  // namespace mlseg
