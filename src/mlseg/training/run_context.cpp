@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "mlseg/core/error.h"
 
@@ -91,6 +92,7 @@ struct RunContext::Group {
     std::vector<std::string> found;
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
+    std::vector<std::pair<int, pid_t>> local_peers;  // ranks on this host that left no message
     for (int r = 0; r < env.world_size; ++r) {
       if (r == env.rank) continue;
       try {
@@ -105,13 +107,24 @@ struct RunContext::Group {
         std::string rank_host;
         long pid = 0;
         in >> rank_host >> pid;
-        if (rank_host == host && pid > 0 && process_gone(static_cast<pid_t>(pid))) {
-          found.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(pid) + ") is gone");
-        }
+        if (rank_host == host && pid > 0) local_peers.emplace_back(r, static_cast<pid_t>(pid));
       } catch (const std::exception&) {
         if (r == 0) found.push_back("rank 0 (which holds the rendezvous store) is unreachable");
         break;  // the store is gone with rank 0
       }
+    }
+    // A killed peer's sockets close a moment before the kernel lists it as gone: look for a while.
+    constexpr int kGoneChecks = 40, kGoneCheckMs = 50;
+    for (int check = 0; check < kGoneChecks && !local_peers.empty(); ++check) {
+      bool any_gone = false;
+      for (const auto& [rank, pid] : local_peers) {
+        if (process_gone(pid)) {
+          found.push_back("rank " + std::to_string(rank) + " (pid " + std::to_string(pid) + ") is gone");
+          any_gone = true;
+        }
+      }
+      if (any_gone) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(kGoneCheckMs));
     }
     if (found.empty()) return "another rank stopped, hung or cannot be reached (no answer within --dist-timeout-s)";
     std::string out;
