@@ -286,6 +286,20 @@ TEST(CorruptPng, LibpngErrorIsAnErrorNotAnAbort) {
 }
 
 }  // namespace
+// Writes `bytes` to dir/name and expects read_image to refuse it with an Error of `code` whose
+// problem contains `message` (the hostile inputs the fuzz targets found).
+void expect_read_error(const std::filesystem::path& dir, const std::string& name, const unsigned char* bytes, std::size_t size,
+                       const std::string& code, const std::string& message) {
+  std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes), static_cast<std::streamsize>(size));
+  try {
+    (void)read_image(dir / name);
+    ADD_FAILURE() << name << ": expected an Error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), code) << error.what();
+    EXPECT_NE(error.problem().find(message), std::string::npos) << error.problem();
+  }
+}
+
 // Found by tests/fuzz/image_2d_fuzz: a 233-byte TIFF whose directory holds a tag of 1.4e9 values.
 // ITK 5.2's bundled libtiff allocated them (1.4 GB) before checking them against the file; mlseg
 // reads the directories itself first and refuses values the file cannot hold, and pixel counts
@@ -307,14 +321,7 @@ TEST(HostileTiff, DeclaredSizesBeyondTheFileAreAnErrorNotAnAllocation) {
       0x03, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x43, 0x1e, 0x8f, 0x07, 0xff, 0xff, 0xff, 0xff, 0x29, 0x14,
       0x0a, 0x05, 0x49, 0x6e, 0x73, 0x69, 0x67, 0x68, 0x74, 0x54, 0x6f, 0x6f, 0x6c, 0x6b, 0x69, 0x74, 0x00};
   testing::TempDir dir;
-  std::ofstream(dir / "oom.tif", std::ios::binary).write(reinterpret_cast<const char*>(oom), sizeof(oom));
-  try {
-    (void)read_image(dir / "oom.tif");
-    FAIL() << "expected an Error";
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), "implausible_header");
-    EXPECT_NE(error.problem().find("more than the file of 233 bytes holds"), std::string::npos) << error.problem();
-  }
+  expect_read_error(dir.path(), "oom.tif", oom, sizeof(oom), "implausible_header", "more than the file of 233 bytes holds");
   // A valid TIFF passes; the same file declaring 100000 x 100000 pixels does not.
   write_image(Image{torch::arange(64, torch::kUInt8).reshape({1, 1, 8, 8}), {}}, dir / "ok.tif");
   EXPECT_EQ(read_image(dir / "ok.tif").data.sizes(), (std::vector<std::int64_t>{1, 1, 8, 8}));
@@ -369,14 +376,7 @@ TEST(HostileTiff, AShortDateTimeIsAnErrorNotAnOverflow) {
       0xff, 0xff, 0x29, 0x14, 0x0a, 0x05, 0x08, 0x00, 0x08, 0x00, 0x08, 0x00, 0x49, 0x6e, 0x73, 0x69, 0x67, 0x68,
       0x74, 0x54, 0x6f, 0x6f, 0x6c, 0x6b, 0x69, 0x74, 0x00};
   testing::TempDir dir;
-  std::ofstream(dir / "datetime.tif", std::ios::binary).write(reinterpret_cast<const char*>(overflow), sizeof(overflow));
-  try {
-    (void)read_image(dir / "datetime.tif");
-    FAIL() << "expected an Error";
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), "implausible_header");
-    EXPECT_NE(error.problem().find("DateTime tag has 15 characters"), std::string::npos) << error.problem();
-  }
+  expect_read_error(dir.path(), "datetime.tif", overflow, sizeof(overflow), "implausible_header", "DateTime tag has 15 characters");
 }
 
 // Found by tests/fuzz/image_2d_fuzz: a 71-byte PNG whose header or ancillary chunk made libpng
@@ -412,13 +412,7 @@ TEST(HostileTiff, AnUnterminatedTextTagIsAnErrorNotAnOverflow) {
       0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x43, 0x1e, 0x8f, 0x07, 0xff, 0xff, 0xff, 0xff, 0x29, 0x14,
       0x0a, 0x05, 0x49, 0x6e, 0x73, 0x69, 0x67, 0x68, 0x74, 0x54, 0x6f, 0x6f, 0x6c, 0x6b, 0x69, 0x74, 0x00};
   testing::TempDir dir;
-  std::ofstream(dir / "text.tif", std::ios::binary).write(reinterpret_cast<const char*>(overflow), sizeof(overflow));
-  try {
-    (void)read_image(dir / "text.tif");
-    FAIL() << "expected an Error";
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), "implausible_header") << error.what();
-  }
+  expect_read_error(dir.path(), "text.tif", overflow, sizeof(overflow), "implausible_header", "does not end with a NUL character");
 }
 
 }  // namespace mlseg
