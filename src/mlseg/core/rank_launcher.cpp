@@ -137,7 +137,7 @@ int launch_local_ranks(const LocalLaunchOptions& options) {
   using Clock = std::chrono::steady_clock;
   int running = options.processes;
   int result = 0;
-  bool terminated = false, killed = false;
+  bool terminated = false, killed = false, killed_rank_seen = false;
   std::optional<Clock::time_point> deadline;
   while (running > 0) {
     int status = 0;
@@ -150,6 +150,12 @@ int launch_local_ranks(const LocalLaunchOptions& options) {
       --running;
       if (exit_code_of(status) != 0 && !terminated) {
         std::fprintf(stderr, "mlseg: rank %d (pid %d) %s\n", rank, static_cast<int>(done), describe_exit(status).c_str());
+        // A rank killed by a signal is the cause, the others' errors its consequence: its code
+        // wins whichever of them the kernel hands back first.
+        if (WIFSIGNALED(status) && !killed_rank_seen) {
+          killed_rank_seen = true;
+          result = exit_code_of(status);
+        }
         if (result == 0) {
           result = exit_code_of(status);
           deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(

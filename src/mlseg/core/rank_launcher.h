@@ -26,8 +26,9 @@ struct LocalLaunchOptions {
   std::string executable = "/proc/self/exe";
 };
 
-/// Runs the ranks and returns the launcher's exit code: 0 when every rank exited 0; else the
-/// first failed rank's code (128 + signal when it was killed). Prints one line per failed rank.
+/// Runs the ranks and returns the launcher's exit code: 0 when every rank exited 0; else 128 +
+/// signal of the first rank killed by a signal, or the first failed rank's exit code when none
+/// was killed. Prints one line per failed rank.
 int launch_local_ranks(const LocalLaunchOptions& options);
 
 /// The process's command line (run_cli records it), for the launcher to repeat.
