@@ -57,6 +57,24 @@ std::string describe_exit(int status) {
 
 int exit_code_of(int status) { return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status); }
 
+// In the forked child: torchrun's variables for `rank`, then this executable again. Never returns.
+[[noreturn]] void exec_rank(const LocalLaunchOptions& options, int rank, const std::string& port) {
+  setenv("RANK", std::to_string(rank).c_str(), 1);
+  setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+  setenv("WORLD_SIZE", std::to_string(options.processes).c_str(), 1);
+  setenv("LOCAL_WORLD_SIZE", std::to_string(options.processes).c_str(), 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", port.c_str(), 1);
+  std::vector<std::string> arguments = options.arguments;
+  std::string program = "mlseg";
+  std::vector<char*> argv{program.data()};
+  for (std::string& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  execv(options.executable.c_str(), argv.data());
+  std::fprintf(stderr, "mlseg: error: rank %d could not start %s (%s)\n", rank, options.executable.c_str(), std::strerror(errno));
+  _exit(127);
+}
+
 }  // namespace
 
 void remember_command_line(int argc, char** argv) {
@@ -115,21 +133,7 @@ int launch_local_ranks(const LocalLaunchOptions& options) {
     if (pid == 0) {
       sigaction(SIGINT, &old_int, nullptr);
       sigaction(SIGTERM, &old_term, nullptr);
-      setenv("RANK", std::to_string(rank).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(options.processes).c_str(), 1);
-      setenv("LOCAL_WORLD_SIZE", std::to_string(options.processes).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", port.c_str(), 1);
-      std::vector<char*> argv;
-      std::string program = "mlseg";
-      argv.push_back(program.data());
-      std::vector<std::string> arguments = options.arguments;
-      for (std::string& argument : arguments) argv.push_back(argument.data());
-      argv.push_back(nullptr);
-      execv(options.executable.c_str(), argv.data());
-      std::fprintf(stderr, "mlseg: error: rank %d could not start %s (%s)\n", rank, options.executable.c_str(), std::strerror(errno));
-      _exit(127);
+      exec_rank(options, rank, port);
     }
     pids[static_cast<std::size_t>(rank)] = pid;
   }
