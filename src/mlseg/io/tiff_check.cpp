@@ -66,6 +66,37 @@ class TiffFile {
   bool big_endian_ = false;
 };
 
+// The image fields of a directory that decide what a reader allocates.
+struct ImageFields {
+  std::uint64_t width = 0, length = 0, samples = 1, bits = 1, rows_per_strip = 0, tile_width = 0, tile_length = 0;
+  bool planar_separate = false;
+};
+
+void check_declared_sizes(TiffFile& file, int index, const ImageFields& f) {
+  // What the directory makes a reader allocate: the pixels, and one table entry per strip or tile.
+  const long double pixel_bytes = static_cast<long double>(f.width) * static_cast<long double>(f.length) *
+                                  static_cast<long double>(f.samples) * std::ceil(static_cast<long double>(f.bits) / 8.0L);
+  const long double budget = std::max<long double>(kMinTiffPixelBudgetBytes, kMaxTiffCompressionRatio * static_cast<long double>(file.size()));
+  if (pixel_bytes > budget) {
+    file.fail("directory " + std::to_string(index) + " declares " + std::to_string(f.width) + " x " + std::to_string(f.length) +
+                  " pixels of " + std::to_string(f.samples) + " x " + std::to_string(f.bits) + " bits in a file of " +
+                  std::to_string(file.size()) + " bytes",
+              "implausible_header");
+  }
+  long double pieces = 1;
+  if (f.tile_width > 0 && f.tile_length > 0) {
+    pieces = std::ceil(static_cast<long double>(f.width) / f.tile_width) * std::ceil(static_cast<long double>(f.length) / f.tile_length);
+  } else if (f.rows_per_strip > 0) {
+    pieces = std::ceil(static_cast<long double>(f.length) / f.rows_per_strip);
+  }
+  if (f.planar_separate) pieces *= static_cast<long double>(f.samples);
+  if (pieces * 4 > static_cast<long double>(file.size())) {
+    file.fail("directory " + std::to_string(index) + " declares " + std::to_string(static_cast<unsigned long long>(
+                  std::min<long double>(pieces, 1e18L))) + " strips or tiles, more than the file has room to list",
+              "implausible_header");
+  }
+}
+
 }  // namespace
 
 void check_tiff_directories(const std::filesystem::path& path) {
@@ -90,8 +121,7 @@ void check_tiff_directories(const std::filesystem::path& path) {
     if (entries == 0 || entries > kMaxEntriesPerDirectory) {
       file.fail("directory " + std::to_string(index) + " claims " + std::to_string(entries) + " entries");
     }
-    std::uint64_t width = 0, length = 0, samples = 1, bits = 1, rows_per_strip = 0, tile_width = 0, tile_length = 0;
-    bool planar_separate = false;
+    ImageFields fields;
     for (std::uint64_t e = 0; e < entries; ++e) {
       const std::uint64_t at = directory + static_cast<std::uint64_t>(count_bytes) + e * static_cast<std::uint64_t>(entry_bytes);
       const auto tag = static_cast<std::uint16_t>(file.read(at, 2));
@@ -131,39 +161,18 @@ void check_tiff_directories(const std::filesystem::path& path) {
       if (count == 0 || (size != 2 && size != 4 && size != 8) || type == 11 || type == 12 || type == 5 || type == 10) continue;
       const std::uint64_t first = bytes <= static_cast<std::uint64_t>(offset_bytes) ? file.read(value_at, size) : 0;
       switch (tag) {
-        case 256: width = first; break;
-        case 257: length = first; break;
-        case 258: if (first > 0) bits = first; break;
-        case 277: samples = std::max<std::uint64_t>(1, first); break;
-        case 278: rows_per_strip = first; break;
-        case 284: planar_separate = first == 2; break;
-        case 322: tile_width = first; break;
-        case 323: tile_length = first; break;
+        case 256: fields.width = first; break;
+        case 257: fields.length = first; break;
+        case 258: if (first > 0) fields.bits = first; break;
+        case 277: fields.samples = std::max<std::uint64_t>(1, first); break;
+        case 278: fields.rows_per_strip = first; break;
+        case 284: fields.planar_separate = first == 2; break;
+        case 322: fields.tile_width = first; break;
+        case 323: fields.tile_length = first; break;
         default: break;
       }
     }
-    // What the directory makes a reader allocate: the pixels, and one table entry per strip or tile.
-    const long double pixel_bytes = static_cast<long double>(width) * static_cast<long double>(length) *
-                                    static_cast<long double>(samples) * std::ceil(static_cast<long double>(bits) / 8.0L);
-    const long double budget = std::max<long double>(kMinTiffPixelBudgetBytes, kMaxTiffCompressionRatio * static_cast<long double>(file.size()));
-    if (pixel_bytes > budget) {
-      file.fail("directory " + std::to_string(index) + " declares " + std::to_string(width) + " x " + std::to_string(length) +
-                    " pixels of " + std::to_string(samples) + " x " + std::to_string(bits) + " bits in a file of " +
-                    std::to_string(file.size()) + " bytes",
-                "implausible_header");
-    }
-    long double pieces = 1;
-    if (tile_width > 0 && tile_length > 0) {
-      pieces = std::ceil(static_cast<long double>(width) / tile_width) * std::ceil(static_cast<long double>(length) / tile_length);
-    } else if (rows_per_strip > 0) {
-      pieces = std::ceil(static_cast<long double>(length) / rows_per_strip);
-    }
-    if (planar_separate) pieces *= static_cast<long double>(samples);
-    if (pieces * 4 > static_cast<long double>(file.size())) {
-      file.fail("directory " + std::to_string(index) + " declares " + std::to_string(static_cast<unsigned long long>(
-                    std::min<long double>(pieces, 1e18L))) + " strips or tiles, more than the file has room to list",
-                "implausible_header");
-    }
+    check_declared_sizes(file, index, fields);
     const std::uint64_t next_at = directory + static_cast<std::uint64_t>(count_bytes) + entries * static_cast<std::uint64_t>(entry_bytes);
     directory = file.read(next_at, offset_bytes);
   }
