@@ -1,7 +1,5 @@
 #include "mlseg/training/training_step.h"
 
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include <cmath>
 
@@ -61,50 +59,6 @@ std::vector<std::array<double, 3>> network_deep_supervision_scales(const std::ve
     }
   }
   return deep_supervision_scales(zyx);
-}
-
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  throw Error("unknown --precision '" + name + "'", "use fp32 (default) or bf16");
-}
-
-std::string to_string(Precision precision) { return precision == Precision::fp32 ? "fp32" : "bf16"; }
-
-AutocastScope::AutocastScope(Precision precision, const torch::Device& device) {
-  if (precision != Precision::bf16) return;
-  active_ = true;
-  cuda_ = device.is_cuda();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  const auto type = cuda_ ? at::kCUDA : at::kCPU;
-  previous_enabled_ = at::autocast::is_autocast_enabled(type);
-  at::autocast::set_autocast_dtype(type, at::kBFloat16);
-  at::autocast::set_autocast_enabled(type, true);
-#else
-  if (cuda_) {
-    previous_enabled_ = at::autocast::is_enabled();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-  } else {
-    previous_enabled_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
-#endif
-}
-
-AutocastScope::~AutocastScope() {
-  if (!active_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, previous_enabled_);
-#else
-  if (cuda_) {
-    at::autocast::set_enabled(previous_enabled_);
-  } else {
-    at::autocast::set_cpu_enabled(previous_enabled_);
-  }
-#endif
-  if (!previous_enabled_) at::autocast::clear_cache();
 }
 
 }  // namespace mlseg

@@ -1,13 +1,14 @@
 #pragma once
 // The pieces one training or validation step is made of: network input/output layout (2D
 // networks see [B, C, Y, X]), loss targets per deep-supervision scale from a batch's label codes,
-// mixed precision, and predicted channel masks from logits.
+// mixed precision (nn/precision.h), and predicted channel masks from logits.
 #include <torch/types.h>
 
 #include <array>
 #include <vector>
 
 #include "mlseg/labels/label_encoding.h"
+#include "mlseg/nn/precision.h"  // Precision, AutocastScope (used with these pieces)
 
 namespace mlseg {
 
@@ -35,24 +36,5 @@ std::vector<ScaleTargets> batch_targets(const torch::Tensor& codes, const LabelE
 /// strides get z = 1).
 std::vector<std::array<double, 3>> network_deep_supervision_scales(const std::vector<std::vector<std::int64_t>>& strides,
                                                                    int dimension);
-
-/// --precision.
-enum class Precision { fp32, bf16 };
-Precision parse_precision(const std::string& name);
-std::string to_string(Precision precision);
-
-/// RAII: bf16 autocast on `device` (CPU or CUDA) while alive; a no-op for fp32.
-class AutocastScope {
- public:
-  AutocastScope(Precision precision, const torch::Device& device);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool active_ = false;
-  bool cuda_ = false;
-  bool previous_enabled_ = false;
-};
 
 }  // namespace mlseg
