@@ -46,6 +46,9 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
   command->add_flag("--tta", state->tta, "Mirroring test-time augmentation over the trained mirror axes (the default)");
   command->add_flag("--disable-tta", state->disable_tta, "No mirroring (8x faster in 3D)");
   command->add_option("--device", state->options.device, kDeviceFlagHelp)->capture_default_str();
+  command->add_option("--precision", state->options.precision,
+                      "auto (bf16 on a CPU with AVX512-BF16 or AMX-BF16, else fp32) | fp32 | bf16")
+      ->capture_default_str();
   command->add_flag("--continue", state->options.continue_prediction, "Skip cases whose output already exists");
   add_common_flags(*command, state->common, true);
   add_distributed_flags(*command, state->distributed);

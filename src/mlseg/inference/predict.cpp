@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -185,6 +186,10 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   PredictOptions predict = options.predict;
   predict.device = device;
   run.device = predict.device.str();
+  const PrecisionChoice precision = resolve_precision(options.precision, device);
+  predict.precision = precision.precision;
+  run.precision = precision.reason;
+  if (options.show_progress) std::cerr << "mlseg predict: precision " << precision.reason << "\n";
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   at::set_num_threads(threads);
   predict.threads = 1;  // resampling runs beside the network (next case, last case)
@@ -320,7 +325,9 @@ std::string format_predict_report(const PredictRun& run) {
   std::ostringstream out;
   out << "mlseg predict: " << run.predicted << " case(s) predicted";
   if (run.skipped) out << ", " << run.skipped << " already done (--continue)";
-  out << " in " << format_duration(run.seconds) << " with " << run.checkpoints.size() << " model(s) on " << run.device << "\n";
+  out << " in " << format_duration(run.seconds) << " with " << run.checkpoints.size() << " model(s) on " << run.device;
+  if (!run.precision.empty()) out << ", " << run.precision;
+  out << "\n";
   out << "  format: " << run.format << " -> " << run.output_dir.string() << "\n";
   for (const auto& path : run.checkpoints) out << "  model: " << path.string() << "\n";
   if (run.format == "labelmap") {
@@ -344,6 +351,7 @@ Json predict_run_to_json(const PredictRun& run) {
   json["checkpoints"] = checkpoints;
   json["format"] = run.format;
   json["device"] = run.device;
+  json["precision"] = run.precision;
   json["predicted"] = run.predicted;
   json["skipped"] = run.skipped;
   json["voxels_lost_overlap"] = run.voxels_lost_overlap;

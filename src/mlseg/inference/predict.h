@@ -18,6 +18,8 @@ namespace mlseg {
 
 /// nnU-Net's default checkpoint for prediction.
 inline constexpr const char* kDefaultCheckpointName = "final";
+/// --precision of `mlseg predict`.
+inline constexpr const char* kDefaultPredictPrecision = "auto";
 
 struct PredictFolderOptions {
   /// -f: folds ("0".."4" or "all"); empty = every fold_* folder that has the checkpoint.
@@ -29,6 +31,9 @@ struct PredictFolderOptions {
   ProbabilitiesFormat probabilities_format = ProbabilitiesFormat::npy;  ///< --probabilities-format npy | nifti
   std::string device = kDefaultDevice;              ///< --device (nn/device.h: resolve_device)
   int threads = 0;                                  ///< --threads: network threads (0 = all cores)
+  /// --precision auto | fp32 | bf16 (nn/precision.h resolve_precision): auto = bf16 on a CPU with
+  /// AVX512-BF16 or AMX-BF16, else fp32. Replaces predict.precision.
+  std::string precision = kDefaultPredictPrecision;
   PredictOptions predict;                           ///< --step-size, --tile-batch, --tta / --disable-tta
   bool continue_prediction = false;                 ///< --continue
   /// Also write every case, losslessly per channel (bitmask up to 64 channels, else multihot4d),
@@ -67,6 +72,7 @@ struct PredictRun {
   std::vector<std::filesystem::path> checkpoints;
   std::string format;
   std::string device;
+  std::string precision;  ///< the resolved --precision with its reason
   int predicted = 0, skipped = 0;
   struct CaseResult {
     std::string case_id;

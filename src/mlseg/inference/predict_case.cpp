@@ -12,7 +12,7 @@ namespace mlseg {
 SlidingWindowOptions sliding_window_options(const ModelDescription& model, const InferencePlan& plan, const PredictOptions& options) {
   SlidingWindowOptions window(plan.patch_size);
   window.step_size(options.step_size).tile_batch(options.tile_batch).device(options.device).show_progress(options.show_progress);
-  window.fused_forward(options.fused_forward).perform_everything_on_device(options.perform_everything_on_device);
+  window.fused_forward(options.fused_forward).precision(options.precision).perform_everything_on_device(options.perform_everything_on_device);
   if (options.use_mirroring) window.mirror_axes(model.mirror_axes);
   return window;
 }

@@ -30,6 +30,9 @@ struct PredictOptions {
   bool fused_forward = true;            ///< CPU: fused InstanceNorm + LeakyReLU forward (the network's fused_forward)
   /// GPU: image and accumulators on the device, on the CPU after an out-of-memory (SlidingWindowOptions).
   bool perform_everything_on_device = true;
+  /// The network's arithmetic (SlidingWindowOptions::precision); `mlseg predict` resolves
+  /// --precision (default auto, nn/precision.h) into it. The library default is float32.
+  Precision precision = Precision::fp32;
 };
 
 struct PredictedCase {

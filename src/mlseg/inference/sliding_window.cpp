@@ -150,6 +150,13 @@ TileForward fused_network_tile_forward(const SegmentationNetwork& network) {
   return [net](const torch::Tensor& tiles) { return net->fused_forward(tiles); };
 }
 
+TileForward autocast_tile_forward(TileForward forward, const torch::Device& device) {
+  return [forward = std::move(forward), device](const torch::Tensor& tiles) {
+    const AutocastScope autocast(Precision::bf16, device);
+    return forward(tiles).to(torch::kFloat);
+  };
+}
+
 namespace {
 
 // One sliding-window pass with the image and the accumulators on `results_device` (options.device()
@@ -329,8 +336,10 @@ torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& netw
                   "pass the image channels the model was trained on");
     }
     guards.push_back(std::make_unique<InferenceModeGuard>(network, options.device()));
-    const bool fused = options.fused_forward() && options.device().is_cpu() && network->has_fused_forward();
-    forwards.push_back(fused ? fused_network_tile_forward(network) : network_tile_forward(network));
+    const bool bf16 = options.precision() == Precision::bf16;
+    const bool fused = !bf16 && options.fused_forward() && options.device().is_cpu() && network->has_fused_forward();
+    TileForward forward = fused ? fused_network_tile_forward(network) : network_tile_forward(network);
+    forwards.push_back(bf16 ? autocast_tile_forward(std::move(forward), options.device()) : std::move(forward));
   }
   return sliding_window_logits(forwards, image_czyx, options);
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <vector>
 
+#include "mlseg/nn/precision.h"
 #include "mlseg/nn/segmentation_network.h"
 
 namespace mlseg {
@@ -51,12 +52,18 @@ struct SlidingWindowOptions {
   /// Networks with a fused forward (SegmentationNetworkImpl::has_fused_forward) run it on the CPU
   /// (InstanceNorm + LeakyReLU fused, same result up to float rounding) instead of the module's forward.
   TORCH_ARG(bool, fused_forward) = true;
+  /// The network's arithmetic: bf16 runs the module's forward under bf16 autocast (the fused
+  /// forward is float32 only) and accumulates its logits in float32, as fp32 does.
+  TORCH_ARG(Precision, precision) = Precision::fp32;
   /// A progress line over tiles on stderr.
   TORCH_ARG(bool, show_progress) = false;
 };
 
 /// One forward pass: tiles [B, C, tz, ty, tx] (on the options' device) → logits [B, K, tz, ty, tx].
 using TileForward = std::function<torch::Tensor(const torch::Tensor& tiles)>;
+
+/// `forward` under bf16 autocast on `device`, its logits returned as float32.
+TileForward autocast_tile_forward(TileForward forward, const torch::Device& device);
 
 /// Start positions along one axis (nnU-Net compute_steps_for_sliding_window):
 /// n = ceil((size − tile) / (tile · step)) + 1 positions, spread evenly over [0, size − tile]
