@@ -139,6 +139,7 @@ class PredictPhantom : public ::testing::Test {
     options.show_progress = false;
     options.threads = 2;
     options.device = "cpu";
+    options.precision = "fp32";  // the tests compare with predict_case, which runs float32 (auto is bf16 on some CPUs)
     return options;
   }
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 #include <system_error>
 
@@ -15,6 +16,9 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 namespace {
+
+// collapse_to_label_map decodes this many bytes of channel masks at a time.
+constexpr std::int64_t kDecodeChunkBytes = std::int64_t{64} << 20;
 
 torch::ScalarType narrowest_label_dtype(std::int64_t max_value) {
   if (max_value <= 255) return torch::kUInt8;
@@ -46,6 +50,19 @@ Json synthetic_labels(const ModelDescription& model, bool bits) {
     }
   }
   return labels;
+}
+
+/// uint8 [1, Z, Y, X]: 1 where channel c's bit is set (one channel of decode_channels).
+torch::Tensor decode_channel(const CodeVolume& code, int c) {
+  const CodeLayout layout = code_layout(code.num_channels);
+  const int word = c / layout.bits_per_word, bit = c % layout.bits_per_word;
+  // The bit as a value of the word's type: the top bit of a signed word is the type's minimum.
+  const bool top_of_signed = bit == layout.bits_per_word - 1 && layout.dtype != torch::kUInt8;
+  const std::int64_t mask = !top_of_signed ? (std::int64_t{1} << bit)
+                            : bit == 63    ? std::numeric_limits<std::int64_t>::min()
+                                           : -(std::int64_t{1} << bit);
+  const torch::Tensor words = code.words.slice(0, word, word + 1);
+  return words.bitwise_and(mask).ne(0).to(torch::kUInt8);
 }
 
 bool dataset_is_label_map(const ModelDescription& model) {
@@ -149,16 +166,25 @@ torch::Tensor collapse_to_label_map(const CodeVolume& code, const LabelSpec& spe
       value_of[c] = c + 1;
     }
   }
-  const torch::Tensor masks = decode_channels(code);  // [C, Z, Y, X] uint8
-  torch::Tensor label = torch::zeros({1, masks.size(1), masks.size(2), masks.size(3)}, torch::kLong);
-  for (int c = 0; c < channels; ++c) label.masked_fill_(masks.slice(0, c, c + 1).to(torch::kBool), value_of[c]);
-  if (voxels_lost != nullptr) {
-    LabelSpec plain = spec;
-    plain.ignore_value.reset();
-    const CodeVolume back = encode_label_map(label, plain);
-    const torch::Tensor back_masks = decode_channels(back);
-    *voxels_lost = (back_masks != masks).any(0).sum().item<std::int64_t>();
+  // Decoded a few z rows at a time: all channels' masks of a whole-body CT would take C bytes a voxel.
+  const auto shape = code.shape_zyx();
+  torch::Tensor label = torch::zeros({1, shape[0], shape[1], shape[2]}, torch::kLong);
+  const std::int64_t rows = std::max<std::int64_t>(1, kDecodeChunkBytes / std::max<std::int64_t>(1, channels * shape[1] * shape[2]));
+  LabelSpec plain = spec;
+  plain.ignore_value.reset();
+  std::int64_t lost = 0;
+  for (std::int64_t z = 0; z < shape[0]; z += rows) {
+    const std::int64_t end = std::min(shape[0], z + rows);
+    const CodeVolume part{code.words.slice(1, z, end).contiguous(), code.num_channels};
+    const torch::Tensor masks = decode_channels(part);  // [C, rows, Y, X] uint8
+    torch::Tensor part_label = label.slice(1, z, end);
+    for (int c = 0; c < channels; ++c) part_label.masked_fill_(masks.slice(0, c, c + 1).to(torch::kBool), value_of[c]);
+    if (voxels_lost != nullptr) {
+      const torch::Tensor back_masks = decode_channels(encode_label_map(part_label.contiguous(), plain));
+      lost += (back_masks != masks).any(0).sum().item<std::int64_t>();
+    }
   }
+  if (voxels_lost != nullptr) *voxels_lost = lost;
   return label;
 }
 
@@ -171,7 +197,7 @@ ExportResult export_prediction(const PredictedCase& prediction, const fs::path& 
   const int channels = prediction.code.num_channels;
   const fs::path target = prediction_output_path(output_dir, prediction.case_id, model, options);
   // Probabilities first: the main output's presence then means the case is complete (--continue).
-  if (options.save_probabilities) {
+  if (options.save_probabilities && prediction.probabilities.defined()) {
     if (options.probabilities_format == ProbabilitiesFormat::npy) {
       const fs::path path = output_dir / (prediction.case_id + "_probabilities.npy");
       write_npy(path, prediction.probabilities.to(torch::kFloat));
@@ -202,10 +228,9 @@ ExportResult export_prediction(const PredictedCase& prediction, const fs::path& 
       const fs::path partial = target.string() + ".partial";
       fs::remove_all(partial, ec);
       fs::create_directories(partial, ec);
-      const torch::Tensor masks = decode_channels(prediction.code);
       for (int c = 0; c < channels; ++c) {
         const std::string file = prediction.channel_names.at(c) + ending;
-        write_volume(masks.slice(0, c, c + 1), prediction.geometry, partial / file, result);
+        write_volume(decode_channel(prediction.code, c), prediction.geometry, partial / file, result);
         result.files.back() = target / file;
       }
       fs::remove_all(target, ec);

@@ -18,6 +18,7 @@
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/inference/nnunet_model.h"
+#include "mlseg/inference/slab_prediction.h"
 #include "mlseg/io/image_io.h"
 
 namespace mlseg {
@@ -276,6 +277,25 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     return result;
   };
 
+  // The slab path (memory_plan.h): code and probabilities built a few rows at a time, then exported.
+  auto finish_in_slabs = [&](const std::string& case_id, const PreprocessedImage& image) {
+    SlabPredictionOptions slab;
+    slab.threads = threads;
+    if (export_options.save_probabilities) slab.probabilities_npy = output_dir / (case_id + "_probabilities.npy");
+    PredictedCase predicted = predict_case_in_slabs(networks, model, plan, image, window, slab, case_id);
+    ExportOptions code_only = export_options;
+    code_only.save_probabilities = false;  // written above
+    const ExportResult exported = export_prediction(predicted, output_dir, model, code_only);
+    if (!options.lossless_copy_dir.empty()) export_prediction(predicted, options.lossless_copy_dir, model, lossless_options);
+    PredictRun::CaseResult result;
+    result.case_id = case_id;
+    if (!slab.probabilities_npy.empty()) result.files.push_back(slab.probabilities_npy);
+    result.files.insert(result.files.end(), exported.files.begin(), exported.files.end());
+    result.voxels_lost_overlap = exported.voxels_lost_overlap;
+    fault_point("predict_case");
+    return result;
+  };
+
   std::future<Prepared> next;
   std::future<PredictRun::CaseResult> writing;
   std::string writing_case;
@@ -301,8 +321,23 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
       progress.advance();
       continue;
     }
+    CaseMemoryPlan memory;
     torch::Tensor logits;
     try {
+      memory = plan_case_memory(prepared.image->properties, model, plan.patch_size, export_options, options.memory_budget_gb);
+      if (memory.strategy == PredictStrategy::slabs) {
+        collect_written();  // the last case's memory first
+        if (options.show_progress) std::cerr << "mlseg predict: " << cases[i].case_id << ": " << memory.describe() << "\n";
+        PredictRun::CaseResult result = finish_in_slabs(cases[i].case_id, *prepared.image);
+        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - case_start).count();
+        result.strategy = to_string(memory.strategy);
+        result.estimated_peak_gb = memory.estimated_peak_gb();
+        run.voxels_lost_overlap += result.voxels_lost_overlap;
+        run.cases.push_back(std::move(result));
+        ++run.predicted;
+        progress.advance();
+        continue;
+      }
       logits = sliding_window_logits(networks, prepared.image->image, window);
     } catch (const std::exception& e) {
       run.failures.push_back({cases[i].case_id, error_message(e)});
@@ -312,7 +347,14 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     collect_written();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - case_start).count();
     writing_case = cases[i].case_id;
-    writing = std::async(std::launch::async, finish, cases[i].case_id, logits, prepared.image->properties, seconds);
+    writing = std::async(std::launch::async, [&finish, memory, case_id = cases[i].case_id, logits, properties = prepared.image->properties,
+                                              seconds]() {
+      PredictRun::CaseResult result = finish(case_id, logits, properties, seconds);
+      result.strategy = to_string(memory.strategy);
+      result.estimated_peak_gb = memory.estimated_peak_gb();
+      return result;
+    });
+    logits = torch::Tensor();
   }
   collect_written();
   progress.finish();
@@ -359,7 +401,12 @@ Json predict_run_to_json(const PredictRun& run) {
   for (const auto& c : run.cases) {
     Json files = Json::array();
     for (const auto& f : c.files) files.push_back(f.string());
-    cases.push_back({{"case", c.case_id}, {"files", files}, {"voxels_lost_overlap", c.voxels_lost_overlap}, {"seconds", c.seconds}});
+    cases.push_back({{"case", c.case_id},
+                     {"files", files},
+                     {"voxels_lost_overlap", c.voxels_lost_overlap},
+                     {"seconds", c.seconds},
+                     {"strategy", c.strategy},
+                     {"estimated_peak_gb", c.estimated_peak_gb}});
   }
   json["cases"] = cases;
   Json failures = Json::array();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mlseg/inference/export_prediction.h"
+#include "mlseg/inference/memory_plan.h"
 #include "mlseg/inference/predict_case.h"
 #include "mlseg/nn/device.h"
 
@@ -35,6 +36,10 @@ struct PredictFolderOptions {
   /// AVX512-BF16 or AMX-BF16, else fp32. Replaces predict.precision.
   std::string precision = kDefaultPredictPrecision;
   PredictOptions predict;                           ///< --step-size, --tile-batch, --tta / --disable-tta
+  /// --memory-budget-gb: a case whose whole-volume prediction is estimated above this many GB is
+  /// predicted in z slabs (memory_plan.h; same result, less memory, slower). 0 = auto: 80 % of the
+  /// memory available when the case starts.
+  double memory_budget_gb = kDefaultMemoryBudgetGb;
   bool continue_prediction = false;                 ///< --continue
   /// Also write every case, losslessly per channel (bitmask up to 64 channels, else multihot4d),
   /// into this folder (with its dataset.json): final validation scores this copy when the chosen
@@ -79,6 +84,8 @@ struct PredictRun {
     std::vector<std::filesystem::path> files;
     std::int64_t voxels_lost_overlap = 0;
     double seconds = 0;
+    std::string strategy;               ///< "whole volume" | "z slabs"
+    double estimated_peak_gb = 0;       ///< memory_plan.h's estimate for the strategy
   };
   std::vector<CaseResult> cases;
   struct Failure {

@@ -159,75 +159,83 @@ TileForward autocast_tile_forward(TileForward forward, const torch::Device& devi
 
 namespace {
 
-// One sliding-window pass with the image and the accumulators on `results_device` (options.device()
-// or, in nnU-Net's fallback, the CPU); tiles are predicted on options.device().
-torch::Tensor sliding_window_pass(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
-                                  const SlidingWindowOptions& options, const torch::Device& results_device) {
-  const std::array<std::int64_t, 3> tile = tile_of(options);
+// What a pass needs before its first tile: the image padded to at least the tile, the tile
+// positions (z outermost), the mirror combinations and the importance map.
+struct WindowSetup {
+  std::array<std::int64_t, 3> tile{}, shape{}, pad_below{}, padded_shape{};
+  bool needs_padding = false;
+  torch::Tensor image;  // [C, padded], float32 on the results device
+  std::vector<std::array<std::int64_t, 3>> positions;
+  std::vector<std::vector<std::int64_t>> combinations;
+  double passes_per_tile = 1.0;
+  torch::Tensor weight;  // [tz, ty, tx]
+};
+
+WindowSetup setup_window(std::size_t num_forwards, const torch::Tensor& image_czyx, const SlidingWindowOptions& options,
+                         const torch::Device& results_device) {
+  WindowSetup s;
+  s.tile = tile_of(options);
+  // Pad to at least the tile, centred (nnU-Net pad_nd_image: below = diff // 2).
+  s.shape = {image_czyx.size(1), image_czyx.size(2), image_czyx.size(3)};
+  for (int a = 0; a < 3; ++a) {
+    const std::int64_t diff = std::max<std::int64_t>(0, s.tile[a] - s.shape[a]);
+    s.pad_below[a] = diff / 2;
+    s.padded_shape[a] = s.shape[a] + diff;
+    s.needs_padding = s.needs_padding || diff > 0;
+  }
+  s.image = image_czyx.to(results_device, torch::kFloat);
+  if (s.needs_padding) {
+    torch::Tensor padded = torch::zeros({s.image.size(0), s.padded_shape[0], s.padded_shape[1], s.padded_shape[2]}, s.image.options());
+    padded.slice(1, s.pad_below[0], s.pad_below[0] + s.shape[0])
+        .slice(2, s.pad_below[1], s.pad_below[1] + s.shape[1])
+        .slice(3, s.pad_below[2], s.pad_below[2] + s.shape[2])
+        .copy_(s.image);
+    s.image = padded;
+  }
+  std::array<std::vector<std::int64_t>, 3> steps;
+  for (int a = 0; a < 3; ++a) steps[a] = sliding_window_steps(s.padded_shape[a], s.tile[a], options.step_size());
+  for (auto z : steps[0])
+    for (auto y : steps[1])
+      for (auto x : steps[2]) s.positions.push_back({z, y, x});
+  std::vector<int> mirror_axes;
+  for (int a : options.mirror_axes()) {
+    if (a >= 0 && a <= 2 && s.tile[a] == 1) continue;  // mirroring a one-voxel axis changes nothing
+    mirror_axes.push_back(a);
+  }
+  s.combinations = mirror_combinations(mirror_axes);
+  s.passes_per_tile = static_cast<double>(num_forwards * (s.combinations.size() + 1));
+  s.weight = options.use_gaussian()
+                 ? gaussian_importance_map(s.tile, options.gaussian_sigma_scale(), options.gaussian_max()).to(results_device)
+                 : torch::ones({s.tile[0], s.tile[1], s.tile[2]}, torch::TensorOptions(results_device).dtype(torch::kFloat));
+  return s;
+}
+
+// Runs every tile batch through the forwards (mirrors summed) and hands each batch's summed
+// logits [B, K, tz, ty, tx] (on the results device) to `accumulate` with the batch's first position index.
+void for_each_tile_batch(const std::vector<TileForward>& forwards, const WindowSetup& s, const SlidingWindowOptions& options,
+                         const torch::Device& results_device,
+                         const std::function<void(std::size_t first, const torch::Tensor& summed)>& accumulate) {
+  const auto& tile = s.tile;
   const int tile_batch = std::max(1, options.tile_batch());
   const torch::Device device = options.device();
   // Tiles cut on the CPU go to a GPU from page-locked memory, without waiting for it.
   const bool pin_tiles = results_device.is_cpu() && device.is_cuda() && torch::cuda::is_available();
-  torch::NoGradGuard no_grad;
-
-  // Pad to at least the tile, centred (nnU-Net pad_nd_image: below = diff // 2).
-  const std::array<std::int64_t, 3> shape{image_czyx.size(1), image_czyx.size(2), image_czyx.size(3)};
-  std::array<std::int64_t, 3> pad_below{}, padded_shape{};
-  bool needs_padding = false;
-  for (int a = 0; a < 3; ++a) {
-    const std::int64_t diff = std::max<std::int64_t>(0, tile[a] - shape[a]);
-    pad_below[a] = diff / 2;
-    padded_shape[a] = shape[a] + diff;
-    needs_padding = needs_padding || diff > 0;
-  }
-  torch::Tensor image = image_czyx.to(results_device, torch::kFloat);
-  if (needs_padding) {
-    torch::Tensor padded = torch::zeros({image.size(0), padded_shape[0], padded_shape[1], padded_shape[2]}, image.options());
-    padded.slice(1, pad_below[0], pad_below[0] + shape[0])
-        .slice(2, pad_below[1], pad_below[1] + shape[1])
-        .slice(3, pad_below[2], pad_below[2] + shape[2])
-        .copy_(image);
-    image = padded;
-  }
-
-  std::array<std::vector<std::int64_t>, 3> steps;
-  for (int a = 0; a < 3; ++a) steps[a] = sliding_window_steps(padded_shape[a], tile[a], options.step_size());
-  std::vector<std::array<std::int64_t, 3>> positions;
-  for (auto z : steps[0])
-    for (auto y : steps[1])
-      for (auto x : steps[2]) positions.push_back({z, y, x});
-
-  std::vector<int> mirror_axes;
-  for (int a : options.mirror_axes()) {
-    if (a >= 0 && a <= 2 && tile[a] == 1) continue;  // mirroring a one-voxel axis changes nothing
-    mirror_axes.push_back(a);
-  }
-  const auto combinations = mirror_combinations(mirror_axes);
-  const double passes_per_tile = static_cast<double>(forwards.size() * (combinations.size() + 1));
-
-  const torch::Tensor weight =
-      options.use_gaussian()
-          ? gaussian_importance_map(tile, options.gaussian_sigma_scale(), options.gaussian_max()).to(results_device)
-          : torch::ones({tile[0], tile[1], tile[2]}, torch::TensorOptions(results_device).dtype(torch::kFloat));
-  torch::Tensor logits;  // [K, padded]: allocated once the first tile says K
-  torch::Tensor weight_sum = torch::zeros({padded_shape[0], padded_shape[1], padded_shape[2]}, weight.options());
-
   std::optional<Progress> progress;
-  if (options.show_progress()) progress.emplace("sliding window", static_cast<std::int64_t>(positions.size()), "tiles");
-  const std::int64_t channels = image.size(0);
+  if (options.show_progress()) progress.emplace("sliding window", static_cast<std::int64_t>(s.positions.size()), "tiles");
+  const std::int64_t channels = s.image.size(0);
   torch::Tensor batch_buffer;
-  for (std::size_t first = 0; first < positions.size(); first += static_cast<std::size_t>(tile_batch)) {
-    const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(tile_batch), positions.size() - first);
+  for (std::size_t first = 0; first < s.positions.size(); first += static_cast<std::size_t>(tile_batch)) {
+    const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(tile_batch), s.positions.size() - first);
     // A pinned buffer is taken anew per batch: the caching host allocator reuses it only after
     // its copy to the GPU has finished.
     if (pin_tiles || !batch_buffer.defined() || batch_buffer.size(0) != static_cast<std::int64_t>(count)) {
       batch_buffer = torch::empty({static_cast<std::int64_t>(count), channels, tile[0], tile[1], tile[2]},
-                                  image.options().pinned_memory(pin_tiles));
+                                  s.image.options().pinned_memory(pin_tiles));
     }
     for (std::size_t b = 0; b < count; ++b) {
-      const auto& p = positions[first + b];
+      const auto& p = s.positions[first + b];
       batch_buffer[static_cast<std::int64_t>(b)].copy_(
-          image.slice(1, p[0], p[0] + tile[0]).slice(2, p[1], p[1] + tile[1]).slice(3, p[2], p[2] + tile[2]));
+          s.image.slice(1, p[0], p[0] + tile[0]).slice(2, p[1], p[1] + tile[1]).slice(3, p[2], p[2] + tile[2]));
     }
     const torch::Tensor tiles = batch_buffer.to(device, /*non_blocking=*/true);
     torch::Tensor summed;
@@ -248,40 +256,121 @@ torch::Tensor sliding_window_pass(const std::vector<TileForward>& forwards, cons
       } else {
         summed.add_(out);
       }
-      for (const auto& dims : combinations) {
+      for (const auto& dims : s.combinations) {
         torch::Tensor mirrored = forward(tiles.flip(dims));
         check(mirrored);
         summed.add_(mirrored.to(torch::kFloat).flip(dims));
       }
     }
-    summed = summed.to(results_device);
-    if (!logits.defined()) {
-      logits = torch::zeros({summed.size(1), padded_shape[0], padded_shape[1], padded_shape[2]}, weight.options());
-    }
-    for (std::size_t b = 0; b < count; ++b) {
-      const auto& p = positions[first + b];
-      logits.slice(1, p[0], p[0] + tile[0])
-          .slice(2, p[1], p[1] + tile[1])
-          .slice(3, p[2], p[2] + tile[2])
-          .addcmul_(summed[static_cast<std::int64_t>(b)], weight);
-      weight_sum.slice(0, p[0], p[0] + tile[0]).slice(1, p[1], p[1] + tile[1]).slice(2, p[2], p[2] + tile[2]).add_(weight);
-    }
+    accumulate(first, summed.to(results_device));
     if (progress) progress->advance(static_cast<std::int64_t>(count));
   }
   if (progress) progress->finish();
-  // Every pass of a tile added its logits: one division by passes · weights averages them.
-  weight_sum.mul_(passes_per_tile);
-  logits.div_(weight_sum);
-  if (needs_padding) {
-    logits = logits.slice(1, pad_below[0], pad_below[0] + shape[0])
-                 .slice(2, pad_below[1], pad_below[1] + shape[1])
-                 .slice(3, pad_below[2], pad_below[2] + shape[2])
-                 .contiguous();
-  }
+}
+
+void require_finite(const torch::Tensor& logits) {
   if (!torch::isfinite(logits).all().item<bool>()) {
     throw Error("the network produced non-finite logits", "check the model (a diverged training gives NaN weights) and the input image");
   }
+}
+
+// One sliding-window pass with the image and the accumulators on `results_device` (options.device()
+// or, in nnU-Net's fallback, the CPU); tiles are predicted on options.device().
+torch::Tensor sliding_window_pass(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
+                                  const SlidingWindowOptions& options, const torch::Device& results_device) {
+  torch::NoGradGuard no_grad;
+  const WindowSetup s = setup_window(forwards.size(), image_czyx, options, results_device);
+  const auto& tile = s.tile;
+  torch::Tensor logits;  // [K, padded]: allocated once the first tile says K
+  torch::Tensor weight_sum = torch::zeros({s.padded_shape[0], s.padded_shape[1], s.padded_shape[2]}, s.weight.options());
+  for_each_tile_batch(forwards, s, options, results_device, [&](std::size_t first, const torch::Tensor& summed) {
+    if (!logits.defined()) {
+      logits = torch::zeros({summed.size(1), s.padded_shape[0], s.padded_shape[1], s.padded_shape[2]}, s.weight.options());
+    }
+    for (std::int64_t b = 0; b < summed.size(0); ++b) {
+      const auto& p = s.positions[first + static_cast<std::size_t>(b)];
+      logits.slice(1, p[0], p[0] + tile[0])
+          .slice(2, p[1], p[1] + tile[1])
+          .slice(3, p[2], p[2] + tile[2])
+          .addcmul_(summed[b], s.weight);
+      weight_sum.slice(0, p[0], p[0] + tile[0]).slice(1, p[1], p[1] + tile[1]).slice(2, p[2], p[2] + tile[2]).add_(s.weight);
+    }
+  });
+  // Every pass of a tile added its logits: one division by passes · weights averages them.
+  weight_sum.mul_(s.passes_per_tile);
+  logits.div_(weight_sum);
+  if (s.needs_padding) {
+    logits = logits.slice(1, s.pad_below[0], s.pad_below[0] + s.shape[0])
+                 .slice(2, s.pad_below[1], s.pad_below[1] + s.shape[1])
+                 .slice(3, s.pad_below[2], s.pad_below[2] + s.shape[2])
+                 .contiguous();
+  }
+  require_finite(logits);
   return logits.to(torch::kCPU);
+}
+
+// The same pass with only one tile's depth of z rows accumulated: a ring of tz rows (image row r
+// at ring row r mod tz). Rows below the next tile's z are final and handed to `sink`; every voxel
+// sees the same additions in the same order as in sliding_window_pass, so the rows are equal.
+void sliding_window_rows_pass(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
+                              const SlidingWindowOptions& options, std::int64_t rows_per_call, const LogitRowsSink& sink) {
+  torch::NoGradGuard no_grad;
+  const torch::Device cpu(torch::kCPU);
+  const WindowSetup s = setup_window(forwards.size(), image_czyx, options, cpu);
+  const auto& tile = s.tile;
+  const std::int64_t ring_rows = tile[0];
+  rows_per_call = std::max<std::int64_t>(1, rows_per_call);
+  torch::Tensor ring;  // [K, tz, padded y, padded x]
+  torch::Tensor ring_weight = torch::zeros({ring_rows, s.padded_shape[1], s.padded_shape[2]}, s.weight.options());
+  std::int64_t done = 0;  // padded rows below this were handed over
+  // The ring rows of padded rows [begin, end) as at most two contiguous runs (ring row, tile row, count).
+  auto runs = [ring_rows](std::int64_t begin, std::int64_t end) {
+    std::vector<std::array<std::int64_t, 3>> out;
+    for (std::int64_t row = begin; row < end;) {
+      const std::int64_t at = row % ring_rows;
+      const std::int64_t n = std::min(end - row, ring_rows - at);
+      out.push_back({at, row - begin, n});
+      row += n;
+    }
+    return out;
+  };
+  auto flush_until = [&](std::int64_t end) {
+    const std::int64_t image_begin = s.pad_below[0], image_end = s.pad_below[0] + s.shape[0];
+    for (const auto& [at, offset, n] : runs(done, end)) {
+      for (std::int64_t r = 0; r < n; r += rows_per_call) {
+        const std::int64_t count = std::min(rows_per_call, n - r);
+        const std::int64_t row = done + offset + r;  // padded row of the first
+        const std::int64_t lo = std::max(row, image_begin), hi = std::min(row + count, image_end);
+        if (lo < hi && ring.defined()) {
+          const torch::Tensor weights = ring_weight.slice(0, at + r + lo - row, at + r + hi - row).mul(s.passes_per_tile);
+          torch::Tensor rows = ring.slice(1, at + r + lo - row, at + r + hi - row).div(weights);
+          if (s.needs_padding) {
+            rows = rows.slice(2, s.pad_below[1], s.pad_below[1] + s.shape[1]).slice(3, s.pad_below[2], s.pad_below[2] + s.shape[2]).contiguous();
+          }
+          require_finite(rows);
+          sink(lo - image_begin, rows);
+        }
+      }
+      if (ring.defined()) ring.slice(1, at, at + n).zero_();
+      ring_weight.slice(0, at, at + n).zero_();
+    }
+    done = std::max(done, end);
+  };
+  for_each_tile_batch(forwards, s, options, cpu, [&](std::size_t first, const torch::Tensor& summed) {
+    if (!ring.defined()) ring = torch::zeros({summed.size(1), ring_rows, s.padded_shape[1], s.padded_shape[2]}, s.weight.options());
+    for (std::int64_t b = 0; b < summed.size(0); ++b) {
+      const auto& p = s.positions[first + static_cast<std::size_t>(b)];
+      if (p[0] > done) flush_until(p[0]);  // positions go up in z: no later tile reaches below p[0]
+      for (const auto& [at, offset, n] : runs(p[0], p[0] + tile[0])) {
+        ring.slice(1, at, at + n)
+            .slice(2, p[1], p[1] + tile[1])
+            .slice(3, p[2], p[2] + tile[2])
+            .addcmul_(summed[b].slice(1, offset, offset + n), s.weight.slice(0, offset, offset + n));
+        ring_weight.slice(0, at, at + n).slice(1, p[1], p[1] + tile[1]).slice(2, p[2], p[2] + tile[2]).add_(s.weight.slice(0, offset, offset + n));
+      }
+    }
+  });
+  flush_until(s.padded_shape[0]);
 }
 
 // "ZxYxX".
@@ -319,9 +408,26 @@ torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, co
   }
 }
 
-torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
-                                    const SlidingWindowOptions& options) {
-  std::vector<std::unique_ptr<InferenceModeGuard>> guards;
+void sliding_window_logit_rows(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
+                               const SlidingWindowOptions& options, std::int64_t rows_per_call, const LogitRowsSink& sink) {
+  if (forwards.empty()) throw Error("no model to predict with", "pass at least one network / fold");
+  if (image_czyx.dim() != 4) throw Error("the image is not [C, Z, Y, X]", kSlidingWindowFix);
+  try {
+    sliding_window_rows_pass(forwards, image_czyx, options, rows_per_call, sink);
+  } catch (const c10::Error& e) {
+    if (options.device().is_cpu() || !is_out_of_memory(e)) throw;
+    throw Error(options.device().str() + " ran out of memory predicting tiles of " + shape_text(tile_of(options)) + " (" +
+                    std::to_string(std::max(1, options.tile_batch())) + " per forward pass)",
+                "lower --tile-batch, free the GPU of other processes (nvidia-smi), or predict with --device cpu");
+  }
+}
+
+namespace {
+
+// The networks' tile forwards for `options`, each network in inference mode while `guards` live.
+std::vector<TileForward> network_forwards(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
+                                          const SlidingWindowOptions& options,
+                                          std::vector<std::unique_ptr<InferenceModeGuard>>& guards) {
   std::vector<TileForward> forwards;
   for (const auto& network : networks) {
     if (!network) throw Error("an empty network was passed", "load the checkpoints first");
@@ -341,7 +447,21 @@ torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& netw
     TileForward forward = fused ? fused_network_tile_forward(network) : network_tile_forward(network);
     forwards.push_back(bf16 ? autocast_tile_forward(std::move(forward), options.device()) : std::move(forward));
   }
-  return sliding_window_logits(forwards, image_czyx, options);
+  return forwards;
+}
+
+}  // namespace
+
+torch::Tensor sliding_window_logits(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
+                                    const SlidingWindowOptions& options) {
+  std::vector<std::unique_ptr<InferenceModeGuard>> guards;
+  return sliding_window_logits(network_forwards(networks, image_czyx, options, guards), image_czyx, options);
+}
+
+void sliding_window_logit_rows(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
+                               const SlidingWindowOptions& options, std::int64_t rows_per_call, const LogitRowsSink& sink) {
+  std::vector<std::unique_ptr<InferenceModeGuard>> guards;
+  sliding_window_logit_rows(network_forwards(networks, image_czyx, options, guards), image_czyx, options, rows_per_call, sink);
 }
 
 }  // namespace mlseg
