@@ -105,3 +105,43 @@ TEST(FusedUNetForward, MatchesTheModuleForward) {
 }
 
 }  // namespace
+
+namespace {
+
+// The reference topology of the benchmarks (3D PlainConvUNet, 5 stages 32-320, kernels 3, strides
+// 1-2-2-2-2, 3 outputs) with randomised norms and biases: the fused forward (oneDNN for every conv,
+// the upsampling and the head as matrix products, the fused norm) is within 1e-4 of the module's
+// logits, relative to their largest magnitude. A 32^3 tile keeps it quick; the deep stages then take
+// oneDNN where ATen's heuristic takes its own convolution, which is the route this checks.
+TEST(FusedUNetForward, ReferenceTopologyWithinOneInTenThousandOfTheModuleForward) {
+  torch::manual_seed(11);
+  const std::vector<std::int64_t> k{3, 3, 3}, one{1, 1, 1}, two{2, 2, 2};
+  PlainConvUNet network(PlainConvUNetOptions(1, 3)
+                            .dimension(3)
+                            .n_stages(5)
+                            .features_per_stage({32, 64, 128, 256, 320})
+                            .kernel_sizes({k, k, k, k, k})
+                            .strides({one, two, two, two, two}));
+  randomize_norms(*network);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : network->named_parameters()) {
+      if (item.key().find("bias") != std::string::npos && item.key().find("norm") == std::string::npos) item.value().uniform_(-0.1, 0.1);
+    }
+  }
+  network->eval();
+  for (const std::int64_t batch : {1, 2}) {
+    SCOPED_TRACE(batch);
+    const torch::Tensor tiles = torch::randn({batch, 1, 32, 32, 32});
+    const torch::Tensor fused = fused_network_tile_forward(network)(tiles);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor module = network->forward(tiles).front();
+    ASSERT_EQ(fused.sizes(), module.sizes());
+    const double scale = module.abs().max().item<double>();
+    const double difference = (fused - module).abs().max().item<double>();
+    std::cout << "[fused] batch " << batch << ": largest difference " << difference << " of logits up to " << scale << "\n";
+    EXPECT_LE(difference, 1e-4 * scale);
+  }
+}
+
+}  // namespace

@@ -10,6 +10,7 @@
 
 #include "mlseg/core/error.h"
 #include "mlseg/nn/fused_norm.h"
+#include "mlseg/nn/inference_kernels.h"
 
 namespace mlseg {
 namespace {
@@ -85,7 +86,10 @@ torch::Tensor ConvNormNonlinImpl::forward(torch::Tensor x) {
 }
 
 torch::Tensor ConvNormNonlinImpl::fused_forward(const torch::Tensor& x) {
-  torch::Tensor y = conv_.forward(x);
+  const auto parameters = conv_.ptr()->named_parameters(/*recurse=*/false);
+  const torch::Tensor* bias = parameters.find("bias");
+  torch::Tensor y = inference_conv(x, parameters["weight"], bias != nullptr ? *bias : torch::Tensor(), stride_,
+                                   same_padding(kernel_size_));
   if (!y.is_contiguous()) y = y.contiguous();
   const double slope = has_nonlin_ ? kLeakyReluSlope : 1.0;  // slope 1: no activation
   if (dimension_ == 3) {

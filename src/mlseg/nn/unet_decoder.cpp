@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mlseg/core/error.h"
+#include "mlseg/nn/inference_kernels.h"
 
 namespace mlseg {
 namespace {
@@ -84,19 +85,39 @@ std::vector<torch::Tensor> UNetDecoderImpl::forward(const std::vector<torch::Ten
 }
 
 torch::Tensor UNetDecoderImpl::fused_forward(const std::vector<torch::Tensor>& skips) {
-  torch::Tensor top;
-  decode(skips, [](StackedConvBlocksImpl& stage, torch::Tensor x) { return stage.fused_forward(std::move(x)); },
-         [&](std::size_t, const torch::Tensor& x) { top = x; });
-  return seg_layer_calls_.back().forward(top);
+  check_skip_count(skips);
+  auto parameter = [](const torch::nn::AnyModule& module, const char* name) {
+    const auto parameters = module.ptr()->named_parameters(/*recurse=*/false);
+    const torch::Tensor* found = parameters.find(name);
+    return found != nullptr ? *found : torch::Tensor();
+  };
+  torch::Tensor x = skips.back();
+  for (std::size_t d = 0; d < stages_->size(); ++d) {
+    const torch::Tensor& skip = skips[skips.size() - 2 - d];
+    const torch::Tensor weight = parameter(transpconv_calls_[d], "weight");
+    const std::int64_t upsampled = weight.size(1);
+    std::vector<std::int64_t> shape(skip.sizes().begin(), skip.sizes().end());
+    shape[1] = upsampled + skip.size(1);
+    // The concatenation [upsampled, skip], the upsampled half written in place.
+    torch::Tensor joined = torch::empty(shape, skip.options());
+    transposed_conv_into(x, weight, parameter(transpconv_calls_[d], "bias"), joined.narrow(1, 0, upsampled));
+    joined.narrow(1, upsampled, skip.size(1)).copy_(skip);
+    x = stages_[d]->as<StackedConvBlocksImpl>()->fused_forward(std::move(joined));
+  }
+  return pointwise_conv(x, parameter(seg_layer_calls_.back(), "weight"), parameter(seg_layer_calls_.back(), "bias"));
 }
 
-template <typename StageCall, typename AfterStage>
-void UNetDecoderImpl::decode(const std::vector<torch::Tensor>& skips, StageCall&& stage_call, AfterStage&& after_stage) {
+void UNetDecoderImpl::check_skip_count(const std::vector<torch::Tensor>& skips) const {
   if (skips.size() != stages_->size() + 1) {
     throw Error("the decoder got " + std::to_string(skips.size()) + " skips for " + std::to_string(stages_->size() + 1) +
                     " encoder stages",
                 "pass the encoder's outputs unchanged");
   }
+}
+
+template <typename StageCall, typename AfterStage>
+void UNetDecoderImpl::decode(const std::vector<torch::Tensor>& skips, StageCall&& stage_call, AfterStage&& after_stage) {
+  check_skip_count(skips);
   torch::Tensor x = skips.back();
   for (std::size_t d = 0; d < stages_->size(); ++d) {
     x = transpconv_calls_[d].forward(x);

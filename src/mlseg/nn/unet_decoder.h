@@ -50,7 +50,8 @@ class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
   /// full resolution first: all n_stages - 1 with deep supervision, else only the full-resolution one.
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& skips);
   /// Inference on the CPU: the full-resolution head's logits only, the conv blocks fused
-  /// (ConvNormNonlin::fused_forward).
+  /// (ConvNormNonlin::fused_forward), the upsampling written into the concatenation and the head
+  /// as matrix products (inference_kernels.h).
   torch::Tensor fused_forward(const std::vector<torch::Tensor>& skips);
 
   UNetDecoderOptions options;
@@ -60,6 +61,9 @@ class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
   /// `stage_call(stage, x)`, then `after_stage(d, x)`. Throws mlseg::Error for a wrong skip count.
   template <typename StageCall, typename AfterStage>
   void decode(const std::vector<torch::Tensor>& skips, StageCall&& stage_call, AfterStage&& after_stage);
+
+  /// Throws mlseg::Error unless there is one skip per encoder stage.
+  void check_skip_count(const std::vector<torch::Tensor>& skips) const;
 
   torch::nn::ModuleList stages_{nullptr}, transpconvs_{nullptr}, seg_layers_{nullptr};
   std::vector<torch::nn::AnyModule> transpconv_calls_, seg_layer_calls_;

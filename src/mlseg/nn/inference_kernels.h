@@ -1,0 +1,33 @@
+#pragma once
+// The convolutions of the CPU inference forward (fused_forward of the plain and residual U-Nets),
+// float32, no autograd. Same arithmetic as the modules' forward, with three changes of route
+// measured on the reference network (3D PlainConvUNet 32-320, one 64^3 tile, 2 threads):
+//  - every k x k x k convolution goes to oneDNN (at::mkldnn_convolution). ATen's own heuristic
+//    sends a single tile's deep stages (C·D·H ≤ 20480: 256 x 8^3, 320 x 4^3) to its im2col
+//    + BLAS convolution, several times slower there;
+//  - the decoder's transposed convolution, whose kernel equals its stride (nnU-Net's upsampling),
+//    is one matrix product per sample, [Cout·k, Cin] x [Cin, voxels], whose rows are then placed at
+//    their offsets of the upsampled grid — ATen runs it as col2im over a zero-filled output;
+//    it writes straight into the decoder's concatenation buffer, so the upsampled tensor is never
+//    copied into the concatenation;
+//  - the 1x1 segmentation head is one matrix product per sample.
+// Without oneDNN in the LibTorch build (or with it disabled) the convolution is at::convolution.
+#include <torch/types.h>
+
+namespace mlseg {
+
+/// Convolution of x [B, Cin, spatial...] (2 or 3 spatial axes) with weight [Cout, Cin, k...],
+/// optional bias [Cout] (undefined = none), `stride` and `padding` per axis.
+torch::Tensor inference_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                             c10::IntArrayRef stride, c10::IntArrayRef padding);
+
+/// Transposed convolution with kernel == stride of x [B, Cin, s...] (weight [Cin, Cout, k...],
+/// bias [Cout]), written into `out` [B, Cout, s·k...]: a view whose samples are each contiguous,
+/// e.g. the first Cout channels of a concatenation buffer. Throws mlseg::Error on other shapes.
+void transposed_conv_into(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          const torch::Tensor& out);
+
+/// 1x1 convolution (weight [Cout, Cin, 1...], bias [Cout]) of x [B, Cin, spatial...].
+torch::Tensor pointwise_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+}  // namespace mlseg
