@@ -16,6 +16,7 @@
 #include "mlseg/io/case_reader.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/metrics/case_metrics.h"
+#include "mlseg/metrics/surface_metrics.h"
 #include "mlseg/synth/phantom.h"
 
 namespace {
@@ -130,6 +131,22 @@ BENCHMARK_CAPTURE(BM_EvaluateInProcessScoring, dice_iou_hd95, std::string("dice,
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_EvaluateInProcessScoring, dice_iou_hd95_nsd, std::string("dice,iou,hd95,nsd"))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Surface metrics alone: the three channels of every case, one thread. Per case, the body channel
+// is a ~130 x 145 x 145 box with ~47k boundary voxels per mask and dominates.
+void BM_SurfaceMetricsSerial(benchmark::State& state) {
+  static const InMemoryCases cases;
+  mlseg::SurfaceMetricOptions options;
+  options.threads = 1;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < cases.reference.size(); ++i) {
+      const auto metrics = mlseg::surface_metrics_codes(cases.prediction[i].code, cases.reference[i].code,
+                                                        cases.reference[i].geometry.spacing_zyx_mm, cases.channels, options);
+      benchmark::DoNotOptimize(metrics.data());
+    }
+  }
+}
+BENCHMARK(BM_SurfaceMetricsSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Reading alone (both folders into codes, 2 threads): the part nnU-Net spends 0.20 s on.
 void BM_EvaluateReadingOnly(benchmark::State& state) {

@@ -13,21 +13,41 @@ namespace {
 
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
-// Scratch space for one 1D transform of up to n samples.
-struct LineBuffers {
-  explicit LineBuffers(std::int64_t n) : f(n), d(n), v(n), z(n + 1) {}
-  std::vector<double> f, d;
-  std::vector<std::int64_t> v;
-  std::vector<double> z;
-};
+// One pass along an axis of `length` samples with element stride `stride`, over `lines` lines whose
+// first elements are given by first(line).
+template <typename FirstIndex>
+void transform_axis(std::vector<double>& grid, std::int64_t lines, std::int64_t length, std::int64_t stride,
+                    double step_mm, int threads, FirstIndex first) {
+  if (length <= 1) return;
+  const std::int64_t chunks = std::min<std::int64_t>(lines, std::max(1, threads) * 8);
+  parallel_for(static_cast<std::size_t>(chunks), threads, [&](std::size_t chunk) {
+    std::vector<double> f(static_cast<std::size_t>(length)), d(static_cast<std::size_t>(length));
+    detail::ParabolaEnvelope envelope(length);
+    const std::int64_t begin = lines * static_cast<std::int64_t>(chunk) / chunks;
+    const std::int64_t end = lines * static_cast<std::int64_t>(chunk + 1) / chunks;
+    for (std::int64_t line = begin; line < end; ++line) {
+      double* base = grid.data() + first(line);
+      bool any_finite = false;
+      for (std::int64_t i = 0; i < length; ++i) {
+        f[i] = base[i * stride];
+        any_finite = any_finite || f[i] != kInfinity;
+      }
+      if (!any_finite) continue;
+      detail::squared_distance_line(f.data(), d.data(), length, step_mm, envelope);
+      for (std::int64_t i = 0; i < length; ++i) base[i * stride] = d[i];
+    }
+  });
+}
 
-// 1D squared distance transform of f (n samples, sample distance `step_mm`) into d:
-// d(p) = min_q step²(p − q)² + f(q). Infinite f(q) contributes no parabola.
-void transform_line(LineBuffers& b, std::int64_t n, double step_mm) {
+}  // namespace
+
+namespace detail {
+
+// Felzenszwalb & Huttenlocher's lower envelope of parabolas.
+void squared_distance_line(const double* f, double* d, std::int64_t n, double step_mm, ParabolaEnvelope& scratch) {
   const double s2 = step_mm * step_mm;
-  const double* f = b.f.data();
-  std::int64_t* v = b.v.data();
-  double* z = b.z.data();
+  std::int64_t* v = scratch.vertex.data();
+  double* z = scratch.boundary.data();
   std::int64_t k = -1;
   for (std::int64_t q = 0; q < n; ++q) {
     if (f[q] == kInfinity) continue;
@@ -52,7 +72,6 @@ void transform_line(LineBuffers& b, std::int64_t n, double step_mm) {
     z[k] = s;
     z[k + 1] = kInfinity;
   }
-  double* d = b.d.data();
   if (k < 0) {
     std::fill(d, d + n, kInfinity);
     return;
@@ -65,32 +84,7 @@ void transform_line(LineBuffers& b, std::int64_t n, double step_mm) {
   }
 }
 
-// One pass along an axis of `length` samples with element stride `stride`, over `lines` lines whose
-// first elements are given by first(line).
-template <typename FirstIndex>
-void transform_axis(std::vector<double>& grid, std::int64_t lines, std::int64_t length, std::int64_t stride,
-                    double step_mm, int threads, FirstIndex first) {
-  if (length <= 1) return;
-  const std::int64_t chunks = std::min<std::int64_t>(lines, std::max(1, threads) * 8);
-  parallel_for(static_cast<std::size_t>(chunks), threads, [&](std::size_t chunk) {
-    LineBuffers buffers(length);
-    const std::int64_t begin = lines * static_cast<std::int64_t>(chunk) / chunks;
-    const std::int64_t end = lines * static_cast<std::int64_t>(chunk + 1) / chunks;
-    for (std::int64_t line = begin; line < end; ++line) {
-      double* base = grid.data() + first(line);
-      bool any_finite = false;
-      for (std::int64_t i = 0; i < length; ++i) {
-        buffers.f[i] = base[i * stride];
-        any_finite = any_finite || buffers.f[i] != kInfinity;
-      }
-      if (!any_finite) continue;
-      transform_line(buffers, length, step_mm);
-      for (std::int64_t i = 0; i < length; ++i) base[i * stride] = buffers.d[i];
-    }
-  });
-}
-
-}  // namespace
+}  // namespace detail
 
 std::vector<double> squared_distance_transform(const std::uint8_t* features, const std::array<std::int64_t, 3>& shape_zyx,
                                                const std::array<double, 3>& spacing_zyx_mm, int threads) {

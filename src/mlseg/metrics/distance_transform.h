@@ -19,4 +19,23 @@ std::vector<double> squared_distance_transform(const std::uint8_t* features, con
 
 /// (Tensor form, distances in mm: distance_transform_mm in metrics/tensor_metrics.h.)
 
+namespace detail {
+
+/// Scratch space of squared_distance_line for lines of up to `n` samples.
+struct ParabolaEnvelope {
+  explicit ParabolaEnvelope(std::int64_t n = 0) { resize(n); }
+  void resize(std::int64_t n) {
+    vertex.resize(static_cast<std::size_t>(n));
+    boundary.resize(static_cast<std::size_t>(n) + 1);
+  }
+  std::vector<std::int64_t> vertex;  ///< sample of each parabola of the lower envelope
+  std::vector<double> boundary;      ///< where each parabola starts to be the lowest
+};
+
+/// One line of the transform: d[p] = min_q step_mm² (p − q)² + f[q] over the n samples (infinite f[q]
+/// contributes no parabola; d all +infinity when every f is). d must not alias f.
+void squared_distance_line(const double* f, double* d, std::int64_t n, double step_mm, ParabolaEnvelope& scratch);
+
+}  // namespace detail
+
 }  // namespace mlseg

@@ -6,15 +6,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "mlseg/metrics/boundary_distances.h"
 #include "mlseg/metrics/code_words.h"
-#include "mlseg/metrics/distance_transform.h"
 #include "mlseg/metrics/empty_policy.h"
 
 namespace mlseg {
 
 namespace {
 
-constexpr double kInfinity = std::numeric_limits<double>::infinity();
 using Shape = std::array<std::int64_t, 3>;
 
 // Inclusive voxel bounding box; empty while hi < lo.
@@ -44,11 +43,10 @@ MetricValue one_sided_empty(UndefinedReason reason, const SurfaceMetricOptions& 
   return options.hd_empty_penalty_mm ? MetricValue::of(*options.hd_empty_penalty_mm) : MetricValue::undefined(reason);
 }
 
-// Surface metrics of two crops that hold every foreground voxel of both masks.
-SurfaceMetrics metrics_of_crops(const std::vector<std::uint8_t>& pred, const std::vector<std::uint8_t>& ref,
-                                const Shape& shape, const std::array<double, 3>& spacing, double tolerance,
-                                const SurfaceMetricOptions& options) {
-  return surface_metrics_from_distances(surface_distances(pred.data(), ref.data(), shape, spacing, options), tolerance,
+// Surface metrics of the pair in `workspace`, a box that holds every foreground voxel of both masks.
+SurfaceMetrics metrics_of_box(detail::SurfaceDistanceWorkspace& workspace, const std::array<double, 3>& spacing,
+                              double tolerance, const SurfaceMetricOptions& options) {
+  return surface_metrics_from_distances(workspace.distances(spacing, options.connectivity, options.threads), tolerance,
                                         options);
 }
 
@@ -95,24 +93,20 @@ std::vector<std::uint8_t> mask_boundary(const std::uint8_t* mask, const Shape& s
 
 SurfaceDistances surface_distances(const std::uint8_t* pred, const std::uint8_t* ref, const Shape& shape,
                                    const std::array<double, 3>& spacing, const SurfaceMetricOptions& options) {
-  const std::vector<std::uint8_t> pred_boundary = mask_boundary(pred, shape, options.connectivity);
-  const std::vector<std::uint8_t> ref_boundary = mask_boundary(ref, shape, options.connectivity);
-  const bool pred_any = std::find(pred_boundary.begin(), pred_boundary.end(), 1) != pred_boundary.end();
-  const bool ref_any = std::find(ref_boundary.begin(), ref_boundary.end(), 1) != ref_boundary.end();
-  SurfaceDistances result;
-  // Distances from the boundary voxels of `from` to the nearest boundary voxel of `to`
-  // (+infinity when `to` has none).
-  const auto directed = [&](const std::vector<std::uint8_t>& from, const std::vector<std::uint8_t>& to, bool to_any,
-                            std::vector<double>& out) {
-    std::vector<double> squared;
-    if (to_any) squared = squared_distance_transform(to.data(), shape, spacing, options.threads);
-    for (std::size_t i = 0; i < from.size(); ++i) {
-      if (from[i]) out.push_back(to_any ? std::sqrt(squared[i]) : kInfinity);
+  detail::SurfaceDistanceWorkspace workspace;
+  workspace.reset(shape);
+  const std::int64_t nx = shape[2];
+  for (std::int64_t z = 0; z < shape[0]; ++z) {
+    for (std::int64_t y = 0; y < shape[1]; ++y) {
+      std::uint8_t* row = workspace.row(z, y);
+      const std::int64_t first = (z * shape[1] + y) * nx;
+      for (std::int64_t x = 0; x < nx; ++x) {
+        row[x] = static_cast<std::uint8_t>((pred[first + x] ? detail::kPredMaskBit : 0) |
+                                           (ref[first + x] ? detail::kRefMaskBit : 0));
+      }
     }
-  };
-  if (pred_any) directed(pred_boundary, ref_boundary, ref_any, result.pred_to_ref_mm);
-  if (ref_any) directed(ref_boundary, pred_boundary, pred_any, result.ref_to_pred_mm);
-  return result;
+  }
+  return workspace.distances(spacing, options.connectivity, options.threads);
 }
 
 double percentile_linear(std::vector<double> values, double q) {
@@ -172,21 +166,19 @@ SurfaceMetrics surface_metrics_flags(const std::uint8_t* pp, const std::uint8_t*
       }
     }
   }
-  std::vector<std::uint8_t> pred_crop, ref_crop;
-  Shape shape{0, 0, 0};
-  if (!box.empty()) {
-    shape = box.shape();
-    pred_crop.reserve(static_cast<std::size_t>(shape[0] * shape[1] * shape[2]));
-    ref_crop.reserve(pred_crop.capacity());
-    for (std::int64_t z = box.lo[0]; z <= box.hi[0]; ++z) {
-      for (std::int64_t y = box.lo[1]; y <= box.hi[1]; ++y) {
-        const std::int64_t row = (z * full[1] + y) * full[2];
-        pred_crop.insert(pred_crop.end(), pp + row + box.lo[2], pp + row + box.hi[2] + 1);
-        ref_crop.insert(ref_crop.end(), rp + row + box.lo[2], rp + row + box.hi[2] + 1);
+  detail::SurfaceDistanceWorkspace workspace;
+  workspace.reset(box.empty() ? Shape{0, 0, 0} : box.shape());
+  for (std::int64_t z = box.lo[0]; z <= box.hi[0]; ++z) {
+    for (std::int64_t y = box.lo[1]; y <= box.hi[1]; ++y) {
+      std::uint8_t* row = workspace.row(z - box.lo[0], y - box.lo[1]);
+      const std::int64_t first = (z * full[1] + y) * full[2] + box.lo[2];
+      for (std::int64_t x = 0; x <= box.hi[2] - box.lo[2]; ++x) {
+        row[x] = static_cast<std::uint8_t>((pp[first + x] ? detail::kPredMaskBit : 0) |
+                                           (rp[first + x] ? detail::kRefMaskBit : 0));
       }
     }
   }
-  return metrics_of_crops(pred_crop, ref_crop, shape, spacing_zyx_mm, options.nsd_tolerance_mm, options);
+  return metrics_of_box(workspace, spacing_zyx_mm, options.nsd_tolerance_mm, options);
 }
 
 std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const CodeView& ref,
@@ -221,15 +213,23 @@ std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const Co
       if (channels_here <= 0) continue;
       const Word channel_bits = detail::low_bits_mask<Word>(channels_here);
       const auto bits_at = [&](std::int64_t v) -> Word {
-        if (ignore_plane[v] & ignore_bit) return 0;
-        return static_cast<Word>((p_words[v] | r_words[v]) & channel_bits);
+        return (ignore_plane[v] & ignore_bit) ? Word{0} : static_cast<Word>((p_words[v] | r_words[v]) & channel_bits);
       };
       std::vector<std::int64_t> first_x(channels_here), last_x(channels_here);
       for (std::int64_t z = 0; z < nz; ++z) {
         for (std::int64_t y = 0; y < ny; ++y) {
           const std::int64_t row = (z * ny + y) * nx;
           Word row_bits = 0;
-          for (std::int64_t x = 0; x < nx; ++x) row_bits |= bits_at(row + x);
+          {
+            // Branch-free over plain pointers, so that it vectorises.
+            const Word* p = p_words + row;
+            const Word* r = r_words + row;
+            const Word* ignore = ignore_plane + row;
+            for (std::int64_t x = 0; x < nx; ++x) {
+              row_bits |= (ignore[x] & ignore_bit) ? Word{0} : static_cast<Word>(p[x] | r[x]);
+            }
+            row_bits = static_cast<Word>(row_bits & channel_bits);
+          }
           if (!row_bits) continue;
           Word remaining = row_bits;
           for (std::int64_t x = 0; x < nx && remaining; ++x) {
@@ -250,32 +250,29 @@ std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const Co
         }
       }
     }
+    detail::SurfaceDistanceWorkspace workspace;  // its buffers serve every channel
     for (int c : channels) {
       const Box& box = boxes[c];
-      std::vector<std::uint8_t> pred_crop, ref_crop;
-      Shape shape{0, 0, 0};
-      if (!box.empty()) {
-        shape = box.shape();
-        const std::size_t crop_voxels = static_cast<std::size_t>(shape[0] * shape[1] * shape[2]);
-        pred_crop.resize(crop_voxels);
-        ref_crop.resize(crop_voxels);
-        const Word* p_words = detail::code_word_plane<Word>(pred, c / layout.bits_per_word);
-        const Word* r_words = detail::code_word_plane<Word>(ref, c / layout.bits_per_word);
-        const int bit = c % layout.bits_per_word;
-        std::size_t k = 0;
-        for (std::int64_t z = box.lo[0]; z <= box.hi[0]; ++z) {
-          for (std::int64_t y = box.lo[1]; y <= box.hi[1]; ++y) {
-            const std::int64_t row = (z * ny + y) * nx;
-            for (std::int64_t x = box.lo[2]; x <= box.hi[2]; ++x, ++k) {
-              const std::int64_t v = row + x;
-              if (ignore_plane[v] & ignore_bit) continue;  // crops start zeroed
-              pred_crop[k] = static_cast<std::uint8_t>((p_words[v] >> bit) & 1);
-              ref_crop[k] = static_cast<std::uint8_t>((r_words[v] >> bit) & 1);
-            }
+      workspace.reset(box.empty() ? Shape{0, 0, 0} : box.shape());
+      const Word* p_words = detail::code_word_plane<Word>(pred, c / layout.bits_per_word);
+      const Word* r_words = detail::code_word_plane<Word>(ref, c / layout.bits_per_word);
+      const Word channel_bit = static_cast<Word>(Word{1} << (c % layout.bits_per_word));
+      const std::int64_t width = box.hi[2] - box.lo[2] + 1;
+      for (std::int64_t z = box.lo[0]; z <= box.hi[0]; ++z) {
+        for (std::int64_t y = box.lo[1]; y <= box.hi[1]; ++y) {
+          std::uint8_t* row = workspace.row(z - box.lo[0], y - box.lo[1]);
+          const std::int64_t first = (z * ny + y) * nx + box.lo[2];
+          const Word* p = p_words + first;
+          const Word* r = r_words + first;
+          const Word* ignore = ignore_plane + first;
+          for (std::int64_t x = 0; x < width; ++x) {  // branch-free, so that it vectorises
+            const std::uint8_t both = static_cast<std::uint8_t>((p[x] & channel_bit ? detail::kPredMaskBit : 0) |
+                                                                (r[x] & channel_bit ? detail::kRefMaskBit : 0));
+            row[x] = (ignore[x] & ignore_bit) ? std::uint8_t{0} : both;
           }
         }
       }
-      results.push_back(metrics_of_crops(pred_crop, ref_crop, shape, spacing_zyx_mm, options.tolerance_for(c), options));
+      results.push_back(metrics_of_box(workspace, spacing_zyx_mm, options.tolerance_for(c), options));
     }
   });
   return results;

@@ -14,7 +14,9 @@
 // Empty masks (ARCHITECTURE.md table): both empty → all n/a (both_empty); one empty → HD, HD95,
 // ASSD n/a (ref_empty / pred_empty), or hd_empty_penalty_mm when set; NSD 0.
 // The work is confined to the bounding box of both masks: every boundary voxel lies inside it, so
-// the distances are the same as over the whole image.
+// the distances are the same as over the whole image. Within the box the distances are searched
+// from each boundary voxel rather than read from two whole-box transforms (boundary_distances.h);
+// the values are the transform's.
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -42,7 +44,7 @@ struct SurfaceMetricOptions {
   /// When set, HD, HD95 and ASSD of a pair where exactly one mask is empty take this value (e.g.
   /// the image diagonal in mm) instead of n/a (ref_empty / pred_empty).
   std::optional<double> hd_empty_penalty_mm;
-  /// Threads of the distance transform (<= 0: all cores). Set 1 when cases already run in parallel.
+  /// Threads of the distance search (<= 0: all cores). Set 1 when cases already run in parallel.
   int threads = 0;
 
   double tolerance_for(int channel) const;
@@ -87,8 +89,9 @@ SurfaceMetrics surface_metrics_flags(const std::uint8_t* pred, const std::uint8_
                                      const SurfaceMetricOptions& options = {});
 
 /// Surface metrics of the listed channels of two code volumes (one bounding-box pass for all
-/// channels, then per channel crop, boundaries and two distance transforms). Voxels carrying the
-/// reference's ignore flag are background in both masks. Result[i] is for channels[i].
+/// channels, then per channel crop, boundaries and distances, in buffers reused across channels).
+/// Voxels carrying the reference's ignore flag are background in both masks. Result[i] is for
+/// channels[i].
 std::vector<SurfaceMetrics> surface_metrics_codes(const CodeView& pred, const CodeView& ref,
                                                   const std::array<double, 3>& spacing_zyx_mm,
                                                   const std::vector<int>& channels,
