@@ -85,18 +85,27 @@ void BM_SlidingWindow160_NnUNetLoop(benchmark::State& state) {
   }
 }
 
-// One 1x1x64^3 tile through the reference network: module forward (0) or fused forward (1).
+// One 1x1x64^3 tile through the reference network: module forward (0), fused forward (1), fused
+// forward in bfloat16 (2), module forward under bf16 autocast (3). nnU-Net's figure for the same
+// forward is ../shared/peers/run train_step's infer_fwd_1x64cube.
 void BM_ReferenceTile64(benchmark::State& state) {
   at::set_num_threads(kThreads);
   mlseg::PlainConvUNet network = reference_network();
   network->set_deep_supervision(false);
-  const mlseg::TileForward forward =
-      state.range(0) ? mlseg::fused_network_tile_forward(network) : mlseg::network_tile_forward(network);
+  const std::int64_t route = state.range(0);
+  const mlseg::SegmentationNetwork seam = network;
+  const mlseg::TileForward forward = route == 1 || route == 2 ? mlseg::fused_network_tile_forward(seam) : mlseg::network_tile_forward(seam);
   torch::NoGradGuard no_grad;
   const torch::Tensor tile = torch::randn({1, 1, 64, 64, 64});
-  for (auto _ : state) benchmark::DoNotOptimize(forward(tile).data_ptr<float>());
+  const torch::Tensor input = route == 2 ? tile.to(torch::kBFloat16) : tile;
+  const mlseg::Precision precision = route == 3 ? mlseg::Precision::bf16 : mlseg::Precision::fp32;
+  for (auto _ : state) {
+    const mlseg::AutocastScope autocast(precision, torch::Device(torch::kCPU));
+    benchmark::DoNotOptimize(forward(input).data_ptr());
+  }
+  state.SetLabel(route == 0 ? "module fp32" : route == 1 ? "fused fp32" : route == 2 ? "fused bf16" : "module bf16 autocast");
 }
-BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // One run each: a run takes minutes on two cores. Arguments: tile batch, fused forward (1) or the
 // module's forward (0); the first registration is the default configuration.

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "mlseg/nn/inference_kernels.h"
+
 namespace mlseg {
 
 /// nnU-Net's fixed choices for its plain networks (PlainConvUNet arch_kwargs from the planner).
@@ -31,8 +33,9 @@ class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
                      bool nonlin = true);
   void reset() override;
   torch::Tensor forward(torch::Tensor x);
-  /// Inference on the CPU (float32): the conv, then the norm and LeakyReLU fused in place
-  /// (fused_norm.h). Same result as forward up to float rounding.
+  /// Inference on the CPU: the conv (inference_kernels.h), then the norm and LeakyReLU fused in
+  /// place (fused_norm.h). float32 x: the module's result up to float rounding; bfloat16 x: the
+  /// conv in bfloat16 (parameters cast once), the norm's arithmetic in float.
   torch::Tensor fused_forward(const torch::Tensor& x);
 
  private:
@@ -41,6 +44,7 @@ class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
   std::vector<std::int64_t> kernel_size_, stride_;
   bool bias_, has_nonlin_;
   torch::nn::AnyModule conv_, norm_, nonlin_;
+  CastParameterCache weight_cache_, bias_cache_;  ///< bf16 copies of the conv's parameters
 };
 TORCH_MODULE(ConvNormNonlin);
 

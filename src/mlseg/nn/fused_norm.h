@@ -7,7 +7,8 @@
 
 namespace mlseg {
 
-/// In place on x [B, C, spatial...] (float32, contiguous, CPU): per (b, c) instance normalisation
+/// In place on x [B, C, spatial...] (float32 or bfloat16, contiguous, CPU; statistics and
+/// arithmetic in float whatever the storage): per (b, c) instance normalisation
 /// (biased variance, `eps`), then · weight[c] + bias[c], then LeakyReLU(`slope`); slope 1 is no
 /// activation (a norm the block's residual addition follows). Throws mlseg::Error for another x.
 void instance_norm_leaky_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps, double slope);

@@ -14,7 +14,8 @@ namespace {
 constexpr const char* kKernelFix = "use the module's forward (fused_forward is float32 inference on the CPU)";
 
 bool onednn_usable(const torch::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == torch::kFloat && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+  const bool float_type = x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16;
+  return x.device().is_cpu() && float_type && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
 }
 
 std::vector<std::int64_t> spatial_sizes(const torch::Tensor& t) {
@@ -22,6 +23,17 @@ std::vector<std::int64_t> spatial_sizes(const torch::Tensor& t) {
 }
 
 }  // namespace
+
+torch::Tensor CastParameterCache::get(const torch::Tensor& parameter, torch::ScalarType type) {
+  if (!parameter.defined() || parameter.scalar_type() == type) return parameter;
+  const auto version = static_cast<std::int64_t>(parameter._version());
+  if (!cast_.defined() || cast_.scalar_type() != type || source_ != parameter.data_ptr() || version_ != version) {
+    cast_ = parameter.detach().to(type).contiguous();
+    source_ = parameter.data_ptr();
+    version_ = version;
+  }
+  return cast_;
+}
 
 torch::Tensor inference_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                              c10::IntArrayRef stride, c10::IntArrayRef padding) {
@@ -36,7 +48,7 @@ void transposed_conv_into(const torch::Tensor& x, const torch::Tensor& weight, c
                           const torch::Tensor& out) {
   const std::int64_t axes = x.dim() - 2;
   if (axes < 1 || axes > 3 || weight.dim() != x.dim() || out.dim() != x.dim() || weight.size(0) != x.size(1) ||
-      out.size(0) != x.size(0) || out.size(1) != weight.size(1) || x.scalar_type() != torch::kFloat) {
+      out.size(0) != x.size(0) || out.size(1) != weight.size(1) || out.scalar_type() != x.scalar_type()) {
     throw Error("the transposed convolution got tensors of unexpected shapes", kKernelFix);
   }
   const std::int64_t batch = x.size(0), in_channels = x.size(1), out_channels = weight.size(1);
@@ -59,8 +71,9 @@ void transposed_conv_into(const torch::Tensor& x, const torch::Tensor& weight, c
     order.push_back(1 + a);
   }
   // [Cout·taps, Cin]: row (o, tap) holds weight[:, o, tap]; the bias repeats per tap.
-  const torch::Tensor w = weight.reshape({in_channels, out_channels * taps}).t().contiguous();
-  const torch::Tensor b = bias.defined() ? bias.repeat_interleave(taps).unsqueeze(1) : torch::zeros({out_channels * taps, 1}, x.options());
+  const torch::Tensor w = weight.to(x.scalar_type()).reshape({in_channels, out_channels * taps}).t().contiguous();
+  const torch::Tensor b = bias.defined() ? bias.to(x.scalar_type()).repeat_interleave(taps).unsqueeze(1)
+                                         : torch::zeros({out_channels * taps, 1}, x.options());
   const torch::Tensor input = x.contiguous();
   for (std::int64_t i = 0; i < batch; ++i) {
     const torch::Tensor rows = at::addmm(b, w, input[i].reshape({in_channels, voxels}));
@@ -75,8 +88,8 @@ torch::Tensor pointwise_conv(const torch::Tensor& x, const torch::Tensor& weight
   shape[1] = out_channels;
   torch::Tensor out = torch::empty(shape, x.options());
   const std::int64_t voxels = x[0][0].numel();
-  const torch::Tensor w = weight.reshape({out_channels, in_channels});
-  const torch::Tensor b = bias.defined() ? bias.unsqueeze(1) : torch::zeros({out_channels, 1}, x.options());
+  const torch::Tensor w = weight.to(x.scalar_type()).reshape({out_channels, in_channels});
+  const torch::Tensor b = bias.defined() ? bias.to(x.scalar_type()).unsqueeze(1) : torch::zeros({out_channels, 1}, x.options());
   const torch::Tensor input = x.contiguous();
   for (std::int64_t i = 0; i < batch; ++i) {
     torch::Tensor o = out[i].view({out_channels, voxels});

@@ -12,12 +12,29 @@
 //    copied into the concatenation;
 //  - the 1x1 segmentation head is one matrix product per sample.
 // Without oneDNN in the LibTorch build (or with it disabled) the convolution is at::convolution.
+// bfloat16 activations (bf16 inference) run the same route with the parameters cast to bfloat16.
 #include <torch/types.h>
+
+#include <cstdint>
 
 namespace mlseg {
 
+/// A parameter in another storage type (bf16 inference), cast again only when the parameter
+/// changes (another tensor, or an in-place update: its version counter).
+class CastParameterCache {
+ public:
+  /// `parameter` itself when it already has `type` (or is undefined), else the cached cast.
+  torch::Tensor get(const torch::Tensor& parameter, torch::ScalarType type);
+
+ private:
+  torch::Tensor cast_;
+  const void* source_ = nullptr;
+  std::int64_t version_ = -1;
+};
+
 /// Convolution of x [B, Cin, spatial...] (2 or 3 spatial axes) with weight [Cout, Cin, k...],
-/// optional bias [Cout] (undefined = none), `stride` and `padding` per axis.
+/// optional bias [Cout] (undefined = none), `stride` and `padding` per axis. weight and bias in
+/// x's type (float32, or bfloat16).
 torch::Tensor inference_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                              c10::IntArrayRef stride, c10::IntArrayRef padding);
 

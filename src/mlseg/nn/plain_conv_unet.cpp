@@ -154,7 +154,8 @@ void PlainConvUNetImpl::initialize_weights() { initialize_he_weights(*this); }
 torch::Tensor PlainConvUNetImpl::fused_forward(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   check_network_input(x, options.dimension(), options.input_channels());
-  return decoder->fused_forward(encoder->fused_forward(x.to(torch::kFloat).contiguous()));
+  const torch::ScalarType type = x.scalar_type() == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+  return decoder->fused_forward(encoder->fused_forward(x.to(type).contiguous())).to(torch::kFloat);
 }
 
 }  // namespace mlseg

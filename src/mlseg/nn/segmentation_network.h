@@ -47,9 +47,10 @@ class SegmentationNetworkImpl {
   /// dynamic_network_architectures' full class name (kPlainConvUNetClass, ...).
   virtual std::string class_name() const = 0;
 
-  /// Optional capability: a CPU inference forward (float32, no autograd) that fuses each
-  /// InstanceNorm with its LeakyReLU (fused_norm.h), defined by the network's own modules.
-  /// Returns the full-resolution logits of x; same result as forward up to float rounding.
+  /// Optional capability: a CPU inference forward (no autograd) that fuses each InstanceNorm with
+  /// its LeakyReLU (fused_norm.h), defined by the network's own modules. Returns the
+  /// full-resolution logits of x as float32; for float32 x the same result as forward up to float
+  /// rounding; a bfloat16 x (PlainConvUNet) computes in bfloat16 (bf16 inference).
   /// Networks without it return false and throw from fused_forward.
   virtual bool has_fused_forward() const { return false; }
   virtual torch::Tensor fused_forward(const torch::Tensor& x);
