@@ -443,9 +443,17 @@ std::vector<TileForward> network_forwards(const std::vector<SegmentationNetwork>
     }
     guards.push_back(std::make_unique<InferenceModeGuard>(network, options.device()));
     const bool bf16 = options.precision() == Precision::bf16;
-    const bool fused = !bf16 && options.fused_forward() && options.device().is_cpu() && network->has_fused_forward();
-    TileForward forward = fused ? fused_network_tile_forward(network) : network_tile_forward(network);
-    forwards.push_back(bf16 ? autocast_tile_forward(std::move(forward), options.device()) : std::move(forward));
+    const bool fused = options.fused_forward() && options.device().is_cpu() && network->has_fused_forward();
+    if (!bf16) {
+      forwards.push_back(fused ? fused_network_tile_forward(network) : network_tile_forward(network));
+    } else if (fused && cpu_bf16_support().any()) {
+      // The fused forward computes in bfloat16 when its tiles are (oneDNN's bf16 kernels need AVX-512).
+      forwards.push_back([forward = fused_network_tile_forward(network)](const torch::Tensor& tiles) {
+        return forward(tiles.to(torch::kBFloat16));
+      });
+    } else {
+      forwards.push_back(autocast_tile_forward(network_tile_forward(network), options.device()));
+    }
   }
   return forwards;
 }

@@ -52,8 +52,9 @@ struct SlidingWindowOptions {
   /// Networks with a fused forward (SegmentationNetworkImpl::has_fused_forward) run it on the CPU
   /// (InstanceNorm + LeakyReLU fused, same result up to float rounding) instead of the module's forward.
   TORCH_ARG(bool, fused_forward) = true;
-  /// The network's arithmetic: bf16 runs the module's forward under bf16 autocast (the fused
-  /// forward is float32 only) and accumulates its logits in float32, as fp32 does.
+  /// The network's arithmetic: bf16 runs the fused forward on bfloat16 tiles (CPU with bf16
+  /// instructions, nn/precision.h), else the module's forward under bf16 autocast; the logits are
+  /// accumulated in float32 either way.
   TORCH_ARG(Precision, precision) = Precision::fp32;
   /// A progress line over tiles on stderr.
   TORCH_ARG(bool, show_progress) = false;
