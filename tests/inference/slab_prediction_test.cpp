@@ -5,9 +5,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <map>
+#include <limits>
 
 #include "mlseg/core/error.h"
+#include "mlseg/inference/export_prediction.h"
 #include "mlseg/inference/memory_plan.h"
 #include "mlseg/inference/predict.h"
 #include "mlseg/inference/slab_prediction.h"
@@ -271,6 +272,35 @@ TEST_F(SlabPredictionPhantom, TheSlabPathRefusesNiftiProbabilitiesNamingTheFix) 
   const PredictRun run = predict_folder(*raw_ / "imagesTs", *dir_ / "nifti_out", model, options);
   ASSERT_EQ(run.failures.size(), 1u);
   EXPECT_NE(run.failures[0].message.find("--probabilities-format npy"), std::string::npos) << run.failures[0].message;
+}
+
+TEST(PerChannelExport, WritesEachChannelOfAWideCodeOneAtATime) {
+  // 70 channels: two 64-bit words, channel 63 in the first word's sign bit.
+  const int channels = 70;
+  torch::manual_seed(5);
+  CodeVolume code = empty_code_volume({3, 4, 5}, channels);
+  code.words.copy_(torch::randint(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), code.words.sizes(),
+                                  torch::kLong));
+  code.words[1].bitwise_and_((std::int64_t{1} << (channels - 64)) - 1);  // no bits beyond the channels (nor the ignore flag)
+  ModelDescription model;
+  for (int c = 0; c < channels; ++c) model.channel_names.push_back("channel_" + std::to_string(c));
+  model.encoding = LabelEncoding::sigmoid(channels);
+  model.dataset_json = {{"file_ending", ".nii.gz"}};
+  PredictedCase prediction;
+  prediction.case_id = "wide";
+  prediction.code = code;
+  prediction.channel_names = model.channel_names;
+  prediction.geometry.spacing_zyx_mm = {1.0, 1.0, 1.0};
+  const mlseg::testing::TempDir dir;
+  ExportOptions options;
+  options.format = PredictionFormat::per_channel;
+  const ExportResult result = export_prediction(prediction, dir.path(), model, options);
+  ASSERT_EQ(result.files.size(), static_cast<std::size_t>(channels));
+  const torch::Tensor masks = decode_channels(code);
+  for (int c : {0, 1, 62, 63, 64, 69}) {
+    SCOPED_TRACE(c);
+    EXPECT_TRUE(torch::equal(read_image(result.files[static_cast<std::size_t>(c)]).data.to(torch::kUInt8), masks.slice(0, c, c + 1)));
+  }
 }
 
 TEST(CaseMemoryPlan, ChoosesSlabsForAWholeBodyCtWith117ChannelsAndFitsTwelveGb) {
