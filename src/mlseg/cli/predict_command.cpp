@@ -51,7 +51,7 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
       ->capture_default_str();
   command->add_option("--memory-budget-gb", state->options.memory_budget_gb,
                       "Memory for one case, GB: a case whose whole-volume prediction is estimated above it is predicted in z slabs "
-                      "(same result, less memory, slower; the choice is printed). 0 = auto: 80 % of the available memory")
+                      "(same result, less memory; the choice is printed). 0 = auto: 80 % of the available memory")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   command->add_flag("--continue", state->options.continue_prediction, "Skip cases whose output already exists");

@@ -37,7 +37,7 @@ struct PredictFolderOptions {
   std::string precision = kDefaultPredictPrecision;
   PredictOptions predict;                           ///< --step-size, --tile-batch, --tta / --disable-tta
   /// --memory-budget-gb: a case whose whole-volume prediction is estimated above this many GB is
-  /// predicted in z slabs (memory_plan.h; same result, less memory, slower). 0 = auto: 80 % of the
+  /// predicted in z slabs (memory_plan.h; same result, less memory). 0 = auto: 80 % of the
   /// memory available when the case starts.
   double memory_budget_gb = kDefaultMemoryBudgetGb;
   bool continue_prediction = false;                 ///< --continue
