@@ -46,6 +46,7 @@ void compare_with_nnunet(const std::string& mode) {
     options.predict.use_mirroring = run["mirror"].get<bool>();
     options.save_probabilities = true;
     options.device = "cpu";
+    options.precision = "fp32";  // nnU-Net predicts in float32 on the CPU
     options.show_progress = false;
     const fs::path out = tmp / ("mlseg_" + tag);
     const PredictRun result = predict_folder(peer.folder / "input", out, model, options);

@@ -32,6 +32,7 @@ std::optional<FinalValidation> run_final_validation_share(const std::string& dat
   }
   FinalValidationOptions final_options;
   final_options.device = options.device;
+  final_options.precision = to_string(options.precision);
   final_options.threads = options.threads > 0 ? options.threads : std::max(1, default_thread_count() / context.local_world_size());
   final_options.show_progress = options.show_progress && context.is_main();
   final_options.rank = context.rank();

@@ -23,6 +23,9 @@ struct FinalValidationOptions {
   std::optional<PredictionFormat> format;
   PredictOptions predict;            ///< step 0.5, Gaussian, mirroring (nnU-Net's final validation)
   std::string device = "auto";
+  /// The network's arithmetic (predict's --precision): float32 by default, as nnU-Net validates, so
+  /// that the scores compare with nnU-Net's; `mlseg train --precision bf16` validates in bf16.
+  std::string precision = "fp32";
   int threads = 0;
   std::string metrics = kDefaultMetrics;
   bool show_progress = true;
