@@ -328,7 +328,40 @@ TEST(CaseMemoryPlan, ChoosesSlabsForAWholeBodyCtWith117ChannelsAndFitsTwelveGb) 
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("per-channel"), std::string::npos) << e.what();
   }
+  // Within a budget of 1000 GB the slab path still saves over 100 GB: slabs.
+  const CaseMemoryPlan roomy = plan_case_memory(p, model, {32, 128, 128}, export_options, 1000.0);
+  EXPECT_EQ(roomy.strategy, PredictStrategy::slabs);
+  EXPECT_NE(roomy.describe().find("slabs save"), std::string::npos) << roomy.describe();
+  // ...unless the slab path cannot write what was asked (NIfTI probabilities): the whole volume.
+  export_options.save_probabilities = true;
+  export_options.probabilities_format = ProbabilitiesFormat::nifti;
   EXPECT_EQ(plan_case_memory(p, model, {32, 128, 128}, export_options, 1000.0).strategy, PredictStrategy::whole_volume);
+}
+
+TEST(CaseMemoryPlan, KeepsTheWholeVolumeForASmallCaseAndTakesSlabsForAThinWideCt) {
+  ModelDescription model;
+  model.input_channels = 1;
+  ExportOptions export_options;
+  CaseProperties small;  // a Hippocampus case: both estimates are the process itself
+  small.case_id = "hippocampus";
+  small.original_shape_zyx = {36, 50, 35};
+  small.shape_after_crop = small.original_shape_zyx;
+  small.shape_after_resample = small.original_shape_zyx;
+  model.encoding = LabelEncoding::softmax(2);
+  const CaseMemoryPlan kept = plan_case_memory(small, model, {40, 56, 40}, export_options, 8.0);
+  EXPECT_EQ(kept.strategy, PredictStrategy::whole_volume) << kept.describe();
+  EXPECT_NE(kept.describe().find("fits the budget"), std::string::npos) << kept.describe();
+  // bench/memory's 512 x 512 x 32 CT with 117 channels fits 16 GB whole (about 12 GB), but the
+  // slabs need about 5 GB and were faster there (13 s against 21 s).
+  CaseProperties ct = small;
+  ct.case_id = "ct32";
+  ct.original_shape_zyx = {32, 512, 512};
+  ct.shape_after_crop = ct.original_shape_zyx;
+  ct.shape_after_resample = ct.original_shape_zyx;
+  model.encoding = LabelEncoding::sigmoid(117);
+  const CaseMemoryPlan thin = plan_case_memory(ct, model, {32, 128, 128}, export_options, 16.0);
+  EXPECT_LE(thin.whole_volume_gb, 16.0);
+  EXPECT_EQ(thin.strategy, PredictStrategy::slabs) << thin.describe();
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ std::string CaseMemoryPlan::describe() const {
   out << to_string(strategy) << ", estimated peak " << gb(estimated_peak_gb()) << " (whole volume " << gb(whole_volume_gb)
       << ", z slabs " << gb(slabs_gb) << "; budget " << gb(budget_gb)
       << (budget_is_auto ? ": auto, " + std::to_string(static_cast<int>(kAutoBudgetFraction * 100)) + " % of available memory" : "")
-      << ")";
+      << (reason.empty() ? "" : "; " + reason) << ")";
   if (strategy == PredictStrategy::slabs && slabs_gb > budget_gb) out << " -- over the budget even in slabs";
   return out.str();
 }
@@ -80,8 +80,19 @@ CaseMemoryPlan plan_case_memory(const CaseProperties& p, const ModelDescription&
   const double tile_plane = static_cast<double>(patch_size[patch_size.size() - 2] * patch_size.back());
   const double plane = std::max(static_cast<double>(p.shape_after_resample[1] * p.shape_after_resample[2]), tile_plane);
   plan.slabs_gb = (common + 4.0 * (outputs + 1) * tile_rows * plane + kChunkCopies * static_cast<double>(kSlabChunkBytes)) / kBytesPerGb;
-  plan.strategy = plan.whole_volume_gb <= plan.budget_gb ? PredictStrategy::whole_volume : PredictStrategy::slabs;
-  if (plan.strategy == PredictStrategy::slabs) {
+  const bool slabs_write_it = !(export_options.save_probabilities && export_options.probabilities_format == ProbabilitiesFormat::nifti) &&
+                              !(export_options.format == PredictionFormat::multihot4d && export_bytes / kBytesPerGb > plan.budget_gb);
+  if (plan.whole_volume_gb > plan.budget_gb) {
+    plan.strategy = PredictStrategy::slabs;
+    plan.reason = "the whole volume is over the budget";
+  } else if (slabs_write_it && plan.whole_volume_gb - plan.slabs_gb >= kSlabsPreferredSavingGb) {
+    plan.strategy = PredictStrategy::slabs;
+    plan.reason = "slabs save " + gb(plan.whole_volume_gb - plan.slabs_gb);
+  } else {
+    plan.strategy = PredictStrategy::whole_volume;
+    plan.reason = "the whole volume fits the budget";
+  }
+  if (plan.whole_volume_gb > plan.budget_gb) {
     const std::string why = "the whole-volume path needs ~" + gb(plan.whole_volume_gb) + ", over the memory budget of " + gb(plan.budget_gb);
     if (export_options.save_probabilities && export_options.probabilities_format == ProbabilitiesFormat::nifti) {
       throw Error(why + ", and the slab path writes probabilities only as npy",
