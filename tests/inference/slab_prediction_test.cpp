@@ -12,6 +12,7 @@
 #include "mlseg/inference/memory_plan.h"
 #include "mlseg/inference/predict.h"
 #include "mlseg/inference/slab_prediction.h"
+#include "mlseg/inference/sliding_window_rows.h"
 #include "mlseg/io/image_io.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"

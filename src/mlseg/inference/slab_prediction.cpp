@@ -10,6 +10,7 @@
 
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/error.h"
+#include "mlseg/inference/sliding_window_rows.h"
 #include "mlseg/io/npy.h"
 #include "mlseg/preprocessing/crop.h"
 #include "mlseg/preprocessing/resample_grid.h"
