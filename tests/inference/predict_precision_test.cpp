@@ -8,14 +8,13 @@
 #include "mlseg/io/case_reader.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
-#include "mlseg/io/npy.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/nn/precision.h"
 #include "mlseg/inference/predict_case.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
-#include "mlseg/training/losses.h"
+#include "inference/phantom_model_support.h"
 #include "test_support.h"
 
 namespace {
@@ -44,13 +43,6 @@ TEST(PredictPrecision, AutoIsBf16OnlyWhereTheCpuComputesIt) {
   EXPECT_FALSE(resolve_precision("auto", cpu).reason.empty());
 }
 
-torch::Tensor pad_crop_to(const torch::Tensor& volume, const std::vector<std::int64_t>& patch) {
-  torch::Tensor out = torch::zeros({volume.size(0), patch[0], patch[1], patch[2]}, volume.options());
-  const std::int64_t z = std::min(patch[0], volume.size(1)), y = std::min(patch[1], volume.size(2)), x = std::min(patch[2], volume.size(3));
-  out.slice(1, 0, z).slice(2, 0, y).slice(3, 0, x).copy_(volume.slice(1, 0, z).slice(2, 0, y).slice(3, 0, x));
-  return out;
-}
-
 double dice(const torch::Tensor& a, const torch::Tensor& b) {
   const double overlap = (a & b).sum().item<double>(), total = a.sum().item<double>() + b.sum().item<double>();
   return total > 0 ? 2.0 * overlap / total : 1.0;
@@ -73,41 +65,9 @@ TEST(PredictPrecision, Bf16AndFp32PredictionsOfATrainedPhantomModelAgree) {
   preprocess.threads = 2;
   ASSERT_TRUE(preprocess_dataset(raw, preprocess).ok());
   const fs::path dataset_work = dir / "work" / "Dataset900_Phantom";
-  const Json plans = read_json_file(dataset_work / "plans.json");
-
-  ModelDescription model;
-  model.configuration = "3d_fullres";
-  model.channel_names = plans.at("channel_names").get<std::vector<std::string>>();
-  model.encoding = LabelEncoding::sigmoid(static_cast<int>(model.channel_names.size()));
-  Json sigmoid_plans = plans;
-  model.encoding.write_json(sigmoid_plans, model.channel_names);
-  model.plans = plans_from_json(sigmoid_plans, (dataset_work / "plans.json").string());
-  model.input_channels = 1;
-  model.num_outputs = model.encoding.num_outputs();
-  model.dataset_json = read_json_file(raw / "dataset.json");
-  model.mirror_axes = {0, 1, 2};
-
+  const ModelDescription model = mlseg::testing::sigmoid_phantom_model(dataset_work, raw);
   // Trained on cases 0 and 1 until the masks are found; predicted on all four.
-  torch::manual_seed(0);
-  SegmentationNetwork network = build_network(model, /*deep_supervision=*/false);
-  const auto patch = plans["configurations"]["3d_fullres"]["patch_size"].get<std::vector<std::int64_t>>();
-  const fs::path store = dataset_work / "preprocessed" / "3d_fullres";
-  std::vector<torch::Tensor> images, targets;
-  for (const char* case_id : {"phantom_0000", "phantom_0001"}) {
-    images.push_back(pad_crop_to(read_npy(store / (std::string(case_id) + "_img.npy")), patch).unsqueeze(0));
-    const CodeVolume code{read_npy(store / (std::string(case_id) + "_seg.npy")), static_cast<int>(model.channel_names.size())};
-    targets.push_back(pad_crop_to(decode_channels(code).to(torch::kFloat), patch).unsqueeze(0));
-  }
-  const torch::Tensor image_batch = torch::cat(images), target_batch = torch::cat(targets);
-  torch::optim::SGD optimizer(network->module().parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true));
-  network->module().train();
-  for (int step = 0; step < 60; ++step) {
-    optimizer.zero_grad();
-    const torch::Tensor loss = bce_and_dice_loss(network->forward(image_batch).front(), target_batch, torch::Tensor());
-    loss.backward();
-    optimizer.step();
-  }
-  network->module().eval();
+  const SegmentationNetwork network = mlseg::testing::train_phantom_network(model, dataset_work, {"phantom_0000", "phantom_0001"}, 60);
 
   const Dataset dataset = load_dataset(raw);
   PredictOptions options;

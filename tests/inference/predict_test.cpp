@@ -21,7 +21,7 @@
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
-#include "mlseg/training/losses.h"
+#include "inference/phantom_model_support.h"
 #include "test_support.h"
 
 namespace {
@@ -60,13 +60,6 @@ void expect_same_geometry(const Geometry& a, const Geometry& b) {
   }
 }
 
-torch::Tensor pad_crop_to(const torch::Tensor& volume, const std::vector<std::int64_t>& patch) {
-  torch::Tensor out = torch::zeros({volume.size(0), patch[0], patch[1], patch[2]}, volume.options());
-  const std::int64_t z = std::min(patch[0], volume.size(1)), y = std::min(patch[1], volume.size(2)), x = std::min(patch[2], volume.size(3));
-  out.slice(1, 0, z).slice(2, 0, y).slice(3, 0, x).copy_(volume.slice(1, 0, z).slice(2, 0, y).slice(3, 0, x));
-  return out;
-}
-
 class PredictPhantom : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -86,43 +79,11 @@ class PredictPhantom : public ::testing::Test {
     preprocess.threads = 2;
     ASSERT_TRUE(preprocess_dataset(*raw_, preprocess).ok());
     const fs::path dataset_work = *dir_ / "work" / kDatasetName;
-    const Json plans = read_json_file(dataset_work / "plans.json");
-
-    model_ = new ModelDescription();
-    model_->configuration = "3d_fullres";
-    // The model is trained below with sigmoid targets, whatever analyze recommended.
-    model_->channel_names = plans.at("channel_names").get<std::vector<std::string>>();
-    model_->encoding = LabelEncoding::sigmoid(static_cast<int>(model_->channel_names.size()));
-    Json sigmoid_plans = plans;
-    model_->encoding.write_json(sigmoid_plans, model_->channel_names);
-    model_->plans = plans_from_json(sigmoid_plans, (dataset_work / "plans.json").string());
-    model_->image_channel_names = plans.value("image_channel_names", std::vector<std::string>{});
-    model_->input_channels = 1;
-    model_->num_outputs = model_->encoding.num_outputs();
-    model_->dataset_json = read_json_file(*raw_ / "dataset.json");
-    model_->mirror_axes = {0, 1, 2};
-
-    // A few SGD steps on the preprocessed cases, so that the model is not random.
-    torch::manual_seed(0);
-    SegmentationNetwork network = build_network(*model_, /*deep_supervision=*/false);
-    const auto patch = plans["configurations"]["3d_fullres"]["patch_size"].get<std::vector<std::int64_t>>();
-    const fs::path store = dataset_work / "preprocessed" / "3d_fullres";
-    std::vector<torch::Tensor> images, targets;
-    for (const char* case_id : {"phantom_0000", "phantom_0001"}) {
-      images.push_back(pad_crop_to(read_npy(store / (std::string(case_id) + "_img.npy")), patch).unsqueeze(0));
-      const CodeVolume code{read_npy(store / (std::string(case_id) + "_seg.npy")), static_cast<int>(model_->channel_names.size())};
-      targets.push_back(pad_crop_to(decode_channels(code).to(torch::kFloat), patch).unsqueeze(0));
-    }
-    const torch::Tensor image_batch = torch::cat(images), target_batch = torch::cat(targets);
-    torch::optim::SGD optimizer(network->module().parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true));
-    network->module().train();
-    for (int step = 0; step < 25; ++step) {
-      optimizer.zero_grad();
-      const torch::Tensor loss = bce_and_dice_loss(network->forward(image_batch).front(), target_batch, torch::Tensor());
-      loss.backward();
-      optimizer.step();
-      last_loss_ = loss.item<double>();
-    }
+    // The model is trained with sigmoid targets, whatever analyze recommended: a few SGD steps on
+    // the preprocessed cases, so that it is not random.
+    model_ = new ModelDescription(mlseg::testing::sigmoid_phantom_model(dataset_work, *raw_));
+    const SegmentationNetwork network =
+        mlseg::testing::train_phantom_network(*model_, dataset_work, {"phantom_0000", "phantom_0001"}, 25, &last_loss_);
     model_dir_ = new fs::path(dataset_work / "results" / "3d_fullres");
     save_checkpoint(*model_dir_ / "fold_0" / "checkpoint_final.pt", *network, *model_, Json::object(), nullptr);
   }
