@@ -56,7 +56,8 @@ struct RegisterCommand {
 void add_registered_commands(CLI::App& app, CommandRegistry& registry);
 
 inline constexpr int kOrderSynth = 0, kOrderVerify = 1, kOrderAnalyze = 2, kOrderPlan = 3, kOrderPreprocess = 4,
-                     kOrderTrain = 5, kOrderPredict = 6, kOrderEvaluate = 7, kOrderReport = 8, kOrderDemo = 9;
+                     kOrderTrain = 5, kOrderPredict = 6, kOrderEvaluate = 7, kOrderFindBestConfig = 8, kOrderEnsemble = 9,
+                     kOrderPostprocess = 10, kOrderReport = 11, kOrderDemo = 12;
 
 /// The application both executables build: name, version flag, the registered commands.
 void configure_app(CLI::App& app, CommandRegistry& registry);

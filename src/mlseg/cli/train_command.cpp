@@ -24,7 +24,8 @@ namespace {
 // nnU-Net's final validation after a finished run: whole validation cases, sliding window, every
 // metric. Ranks predict their share; rank 0 scores them all and returns the result.
 std::optional<FinalValidation> run_final_validation_share(const std::string& dataset, const TrainResult& result,
-                                                          const TrainOptions& options, bool skip, const RunContext& context) {
+                                                          const TrainOptions& options, bool skip, bool save_probabilities,
+                                                          const RunContext& context) {
   const bool finished = result.stop_reason.rfind("stopped after", 0) != 0;
   if (!finished || skip || options.fold == "all") return std::nullopt;
   if (context.is_main()) {
@@ -33,6 +34,7 @@ std::optional<FinalValidation> run_final_validation_share(const std::string& dat
   FinalValidationOptions final_options;
   final_options.device = options.device;
   final_options.precision = to_string(options.precision);
+  final_options.save_probabilities = save_probabilities;
   final_options.threads = options.threads > 0 ? options.threads : std::max(1, default_thread_count() / context.local_world_size());
   final_options.show_progress = options.show_progress && context.is_main();
   final_options.rank = context.rank();
@@ -66,6 +68,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     std::uint64_t seed = kDefaultTrainingSeed;
     double lr = 0;
     bool skip_final_validation = false;
+    bool save_probabilities = false;
     CommonFlags common;
     DistributedFlags distributed;
   };
@@ -116,6 +119,8 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
   command->add_flag("--overwrite", o.overwrite, "Start over in a fold folder that already holds a run");
   command->add_flag("--skip-final-validation", state->skip_final_validation,
                     "Do not predict and score the whole validation cases after the last epoch (nnU-Net does)");
+  command->add_flag("--save-probabilities", state->save_probabilities,
+                    "Final validation also writes each case's probabilities (nnU-Net's --npz), for find-best-config's ensembles");
   command->add_option("--work-dir", o.work_dir, "Work folder (default: $MLSEG_WORK, else ./mlseg_work)");
   add_common_flags(*command, state->common, false);
   add_distributed_flags(*command, state->distributed);
@@ -159,7 +164,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
       throw;
     }
     if (!context.is_main()) {
-      run_final_validation_share(state->dataset, result, options, state->skip_final_validation, context);
+      run_final_validation_share(state->dataset, result, options, state->skip_final_validation, state->save_probabilities, context);
       return 0;
     }
     std::cout << "trained " << result.epochs_completed << " epochs (stopped: " << result.stop_reason << ") in "
@@ -181,7 +186,7 @@ void add_train_command(CLI::App& app, CommandRegistry& registry) {
     }
     std::cout << "outputs: " << result.fold_dir.string() << " (checkpoint_final.pt, checkpoint_best.pt, log.jsonl, progress.svg)\n";
     if (const std::optional<FinalValidation> validation =
-            run_final_validation_share(state->dataset, result, options, state->skip_final_validation, context)) {
+            run_final_validation_share(state->dataset, result, options, state->skip_final_validation, state->save_probabilities, context)) {
       if (options.show_progress) std::cout << format_evaluation_report(validation->evaluation);
       std::cout << "final validation: " << (validation->folder / "summary.json").string() << "\n";
     }

@@ -13,6 +13,7 @@
 #include "mlseg/io/case_codes.h"
 #include "mlseg/io/dataset.h"
 #include "mlseg/io/json_file.h"
+#include "mlseg/io/label_folder.h"
 
 namespace mlseg {
 namespace fs = std::filesystem;
@@ -100,43 +101,6 @@ fs::path find_dataset_json(const fs::path& reference_dir, const fs::path& predic
               "pass --dataset-json FILE (the dataset.json that defines the labels and file_ending)");
 }
 
-struct FolderCase {
-  std::string case_id;
-  fs::path path;  // label file or per-case folder
-};
-
-// A folder's cases: label files with the ending, or (channel_masks) one sub-folder per case.
-std::vector<FolderCase> list_folder_cases(const fs::path& folder, const std::string& ending, bool masks, const char* role) {
-  if (!fs::is_directory(folder)) {
-    throw Error(std::string(role) + " folder " + folder.string() + " does not exist",
-                "pass the folder that holds the " + std::string(role) + " label files", {folder.string(), "", ""});
-  }
-  std::vector<FolderCase> cases;
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    const std::string name = entry.path().filename().string();
-    if (masks) {
-      if (entry.is_directory()) cases.push_back({name, entry.path()});
-    } else if (entry.is_regular_file() && ends_with(name, ending) && name.size() > ending.size()) {
-      cases.push_back({name.substr(0, name.size() - ending.size()), entry.path()});
-    }
-  }
-  std::sort(cases.begin(), cases.end(), [](const FolderCase& a, const FolderCase& b) { return a.case_id < b.case_id; });
-  return cases;
-}
-
-CaseFiles case_files(const FolderCase& folder_case, const Dataset& dataset) {
-  CaseFiles files;
-  files.case_id = folder_case.case_id;
-  files.label = folder_case.path;
-  files.has_label = true;
-  if (dataset.labels.format == LabelFormat::channel_masks) {
-    for (const auto& channel : dataset.labels.channels) {
-      files.channel_mask_files.push_back(folder_case.path / (channel.name + dataset.label_file_ending));
-    }
-  }
-  return files;
-}
-
 void check_same_grid(const CaseCodes& ref, const CaseCodes& pred, const std::string& case_id, const fs::path& pred_file,
                      const fs::path& ref_file, const GeometryTolerance& tolerance) {
   const ErrorLocation where{pred_file.string(), case_id, ""};
@@ -194,8 +158,8 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
                 "add e.g. \"file_ending\": \".nii.gz\"", {source, "", ""});
   }
   const bool masks = json.value("label_format", std::string()) == "channel_masks";
-  const std::vector<FolderCase> references =
-      list_folder_cases(reference_dir, dataset.label_file_ending, masks, "reference");
+  const std::vector<LabelFolderCase> references =
+      list_label_folder_cases(reference_dir, dataset.label_file_ending, masks, "reference");
   std::vector<std::string> mask_names;
   if (masks && !json.contains("labels") && !references.empty()) {
     for (const auto& entry : fs::directory_iterator(references.front().path)) {
@@ -227,8 +191,8 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
                   "pass the dataset.json `mlseg predict` wrote into the prediction folder", {prediction_source, "", ""});
     }
   }
-  const std::vector<FolderCase> predictions =
-      list_folder_cases(prediction_dir, prediction_dataset.label_file_ending, prediction_masks, "prediction");
+  const std::vector<LabelFolderCase> predictions =
+      list_label_folder_cases(prediction_dir, prediction_dataset.label_file_ending, prediction_masks, "prediction");
   result.label_format = to_string(spec.format);
   if (references.empty()) {
     throw Error("no reference label files ending in " + dataset.label_file_ending + " in " + reference_dir.string(),
@@ -295,17 +259,17 @@ EvaluationResult evaluate_folders(const fs::path& reference_dir_in, const fs::pa
   Progress progress("evaluate", static_cast<std::int64_t>(references.size()), "cases",
                     ProgressOptions{options.show_progress});
   parallel_for(references.size(), threads, [&](std::size_t i) {
-    const FolderCase& reference = references[i];
+    const LabelFolderCase& reference = references[i];
     CaseEvaluation& evaluation = result.cases[i];
     evaluation.case_id = reference.case_id;
     evaluation.reference_file = reference.path;
     try {
-      const CaseCodes ref = read_case_codes(dataset, case_files(reference, dataset), options.read);
+      const CaseCodes ref = read_case_codes(dataset, label_case_files(reference, dataset), options.read);
       CaseCodes pred;
       const auto found = prediction_of.find(reference.case_id);
       if (found != prediction_of.end()) {
         evaluation.prediction_file = found->second;
-        pred = read_case_codes(prediction_dataset, case_files({reference.case_id, found->second}, prediction_dataset),
+        pred = read_case_codes(prediction_dataset, label_case_files({reference.case_id, found->second}, prediction_dataset),
                                options.read);
         check_same_grid(ref, pred, reference.case_id, found->second, reference.path, options.geometry_tolerance);
       } else {

@@ -131,6 +131,7 @@ FinalValidation run_final_validation(const fs::path& dataset_dir, const fs::path
   if (options.wait_for_ranks) options.wait_for_ranks();  // rank 0's clean-up before anyone writes
   predict.device = options.device;
   predict.precision = options.precision;
+  predict.save_probabilities = options.save_probabilities;
   predict.threads = options.threads;
   predict.predict = options.predict;
   predict.show_progress = options.show_progress && main;

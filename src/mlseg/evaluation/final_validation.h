@@ -26,6 +26,9 @@ struct FinalValidationOptions {
   /// The network's arithmetic (predict's --precision): float32 by default, as nnU-Net validates, so
   /// that the scores compare with nnU-Net's; `mlseg train --precision bf16` validates in bf16.
   std::string precision = "fp32";
+  /// `mlseg train --save-probabilities` (nnU-Net's --npz): CASE_probabilities.npy beside each
+  /// validation prediction, for `mlseg find-best-config`'s ensembles.
+  bool save_probabilities = false;
   int threads = 0;
   std::string metrics = kDefaultMetrics;
   bool show_progress = true;

@@ -18,6 +18,7 @@
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
 #include "mlseg/inference/nnunet_model.h"
+#include "mlseg/inference/prediction_folder.h"
 #include "mlseg/inference/slab_prediction.h"
 #include "mlseg/io/image_io.h"
 
@@ -210,6 +211,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   write_text_file_atomically(output_dir / "dataset.json", prediction_dataset_json(model, export_options).dump(2) + "\n");
+  write_text_file_atomically(output_dir / kPredictionInfoFileName, prediction_info_json(model, export_options).dump(2) + "\n");
   ExportOptions lossless_options;
   lossless_options.format = num_channels <= kMaxBitmaskChannels ? PredictionFormat::bitmask : PredictionFormat::multihot4d;
   lossless_options.file_ending = options.file_ending;
@@ -217,6 +219,8 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     fs::create_directories(options.lossless_copy_dir, ec);
     write_text_file_atomically(options.lossless_copy_dir / "dataset.json",
                                prediction_dataset_json(model, lossless_options).dump(2) + "\n");
+    write_text_file_atomically(options.lossless_copy_dir / kPredictionInfoFileName,
+                               prediction_info_json(model, lossless_options).dump(2) + "\n");
   }
   if (options.world_size > 1) {
     // The split comes before --continue's file checks: it must not depend on what other ranks
