@@ -86,30 +86,37 @@ struct CasePair {
 
 std::string format_value(const MetricValue& value) { return value.format(4); }
 
-}  // namespace
-
-PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& predictions, const Dataset& reference,
-                                                const DeterminePostprocessingOptions& options) {
-  const std::vector<std::string>& names = predictions.model.channel_names;
-  std::vector<std::string> reference_names;
-  for (const auto& channel : reference.labels.channels) reference_names.push_back(channel.name);
-  if (reference_names != names) {
-    throw Error("the predictions' channels differ from the reference dataset's", "decide postprocessing on predictions of this dataset",
-                {predictions.folder.string(), "", ""});
-  }
-  std::map<std::string, const CaseFiles*> reference_of;
-  for (const auto& files : reference.training) reference_of[files.case_id] = &files;
-  const std::vector<PredictionFolderCase> cases = list_prediction_cases(predictions);
-  if (cases.empty()) throw Error("no predicted cases in " + predictions.folder.string(), "run the final validation of every fold first", {predictions.folder.string(), "", ""});
-  for (const auto& c : cases) {
-    if (!reference_of.count(c.case_id)) {
-      throw Error("predicted case has no reference in " + reference.root.string(), "decide on cross-validation predictions of training cases",
-                  {c.path.string(), c.case_id, ""});
+// The prediction folder's cases matched with the reference's labels, read as uint8 masks.
+class CasePairs {
+ public:
+  CasePairs(const PredictionFolderInfo& predictions, const Dataset& reference) : predictions_(predictions), reference_(reference) {
+    const std::vector<std::string>& names = predictions.model.channel_names;
+    std::vector<std::string> reference_names;
+    for (const auto& channel : reference.labels.channels) reference_names.push_back(channel.name);
+    if (reference_names != names) {
+      throw Error("the predictions' channels differ from the reference dataset's", "score predictions of this dataset",
+                  {predictions.folder.string(), "", ""});
+    }
+    for (const auto& files : reference.training) reference_of_[files.case_id] = &files;
+    cases_ = list_prediction_cases(predictions);
+    if (cases_.empty()) {
+      throw Error("no predicted cases in " + predictions.folder.string(), "run the final validation of every fold first",
+                  {predictions.folder.string(), "", ""});
+    }
+    for (const auto& c : cases_) {
+      if (!reference_of_.count(c.case_id)) {
+        throw Error("predicted case has no reference in " + reference.root.string(), "score cross-validation predictions of training cases",
+                    {c.path.string(), c.case_id, ""});
+      }
     }
   }
-  auto load = [&](const PredictionFolderCase& c) {
-    const CaseLabels predicted = read_prediction_case(predictions, c);
-    const CaseLabels truth = read_case_labels(reference, *reference_of.at(c.case_id));
+  std::size_t size() const { return cases_.size(); }
+  std::size_t channels() const { return predictions_.model.channel_names.size(); }
+  const PredictionFolderCase& at(std::size_t i) const { return cases_[i]; }
+  CasePair load(std::size_t i) const {
+    const PredictionFolderCase& c = cases_[i];
+    const CaseLabels predicted = read_prediction_case(predictions_, c);
+    const CaseLabels truth = read_case_labels(reference_, *reference_of_.at(c.case_id));
     if (predicted.code.shape_zyx() != truth.code.shape_zyx()) {
       throw Error("the prediction's grid differs from the reference's", "predict the case on its own grid", {c.path.string(), c.case_id, ""});
     }
@@ -117,41 +124,73 @@ PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& pred
     const torch::Tensor ignored = ignore_mask(truth.code)[0];
     if (ignored.any().item<bool>()) pair.ignored = ignored;
     return pair;
-  };
-  const auto channels = names.size();
-  const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  std::vector<std::optional<Error>> failures(cases.size());
-  auto rethrow = [&] {
-    for (const auto& failure : failures) {
-      if (failure) throw *failure;
-    }
-  };
-
-  // Pass 1: every channel as predicted, and after keeping the foreground's largest component.
-  std::vector<std::vector<ConfusionCounts>> base(channels, std::vector<ConfusionCounts>(cases.size())), foreground = base;
-  {
-    Progress progress("postprocessing 1/2", static_cast<std::int64_t>(cases.size()), "cases", ProgressOptions{options.show_progress});
-    parallel_for(cases.size(), threads, [&](std::size_t i) {
+  }
+  /// Runs `fn(i)` for every case on `threads` threads with a progress line; rethrows the first
+  /// failure (with its case) afterwards.
+  void for_each(const std::string& task, int threads, bool show_progress, const std::function<void(std::size_t)>& fn) const {
+    std::vector<std::optional<Error>> failures(cases_.size());
+    Progress progress(task, static_cast<std::int64_t>(cases_.size()), "cases", ProgressOptions{show_progress});
+    parallel_for(cases_.size(), threads > 0 ? threads : default_thread_count(), [&](std::size_t i) {
       try {
-        const CasePair pair = load(cases[i]);
-        const auto before = count_confusion_masks(pair.prediction, pair.reference, pair.ignored);
-        const torch::Tensor keep = keep_largest_component(pair.prediction.amax(0)).to(torch::kUInt8);
-        const auto after = count_confusion_masks(pair.prediction * keep.unsqueeze(0), pair.reference, pair.ignored);
-        for (std::size_t c = 0; c < channels; ++c) {
-          base[c][i] = before[c];
-          foreground[c][i] = after[c];
-        }
+        fn(i);
       } catch (const Error& error) {
-        failures[i] = error.located({cases[i].path.string(), cases[i].case_id, ""});
+        failures[i] = error.located({cases_[i].path.string(), cases_[i].case_id, ""});
       }
       progress.advance();
     });
     progress.finish();
-    rethrow();
+    for (const auto& failure : failures) {
+      if (failure) throw *failure;
+    }
   }
+
+ private:
+  const PredictionFolderInfo& predictions_;
+  const Dataset& reference_;
+  std::map<std::string, const CaseFiles*> reference_of_;
+  std::vector<PredictionFolderCase> cases_;
+};
+
+}  // namespace
+
+CrossValidationScore score_cross_validation(const PredictionFolderInfo& predictions, const Dataset& reference, int threads,
+                                            bool show_progress) {
+  const CasePairs pairs(predictions, reference);
+  std::vector<std::vector<ConfusionCounts>> counts(pairs.channels(), std::vector<ConfusionCounts>(pairs.size()));
+  pairs.for_each("score " + predictions.folder.filename().string(), threads, show_progress, [&](std::size_t i) {
+    const CasePair pair = pairs.load(i);
+    const auto case_counts = count_confusion_masks(pair.prediction, pair.reference, pair.ignored);
+    for (std::size_t c = 0; c < pairs.channels(); ++c) counts[c][i] = case_counts[c];
+  });
+  CrossValidationScore score;
+  score.cases = static_cast<std::int64_t>(pairs.size());
+  for (const auto& channel : counts) score.dice.push_back(mean_dice(channel));
+  score.foreground = foreground_mean(score.dice).value;
+  return score;
+}
+
+PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& predictions, const Dataset& reference,
+                                                const DeterminePostprocessingOptions& options) {
+  const std::vector<std::string>& names = predictions.model.channel_names;
+  const CasePairs pairs(predictions, reference);
+  const std::size_t channels = pairs.channels();
+  const int threads = options.threads;
+
+  // Pass 1: every channel as predicted, and after keeping the foreground's largest component.
+  std::vector<std::vector<ConfusionCounts>> base(channels, std::vector<ConfusionCounts>(pairs.size())), foreground = base;
+  pairs.for_each("postprocessing 1/2", threads, options.show_progress, [&](std::size_t i) {
+    const CasePair pair = pairs.load(i);
+    const auto before = count_confusion_masks(pair.prediction, pair.reference, pair.ignored);
+    const torch::Tensor keep = keep_largest_component(pair.prediction.amax(0)).to(torch::kUInt8);
+    const auto after = count_confusion_masks(pair.prediction * keep.unsqueeze(0), pair.reference, pair.ignored);
+    for (std::size_t c = 0; c < channels; ++c) {
+      base[c][i] = before[c];
+      foreground[c][i] = after[c];
+    }
+  });
   PostprocessingDecision decision;
   decision.plan.channel_names = names;
-  decision.cases = static_cast<std::int64_t>(cases.size());
+  decision.cases = static_cast<std::int64_t>(pairs.size());
   std::vector<MetricValue> before_means, foreground_means;
   for (std::size_t c = 0; c < channels; ++c) {
     before_means.push_back(mean_dice(base[c]));
@@ -184,27 +223,17 @@ PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& pred
   }
 
   // Pass 2: each channel's components (after step 1 when kept), scored for every alternative.
-  std::vector<std::vector<ChannelComponents>> components(channels, std::vector<ChannelComponents>(cases.size()));
-  {
-    Progress progress("postprocessing 2/2", static_cast<std::int64_t>(cases.size()), "cases", ProgressOptions{options.show_progress});
-    parallel_for(cases.size(), threads, [&](std::size_t i) {
-      try {
-        CasePair pair = load(cases[i]);
-        if (foreground_trial.kept) pair.prediction.mul_(keep_largest_component(pair.prediction.amax(0)).to(torch::kUInt8).unsqueeze(0));
-        for (std::size_t c = 0; c < channels; ++c) {
-          const auto ci = static_cast<std::int64_t>(c);
-          torch::Tensor valid = pair.reference[ci].to(torch::kBool);
-          if (pair.ignored.defined()) valid = valid & pair.ignored.logical_not();
-          components[c][i] = channel_components(pair.prediction[ci], valid, pair.ignored);
-        }
-      } catch (const Error& error) {
-        failures[i] = error.located({cases[i].path.string(), cases[i].case_id, ""});
-      }
-      progress.advance();
-    });
-    progress.finish();
-    rethrow();
-  }
+  std::vector<std::vector<ChannelComponents>> components(channels, std::vector<ChannelComponents>(pairs.size()));
+  pairs.for_each("postprocessing 2/2", threads, options.show_progress, [&](std::size_t i) {
+    CasePair pair = pairs.load(i);
+    if (foreground_trial.kept) pair.prediction.mul_(keep_largest_component(pair.prediction.amax(0)).to(torch::kUInt8).unsqueeze(0));
+    for (std::size_t c = 0; c < channels; ++c) {
+      const auto ci = static_cast<std::int64_t>(c);
+      torch::Tensor valid = pair.reference[ci].to(torch::kBool);
+      if (pair.ignored.defined()) valid = valid & pair.ignored.logical_not();
+      components[c][i] = channel_components(pair.prediction[ci], valid, pair.ignored);
+    }
+  });
   auto score = [&](std::size_t c, const KeepRule& keep) {
     std::vector<ConfusionCounts> per_case;
     for (const auto& channel : components[c]) per_case.push_back(counts_kept(channel, keep));

@@ -58,6 +58,18 @@ struct PostprocessingDecision {
   std::int64_t cases = 0;
 };
 
+/// Mean Dice per channel (the rule above) and the foreground mean of a prediction folder.
+struct CrossValidationScore {
+  std::vector<MetricValue> dice;  ///< per channel
+  MetricValue foreground;         ///< mean over the channels with a value
+  std::int64_t cases = 0;
+};
+
+/// Scores every case of `predictions` (cross-validation predictions of training cases) against
+/// `reference`'s labels. Throws as determine_postprocessing.
+CrossValidationScore score_cross_validation(const PredictionFolderInfo& predictions, const Dataset& reference, int threads = 0,
+                                            bool show_progress = true);
+
 /// Decides on the predictions of `predictions` (cross-validation predictions of training cases)
 /// against `reference`'s labels, matched by case id. Throws mlseg::Error for a case without a
 /// reference, channels that differ from the reference's, or another grid.
