@@ -9,6 +9,7 @@
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/postprocessing/find_best_configuration.h"
+#include "mlseg/report/html_report.h"
 #include "test_support.h"
 #include "training/training_test_support.h"
 
@@ -64,6 +65,14 @@ TEST(FindBestConfig, PicksTheBetterConfigurationOrEnsembleAndItsCommandsRun) {
   EXPECT_EQ(info["best"]["name"], selection.candidates[selection.best].name);
   EXPECT_EQ(info["candidates"].size(), 3u);
   EXPECT_TRUE(fs::is_regular_file(selection.output_dir / kPostprocessingFileName));
+  // The report's model selection section shows the table, the choice and the postprocessing.
+  const std::string html = build_report(data.dataset_work);
+  EXPECT_NE(html.find("id=\"model-selection\""), std::string::npos);
+  EXPECT_NE(html.find(selection.candidates[selection.best].name + " (best)"), std::string::npos);
+  EXPECT_NE(html.find("ensemble 2d + 3d_fullres"), std::string::npos);
+  EXPECT_NE(html.find("keep the largest foreground component"), std::string::npos);
+  EXPECT_EQ(html.find("nan"), std::string::npos);
+
   std::ifstream text(selection.output_dir / kInferenceInstructionsFile);
   std::string line, last_output;
   int commands = 0;

@@ -126,6 +126,7 @@ TEST(Report, MissingInputsSayWhichCommandWritesThem) {
   EXPECT_TRUE(contains(html, "mlseg plan"));
   EXPECT_TRUE(contains(html, "No training results"));
   EXPECT_TRUE(contains(html, "No evaluation summary"));
+  EXPECT_TRUE(contains(html, "mlseg find-best-config RAW_DATASET --work-dir"));
   EXPECT_EQ(testing::self_contained_page_problems(html), "");
 }
 

@@ -10,7 +10,7 @@
 //     tried as an alternative to step 2, the better of the two kept if it raises the channel's Dice.
 // Dice is computed per case and channel (ignored reference voxels left out) and averaged over the
 // cases where it is defined: a case whose prediction and reference are both empty for a channel
-// is left out of that channel's mean (nnU-Net's nanmean), an empty reference with a non-empty
+// is left out of that channel's mean (as nnU-Net does), an empty reference with a non-empty
 // prediction scores 0. Everything is counted in memory: component overlaps are counted once per
 // case and channel, and every candidate size is scored from them.
 #include <cstdint>
@@ -30,7 +30,7 @@ inline const std::vector<std::int64_t> kRemoveSmallCandidates{10, 30, 100, 300, 
 /// How the means treat undefined Dice values; printed with every decision.
 inline constexpr const char* kPostprocessingDiceRule =
     "Dice per case and channel, averaged over the cases where it is defined: prediction and reference both empty = left out "
-    "(nnU-Net's nanmean); reference empty, prediction not = 0";
+    "(as nnU-Net does); reference empty, prediction not = 0";
 
 struct DeterminePostprocessingOptions {
   bool allow_remove_small = true;  ///< step 3; --nnunet-defaults: false

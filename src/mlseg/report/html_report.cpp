@@ -101,6 +101,7 @@ std::string build_report(const fs::path& run_dir, const ReportOptions& options) 
   add_final_validation_section(inputs, doc);
   add_evaluation_summary_section(inputs, doc);
   add_validation_images_section(inputs, doc);
+  add_model_selection_section(inputs, doc);
 
   std::string subtitle = "Work folder " + layout.dataset_work_dir.string();
   if (!layout.configuration.empty()) subtitle += "; configuration " + layout.configuration;

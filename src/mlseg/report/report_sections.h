@@ -48,5 +48,6 @@ void add_training_section(const ReportInputs& inputs, HtmlDocument& doc);
 void add_final_validation_section(const ReportInputs& inputs, HtmlDocument& doc);
 void add_evaluation_summary_section(const ReportInputs& inputs, HtmlDocument& doc);
 void add_validation_images_section(const ReportInputs& inputs, HtmlDocument& doc);
+void add_model_selection_section(const ReportInputs& inputs, HtmlDocument& doc);
 
 }  // namespace mlseg::report_detail
