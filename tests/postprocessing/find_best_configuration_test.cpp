@@ -1,6 +1,8 @@
 // find-best-config (issue #24): two trained configurations of a tiny phantom (3d_fullres trained
 // longer, 2d barely), their final validations with probabilities, the pair ensemble; the choice is
 // the highest cross-validation foreground Dice, and the written commands run as they are.
+#include "mlseg/postprocessing/find_best_configuration.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,7 +10,6 @@
 
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/io/json_file.h"
-#include "mlseg/postprocessing/find_best_configuration.h"
 #include "mlseg/report/html_report.h"
 #include "test_support.h"
 #include "training/training_test_support.h"

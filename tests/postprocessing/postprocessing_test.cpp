@@ -1,6 +1,8 @@
 // Postprocessing (issue #24): the steps on hand-made channels (nested structures keep their own
 // components), the plan file, the decision on cross-validation predictions (and that applying it
 // to the folder scores what the decision said), and `mlseg ensemble`'s mean of probabilities.
+#include "mlseg/postprocessing/postprocessing.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -15,7 +17,6 @@
 #include "mlseg/io/npy.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/postprocessing/determine_postprocessing.h"
-#include "mlseg/postprocessing/postprocessing.h"
 #include "mlseg/synth/phantom.h"
 #include "test_support.h"
 
@@ -153,8 +154,7 @@ TEST_F(PostprocessingPhantom, TheDecisionRemovesSpuriousComponentsAndTheFolderSc
     const torch::Tensor body = masks[0].to(torch::kBool).clone();
     masks[0][0][0].slice(0, 0, 2).fill_(1);
     masks[0][15][31].slice(0, 29, 32).fill_(1);
-    const torch::Tensor near_organ =
-        torch::max_pool3d(masks.slice(0, 1, 2).to(torch::kFloat), {7, 7, 7}, {1, 1, 1}, {3, 3, 3}).gt(0)[0];
+    const torch::Tensor near_organ = torch::max_pool3d(masks.slice(0, 1, 2).to(torch::kFloat), {7, 7, 7}, {1, 1, 1}, {3, 3, 3}).gt(0)[0];
     const torch::Tensor free = (body & near_organ.logical_not()).nonzero();
     ASSERT_GT(free.size(0), 0) << "body voxels away from the organ";
     const std::int64_t z = free[0][0].item<std::int64_t>(), y = free[0][1].item<std::int64_t>(), x = free[0][2].item<std::int64_t>();

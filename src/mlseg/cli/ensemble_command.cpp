@@ -20,14 +20,13 @@ void add_ensemble_command(CLI::App& app, CommandRegistry& registry) {
     CommonFlags common;
   };
   auto state = std::make_shared<State>();
-  CLI::App* command = app.add_subcommand(
-      "ensemble",
-      "Average the probabilities of several prediction folders (each predicted with --save-probabilities) and export "
-      "(nnUNetv2_ensemble): softmax models by argmax, sigmoid / powerset models per channel at 0.5");
+  CLI::App* command =
+      app.add_subcommand("ensemble",
+                         "Average the probabilities of several prediction folders (each predicted with --save-probabilities) and export "
+                         "(nnUNetv2_ensemble): softmax models by argmax, sigmoid / powerset models per channel at 0.5");
   command->add_option("-i,--input", state->inputs, "Two or more prediction folders")->required()->expected(2, -1);
   command->add_option("-o,--output", state->output, "Output folder")->required();
-  command->add_option("--format", state->format,
-                      "bitmask | multihot4d | per-channel | labelmap (default: the first input folder's)");
+  command->add_option("--format", state->format, "bitmask | multihot4d | per-channel | labelmap (default: the first input folder's)");
   command->add_flag("--save-probabilities", state->options.save_probabilities, "Write the averaged probabilities too (npy)");
   add_common_flags(*command, state->common, true);
 

@@ -20,15 +20,16 @@ void add_find_best_config_command(CLI::App& app, CommandRegistry& registry) {
     CommonFlags common;
   };
   auto state = std::make_shared<State>();
-  CLI::App* command = app.add_subcommand(
-      "find-best-config",
-      "Score every trained configuration and every pair ensemble on the cross-validation predictions, pick the best by "
-      "mean foreground Dice, decide connected-component postprocessing, and write the predict commands "
-      "(WORK/<dataset>/model_selection/)");
+  CLI::App* command =
+      app.add_subcommand("find-best-config",
+                         "Score every trained configuration and every pair ensemble on the cross-validation predictions, pick the best by "
+                         "mean foreground Dice, decide connected-component postprocessing, and write the predict commands "
+                         "(WORK/<dataset>/model_selection/)");
   command->add_option("dataset", state->dataset, "Raw dataset folder (the one the configurations were trained on)")->required();
   command->add_option("-c,--configurations", state->options.configurations,
                       "Configurations to compare (default: every one under WORK/<dataset>/results with final validations)");
-  command->add_option("-f,--folds", state->options.folds, "Folds whose validation cases are scored (default: those every configuration has)");
+  command->add_option("-f,--folds", state->options.folds,
+                      "Folds whose validation cases are scored (default: those every configuration has)");
   command->add_flag("--no-ensembles", state->no_ensembles, "Score single configurations only");
   command->add_flag("--nnunet-defaults", state->options.nnunet_defaults,
                     "nnU-Net's postprocessing choices only (keep the largest component), no small-component removal");

@@ -21,10 +21,10 @@ void add_postprocess_command(CLI::App& app, CommandRegistry& registry) {
     CommonFlags common;
   };
   auto state = std::make_shared<State>();
-  CLI::App* command = app.add_subcommand(
-      "postprocess",
-      "Apply a postprocessing.json (from find-best-config) to a prediction folder: keep the largest component or remove "
-      "small components, per channel (26-connectivity in 3D, 8 in 2D)");
+  CLI::App* command =
+      app.add_subcommand("postprocess",
+                         "Apply a postprocessing.json (from find-best-config) to a prediction folder: keep the largest component or remove "
+                         "small components, per channel (26-connectivity in 3D, 8 in 2D)");
   command->add_option("-i,--input", state->input, "Prediction folder (written by mlseg predict or ensemble)")->required();
   command->add_option("-o,--output", state->output, "Output folder")->required();
   command->add_option("--plan", state->plan, "postprocessing.json (find-best-config writes it)")->required();
@@ -44,12 +44,17 @@ void add_postprocess_command(CLI::App& app, CommandRegistry& registry) {
     if (state->common.json) {
       nlohmann::json removed = nlohmann::json::object();
       for (std::size_t c = 0; c < plan.channel_names.size(); ++c) removed[plan.channel_names[c]] = result.voxels_removed[c];
-      std::cout << nlohmann::json{{"output", state->output}, {"cases", result.cases}, {"plan", plan.describe()}, {"voxels_removed", removed}}.dump(2)
+      std::cout << nlohmann::json{{"output", state->output},
+                                  {"cases", result.cases},
+                                  {"plan", plan.describe()},
+                                  {"voxels_removed", removed}}
+                       .dump(2)
                 << "\n";
     } else if (!state->common.quiet) {
       std::cout << "postprocessed " << result.cases << " cases into " << state->output << " (" << plan.describe() << ")\n";
       for (std::size_t c = 0; c < plan.channel_names.size(); ++c) {
-        if (result.voxels_removed[c] > 0) std::cout << "  " << plan.channel_names[c] << ": " << result.voxels_removed[c] << " voxels removed\n";
+        if (result.voxels_removed[c] > 0)
+          std::cout << "  " << plan.channel_names[c] << ": " << result.voxels_removed[c] << " voxels removed\n";
       }
     }
     return 0;

@@ -4,11 +4,11 @@
 
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "mlseg/core/atomic_file.h"
+#include "mlseg/core/case_loop.h"
 #include "mlseg/core/error.h"
-#include "mlseg/core/parallel.h"
-#include "mlseg/core/progress.h"
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/labels/label_code.h"
 
@@ -29,16 +29,17 @@ EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::p
     infos.push_back(read_prediction_folder(input));
     const PredictionFolderInfo& info = infos.back();
     if (!info.export_options.save_probabilities) {
-      throw Error("the folder has no saved probabilities", "predict it with --save-probabilities (final validation: mlseg train --save-probabilities)",
-                  {input.string(), "", ""});
+      throw Error("the folder has no saved probabilities",
+                  "predict it with --save-probabilities (final validation: mlseg train --save-probabilities)", {input.string(), "", ""});
     }
     if (info.model.channel_names != infos.front().model.channel_names) {
       throw Error("the folder's channels differ from " + inputs.front().string() + "'s", "ensemble predictions of the same dataset",
                   {input.string(), "", ""});
     }
     if (holds_classes(info) != holds_classes(infos.front())) {
-      throw Error("softmax class probabilities cannot be averaged with per-channel (sigmoid / powerset) ones (" + inputs.front().string() + ")",
-                  "ensemble folders of models with the same kind of output", {input.string(), "", ""});
+      throw Error(
+          "softmax class probabilities cannot be averaged with per-channel (sigmoid / powerset) ones (" + inputs.front().string() + ")",
+          "ensemble folders of models with the same kind of output", {input.string(), "", ""});
     }
     if (fs::exists(output) && fs::equivalent(input, output)) {
       throw Error("the output folder is one of the inputs", "write the ensemble to another folder (-o)", {output.string(), "", ""});
@@ -77,51 +78,47 @@ EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::p
   EnsembleResult result;
   result.cases = static_cast<std::int64_t>(case_ids.size());
   std::mutex mutex;
-  std::vector<std::optional<Error>> failures(case_ids.size());
-  Progress progress("ensemble", result.cases, "cases", ProgressOptions{options.show_progress});
-  const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  parallel_for(case_ids.size(), threads, [&](std::size_t i) {
-    const std::string& id = case_ids[i];
-    try {
-      torch::Tensor sum;
-      Geometry geometry;
-      for (std::size_t f = 0; f < infos.size(); ++f) {
-        const PredictionFolderCase& c = cases_of[f].at(id);
-        torch::Tensor probabilities = read_prediction_probabilities(infos[f], c);
-        if (f == 0) {
-          geometry = read_prediction_case(infos[f], c).geometry;
-          sum = probabilities.to(torch::kDouble);
-        } else if (probabilities.sizes() != sum.sizes()) {
-          throw Error("probabilities of shape " + std::to_string(probabilities.size(0)) + " x ... differ from " + inputs.front().string() + "'s",
-                      "ensemble predictions of the same cases on the same grid", {c.probabilities.string(), id, ""});
-        } else {
-          sum.add_(probabilities.to(torch::kDouble));
+  const CaseLoopOptions loop{"ensemble", "cases", options.threads, options.show_progress};
+  for_each_case(
+      case_ids.size(), loop,
+      [&](std::size_t i) {
+        const std::string& id = case_ids[i];
+        torch::Tensor sum;
+        Geometry geometry;
+        for (std::size_t f = 0; f < infos.size(); ++f) {
+          const PredictionFolderCase& c = cases_of[f].at(id);
+          torch::Tensor probabilities = read_prediction_probabilities(infos[f], c);
+          if (f == 0) {
+            geometry = read_prediction_case(infos[f], c).geometry;
+            sum = probabilities.to(torch::kDouble);
+          } else if (probabilities.sizes() != sum.sizes()) {
+            std::ostringstream shapes;
+            shapes << "probabilities of shape " << probabilities.sizes() << " differ from " << inputs.front().string() << "'s "
+                   << sum.sizes();
+            throw Error(shapes.str(), "ensemble predictions of the same cases on the same grid", {c.probabilities.string(), id, ""});
+          } else {
+            sum.add_(probabilities.to(torch::kDouble));
+          }
         }
-      }
-      const torch::Tensor mean = (sum / static_cast<double>(infos.size())).to(torch::kFloat);
-      PredictedCase prediction;
-      prediction.case_id = id;
-      prediction.geometry = geometry;
-      prediction.encoding = model.encoding;
-      prediction.channel_names = model.channel_names;
-      prediction.probabilities = mean;
-      if (holds_classes(first)) {
-        prediction.code = model.encoding.code_from_outputs(mean, /*are_logits=*/false);
-      } else {
-        prediction.code = code_from_masks(mean.gt(0.5));
-      }
-      const ExportResult written = export_prediction(prediction, output, model, export_options);
-      std::lock_guard<std::mutex> lock(mutex);
-      result.files.insert(result.files.end(), written.files.begin(), written.files.end());
-    } catch (const Error& error) {
-      failures[i] = error.located({output.string(), id, ""});
-    }
-    progress.advance();
-  });
-  progress.finish();
-  for (const auto& failure : failures) {
-    if (failure) throw *failure;
-  }
+        const torch::Tensor mean = (sum / static_cast<double>(infos.size())).to(torch::kFloat);
+        PredictedCase prediction;
+        prediction.case_id = id;
+        prediction.geometry = geometry;
+        prediction.encoding = model.encoding;
+        prediction.channel_names = model.channel_names;
+        prediction.probabilities = mean;
+        if (holds_classes(first)) {
+          prediction.code = model.encoding.code_from_outputs(mean, /*are_logits=*/false);
+        } else {
+          prediction.code = code_from_masks(mean.gt(0.5));
+        }
+        const ExportResult written = export_prediction(prediction, output, model, export_options);
+        std::lock_guard<std::mutex> lock(mutex);
+        result.files.insert(result.files.end(), written.files.begin(), written.files.end());
+      },
+      [&](std::size_t i) {
+        return ErrorLocation{output.string(), case_ids[i], ""};
+      });
   return result;
 }
 

@@ -25,7 +25,8 @@ Json prediction_info_json(const ModelDescription& model, const ExportOptions& op
   model.encoding.write_json(json, model.channel_names);
   json["export_format"] = to_string(options.format);
   json["file_ending"] = prediction_file_ending(model, options);
-  json["probabilities"] = options.save_probabilities ? (options.probabilities_format == ProbabilitiesFormat::npy ? "npy" : "nifti") : "none";
+  json["probabilities"] =
+      options.save_probabilities ? (options.probabilities_format == ProbabilitiesFormat::npy ? "npy" : "nifti") : "none";
   json["dataset_json"] = model.dataset_json;
   return json;
 }
@@ -33,10 +34,13 @@ Json prediction_info_json(const ModelDescription& model, const ExportOptions& op
 PredictionFolderInfo read_prediction_folder(const fs::path& folder) {
   const fs::path info_file = folder / kPredictionInfoFileName, dataset_file = folder / "dataset.json";
   if (!fs::is_directory(folder)) {
-    throw Error("prediction folder " + folder.string() + " does not exist", "pass a folder `mlseg predict` wrote", {folder.string(), "", ""});
+    throw Error("prediction folder " + folder.string() + " does not exist", "pass a folder `mlseg predict` wrote",
+                {folder.string(), "", ""});
   }
-  if (!fs::is_regular_file(info_file)) throw Error("no " + std::string(kPredictionInfoFileName) + " in the prediction folder", kPredictAgain, {info_file.string(), "", ""});
-  if (!fs::is_regular_file(dataset_file)) throw Error("no dataset.json in the prediction folder", kPredictAgain, {dataset_file.string(), "", ""});
+  if (!fs::is_regular_file(info_file))
+    throw Error("no " + std::string(kPredictionInfoFileName) + " in the prediction folder", kPredictAgain, {info_file.string(), "", ""});
+  if (!fs::is_regular_file(dataset_file))
+    throw Error("no dataset.json in the prediction folder", kPredictAgain, {dataset_file.string(), "", ""});
   const Json json = read_json_file(info_file);
   const std::string source = info_file.string();
   if (json.value("format", std::string()) != kInfoFormat) {

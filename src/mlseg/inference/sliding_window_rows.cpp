@@ -50,7 +50,9 @@ void sliding_window_rows_pass(const std::vector<TileForward>& forwards, const to
           const torch::Tensor weights = ring_weight.slice(0, at + r + lo - row, at + r + hi - row).mul(s.passes_per_tile);
           torch::Tensor rows = ring.slice(1, at + r + lo - row, at + r + hi - row).div(weights);
           if (s.needs_padding) {
-            rows = rows.slice(2, s.pad_below[1], s.pad_below[1] + s.shape[1]).slice(3, s.pad_below[2], s.pad_below[2] + s.shape[2]).contiguous();
+            rows = rows.slice(2, s.pad_below[1], s.pad_below[1] + s.shape[1])
+                       .slice(3, s.pad_below[2], s.pad_below[2] + s.shape[2])
+                       .contiguous();
           }
           require_finite(rows);
           sink(lo - image_begin, rows);
@@ -71,7 +73,10 @@ void sliding_window_rows_pass(const std::vector<TileForward>& forwards, const to
             .slice(2, p[1], p[1] + tile[1])
             .slice(3, p[2], p[2] + tile[2])
             .addcmul_(summed[b].slice(1, offset, offset + n), s.weight.slice(0, offset, offset + n));
-        ring_weight.slice(0, at, at + n).slice(1, p[1], p[1] + tile[1]).slice(2, p[2], p[2] + tile[2]).add_(s.weight.slice(0, offset, offset + n));
+        ring_weight.slice(0, at, at + n)
+            .slice(1, p[1], p[1] + tile[1])
+            .slice(2, p[2], p[2] + tile[2])
+            .add_(s.weight.slice(0, offset, offset + n));
       }
     }
   });

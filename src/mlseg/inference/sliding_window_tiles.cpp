@@ -80,8 +80,8 @@ void for_each_tile_batch(const std::vector<TileForward>& forwards, const WindowS
     // A pinned buffer is taken anew per batch: the caching host allocator reuses it only after
     // its copy to the GPU has finished.
     if (pin_tiles || !batch_buffer.defined() || batch_buffer.size(0) != static_cast<std::int64_t>(count)) {
-      batch_buffer = torch::empty({static_cast<std::int64_t>(count), channels, tile[0], tile[1], tile[2]},
-                                  s.image.options().pinned_memory(pin_tiles));
+      batch_buffer =
+          torch::empty({static_cast<std::int64_t>(count), channels, tile[0], tile[1], tile[2]}, s.image.options().pinned_memory(pin_tiles));
     }
     for (std::size_t b = 0; b < count; ++b) {
       const auto& p = s.positions[first + b];
@@ -92,8 +92,7 @@ void for_each_tile_batch(const std::vector<TileForward>& forwards, const WindowS
     torch::Tensor summed;
     for (const auto& forward : forwards) {
       auto check = [&](const torch::Tensor& out) {
-        if (out.dim() != 5 || out.size(0) != tiles.size(0) || out.size(2) != tile[0] || out.size(3) != tile[1] ||
-            out.size(4) != tile[2]) {
+        if (out.dim() != 5 || out.size(0) != tiles.size(0) || out.size(2) != tile[0] || out.size(3) != tile[1] || out.size(4) != tile[2]) {
           throw Error("the network returned a tile of another shape than its input",
                       "the patch size must be divisible by the network's total stride per axis (re-run `mlseg plan`)");
         }
@@ -132,8 +131,7 @@ std::string shape_text(c10::IntArrayRef sizes) {
 }
 
 std::vector<TileForward> network_forwards(const std::vector<SegmentationNetwork>& networks, const torch::Tensor& image_czyx,
-                                          const SlidingWindowOptions& options,
-                                          std::vector<std::unique_ptr<InferenceModeGuard>>& guards) {
+                                          const SlidingWindowOptions& options, std::vector<std::unique_ptr<InferenceModeGuard>>& guards) {
   std::vector<TileForward> forwards;
   for (const auto& network : networks) {
     if (!network) throw Error("an empty network was passed", "load the checkpoints first");
@@ -154,9 +152,8 @@ std::vector<TileForward> network_forwards(const std::vector<SegmentationNetwork>
       forwards.push_back(fused ? fused_network_tile_forward(network) : network_tile_forward(network));
     } else if (fused && cpu_bf16_support().any()) {
       // The fused forward computes in bfloat16 when its tiles are (oneDNN's bf16 kernels need AVX-512).
-      forwards.push_back([forward = fused_network_tile_forward(network)](const torch::Tensor& tiles) {
-        return forward(tiles.to(torch::kBFloat16));
-      });
+      forwards.push_back(
+          [forward = fused_network_tile_forward(network)](const torch::Tensor& tiles) { return forward(tiles.to(torch::kBFloat16)); });
     } else {
       forwards.push_back(autocast_tile_forward(network_tile_forward(network), options.device()));
     }

@@ -8,9 +8,8 @@
 #include <optional>
 #include <sstream>
 
+#include "mlseg/core/case_loop.h"
 #include "mlseg/core/error.h"
-#include "mlseg/core/parallel.h"
-#include "mlseg/core/progress.h"
 #include "mlseg/io/case_reader.h"
 #include "mlseg/io/label_folder.h"
 #include "mlseg/labels/label_code.h"
@@ -59,8 +58,7 @@ bool lower(const MetricValue& after, const MetricValue& before) {
   return after.defined() && before.defined() && after.value() < before.value();
 }
 
-ChannelComponents channel_components(const torch::Tensor& prediction, const torch::Tensor& valid_reference,
-                                     const torch::Tensor& ignored) {
+ChannelComponents channel_components(const torch::Tensor& prediction, const torch::Tensor& valid_reference, const torch::Tensor& ignored) {
   const ComponentLabels components = label_components(prediction);
   ChannelComponents channel;
   const auto n = static_cast<std::int64_t>(components.sizes.size());
@@ -68,12 +66,14 @@ ChannelComponents channel_components(const torch::Tensor& prediction, const torc
   channel.reference = valid_reference.sum().item<std::int64_t>();
   const torch::Tensor labels = components.labels.to(torch::kLong);
   const torch::Tensor tp = torch::bincount(labels.masked_select(valid_reference), {}, n + 1);
-  const torch::Tensor ign = ignored.defined() ? torch::bincount(labels.masked_select(ignored), {}, n + 1) : torch::zeros({n + 1}, torch::kLong);
+  const torch::Tensor ign =
+      ignored.defined() ? torch::bincount(labels.masked_select(ignored), {}, n + 1) : torch::zeros({n + 1}, torch::kLong);
   const auto tp_a = tp.accessor<std::int64_t, 1>(), ign_a = ign.accessor<std::int64_t, 1>();
   for (std::int64_t k = 0; k < n; ++k) {
     channel.tp.push_back(tp_a[k + 1]);
     channel.fp.push_back(channel.size[static_cast<std::size_t>(k)] - tp_a[k + 1] - ign_a[k + 1]);
-    if (channel.largest < 0 || channel.size[static_cast<std::size_t>(k)] > channel.size[static_cast<std::size_t>(channel.largest)]) channel.largest = k;
+    if (channel.largest < 0 || channel.size[static_cast<std::size_t>(k)] > channel.size[static_cast<std::size_t>(channel.largest)])
+      channel.largest = k;
   }
   return channel;
 }
@@ -118,7 +118,8 @@ class CasePairs {
     const CaseLabels predicted = read_prediction_case(predictions_, c);
     const CaseLabels truth = read_case_labels(reference_, *reference_of_.at(c.case_id));
     if (predicted.code.shape_zyx() != truth.code.shape_zyx()) {
-      throw Error("the prediction's grid differs from the reference's", "predict the case on its own grid", {c.path.string(), c.case_id, ""});
+      throw Error("the prediction's grid differs from the reference's", "predict the case on its own grid",
+                  {c.path.string(), c.case_id, ""});
     }
     CasePair pair{decode_channels(predicted.code), decode_channels(truth.code), {}};
     const torch::Tensor ignored = ignore_mask(truth.code)[0];
@@ -128,20 +129,9 @@ class CasePairs {
   /// Runs `fn(i)` for every case on `threads` threads with a progress line; rethrows the first
   /// failure (with its case) afterwards.
   void for_each(const std::string& task, int threads, bool show_progress, const std::function<void(std::size_t)>& fn) const {
-    std::vector<std::optional<Error>> failures(cases_.size());
-    Progress progress(task, static_cast<std::int64_t>(cases_.size()), "cases", ProgressOptions{show_progress});
-    parallel_for(cases_.size(), threads > 0 ? threads : default_thread_count(), [&](std::size_t i) {
-      try {
-        fn(i);
-      } catch (const Error& error) {
-        failures[i] = error.located({cases_[i].path.string(), cases_[i].case_id, ""});
-      }
-      progress.advance();
+    for_each_case(cases_.size(), CaseLoopOptions{task, "cases", threads, show_progress}, fn, [this](std::size_t i) {
+      return ErrorLocation{cases_[i].path.string(), cases_[i].case_id, ""};
     });
-    progress.finish();
-    for (const auto& failure : failures) {
-      if (failure) throw *failure;
-    }
   }
 
  private:
@@ -250,7 +240,8 @@ PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& pred
     if (options.allow_remove_small) {
       std::int64_t smallest_reference = -1;
       for (const auto& channel : components[c]) {
-        if (channel.reference > 0 && (smallest_reference < 0 || channel.reference < smallest_reference)) smallest_reference = channel.reference;
+        if (channel.reference > 0 && (smallest_reference < 0 || channel.reference < smallest_reference))
+          smallest_reference = channel.reference;
       }
       std::optional<PostprocessingTrial> best_small;
       for (const std::int64_t size : kRemoveSmallCandidates) {
@@ -272,7 +263,7 @@ PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& pred
       const bool up = higher(tried[t].dice_after, current[c]);
       tried[t].kept = up && static_cast<int>(t) == best;
       const bool tie = best >= 0 && !higher(tried[static_cast<std::size_t>(best)].dice_after, tried[t].dice_after);
-      tried[t].why = !up            ? names[c] + " Dice not up"
+      tried[t].why = !up             ? names[c] + " Dice not up"
                      : tried[t].kept ? names[c] + " Dice up"
                      : tie           ? names[c] + " Dice up as much: the earlier step is kept"
                                      : names[c] + " Dice up, the other step more";

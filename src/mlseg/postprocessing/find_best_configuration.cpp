@@ -128,8 +128,8 @@ std::string instructions_text(const ModelSelection& selection, const fs::path& p
   const bool postprocess = !selection.postprocessing.plan.steps.empty();
   const std::string predicted = postprocess ? "OUTPUT_FOLDER_RAW" : "OUTPUT_FOLDER";
   if (best.members.size() == 1) {
-    out << "mlseg predict -i INPUT_FOLDER -o " << predicted << " -m " << (selection.results_dir / best.members[0]).string() << " -f " << folds
-        << "\n";
+    out << "mlseg predict -i INPUT_FOLDER -o " << predicted << " -m " << (selection.results_dir / best.members[0]).string() << " -f "
+        << folds << "\n";
   } else {
     std::vector<std::string> outputs;
     for (const auto& member : best.members) {
@@ -157,7 +157,8 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
   selection.results_dir = fs::absolute(dataset_work / "results");
   selection.output_dir = dataset_work / kModelSelectionFolder;
   const std::string train_fix = "train the configurations first (mlseg train DATASET -c CONFIG -f FOLD, which runs the final validation)";
-  if (!fs::is_directory(selection.results_dir)) throw Error("no results folder: nothing is trained", train_fix, {selection.results_dir.string(), "", ""});
+  if (!fs::is_directory(selection.results_dir))
+    throw Error("no results folder: nothing is trained", train_fix, {selection.results_dir.string(), "", ""});
 
   // Configurations and their validated folds.
   std::vector<std::pair<std::string, std::vector<std::string>>> configurations;
@@ -172,13 +173,15 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
     const std::vector<std::string> folds = validated_folds(selection.results_dir / name);
     if (folds.empty()) {
       if (!options.configurations.empty()) {
-        throw Error("configuration " + name + " has no fold with a final validation", train_fix, {(selection.results_dir / name).string(), "", ""});
+        throw Error("configuration " + name + " has no fold with a final validation", train_fix,
+                    {(selection.results_dir / name).string(), "", ""});
       }
       continue;
     }
     configurations.emplace_back(name, folds);
   }
-  if (configurations.empty()) throw Error("no configuration has a fold with a final validation", train_fix, {selection.results_dir.string(), "", ""});
+  if (configurations.empty())
+    throw Error("no configuration has a fold with a final validation", train_fix, {selection.results_dir.string(), "", ""});
   selection.folds = options.folds;
   if (selection.folds.empty()) {
     selection.folds = configurations.front().second;
@@ -203,12 +206,15 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
       selection.notes.push_back(name + ": left out, no final validation of fold " + join(missing, ", "));
       continue;
     }
-    ModelCandidate candidate = merge_cross_validation(selection.results_dir / name, name, selection.folds, selection.output_dir / name / "crossval");
-    candidate.score = score_cross_validation(read_prediction_folder(candidate.predictions), dataset, options.threads, options.show_progress);
+    ModelCandidate candidate =
+        merge_cross_validation(selection.results_dir / name, name, selection.folds, selection.output_dir / name / "crossval");
+    candidate.score =
+        score_cross_validation(read_prediction_folder(candidate.predictions), dataset, options.threads, options.show_progress);
     selection.candidates.push_back(std::move(candidate));
   }
   if (selection.candidates.empty()) {
-    throw Error("no configuration has final validations of folds " + join(selection.folds, ", "), train_fix, {selection.results_dir.string(), "", ""});
+    throw Error("no configuration has final validations of folds " + join(selection.folds, ", "), train_fix,
+                {selection.results_dir.string(), "", ""});
   }
   // Every pair of configurations, on the same cases.
   const std::size_t singles = selection.candidates.size();
@@ -235,7 +241,8 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
         selection.notes.push_back(name + ": not scored, " + error.problem());
         continue;
       }
-      ensemble.score = score_cross_validation(read_prediction_folder(ensemble.predictions), dataset, options.threads, options.show_progress);
+      ensemble.score =
+          score_cross_validation(read_prediction_folder(ensemble.predictions), dataset, options.threads, options.show_progress);
       selection.candidates.push_back(std::move(ensemble));
     }
   }
@@ -262,7 +269,8 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
   info["dice_rule"] = kPostprocessingDiceRule;
   info["selected_by"] = "mean foreground Dice over the cross-validation cases";
   Json candidates = Json::object();
-  for (const auto& candidate : selection.candidates) candidates[candidate.name] = score_json(candidate, selection.postprocessing.plan.channel_names);
+  for (const auto& candidate : selection.candidates)
+    candidates[candidate.name] = score_json(candidate, selection.postprocessing.plan.channel_names);
   info["candidates"] = candidates;
   info["best"] = {{"name", selection.candidates[selection.best].name}, {"members", selection.candidates[selection.best].members}};
   info["postprocessing"] = postprocessing_decision_json(selection.postprocessing);

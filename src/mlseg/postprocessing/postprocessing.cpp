@@ -5,9 +5,8 @@
 #include <mutex>
 
 #include "mlseg/core/atomic_file.h"
+#include "mlseg/core/case_loop.h"
 #include "mlseg/core/error.h"
-#include "mlseg/core/parallel.h"
-#include "mlseg/core/progress.h"
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/postprocessing/connected_components.h"
@@ -35,9 +34,12 @@ std::string names_of(const std::vector<std::string>& names) {
 
 std::string to_string(PostprocessingKind kind) {
   switch (kind) {
-    case PostprocessingKind::keep_largest_foreground: return "keep_largest_foreground";
-    case PostprocessingKind::keep_largest: return "keep_largest";
-    case PostprocessingKind::remove_small: return "remove_small";
+    case PostprocessingKind::keep_largest_foreground:
+      return "keep_largest_foreground";
+    case PostprocessingKind::keep_largest:
+      return "keep_largest";
+    case PostprocessingKind::remove_small:
+      return "remove_small";
   }
   return "?";
 }
@@ -81,14 +83,17 @@ PostprocessingPlan postprocessing_plan_from_json(const Json& json, const std::st
       PostprocessingStep step;
       const std::string kind = s.at("kind").get<std::string>();
       const auto parsed = parse_kind(kind);
-      if (!parsed) throw Error("unknown postprocessing step '" + kind + "'", "use keep_largest_foreground, keep_largest or remove_small", {source, "", ""});
+      if (!parsed)
+        throw Error("unknown postprocessing step '" + kind + "'", "use keep_largest_foreground, keep_largest or remove_small",
+                    {source, "", ""});
       step.kind = *parsed;
       if (step.kind != PostprocessingKind::keep_largest_foreground) {
         const std::string channel = s.at("channel").get<std::string>();
         for (std::size_t c = 0; c < plan.channel_names.size(); ++c) {
           if (plan.channel_names[c] == channel) step.channel = static_cast<int>(c);
         }
-        if (step.channel < 0) throw Error("step names channel '" + channel + "', not one of " + names_of(plan.channel_names), fix, {source, "", channel});
+        if (step.channel < 0)
+          throw Error("step names channel '" + channel + "', not one of " + names_of(plan.channel_names), fix, {source, "", channel});
       }
       if (step.kind == PostprocessingKind::remove_small) {
         step.min_voxels = s.at("min_voxels").get<std::int64_t>();
@@ -147,34 +152,29 @@ PostprocessFolderResult postprocess_folder(const fs::path& input, const fs::path
   result.cases = static_cast<std::int64_t>(cases.size());
   result.voxels_removed.assign(plan.channel_names.size(), 0);
   std::mutex mutex;
-  Progress progress("postprocess", result.cases, "cases", ProgressOptions{options.show_progress});
-  const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  std::vector<std::optional<Error>> failures(cases.size());
-  parallel_for(cases.size(), threads, [&](std::size_t i) {
-    try {
-      const CaseLabels labels = read_prediction_case(info, cases[i]);
-      const torch::Tensor before = decode_channels(labels.code);
-      const torch::Tensor after = apply_postprocessing(plan, before);
-      PredictedCase prediction;
-      prediction.case_id = cases[i].case_id;
-      prediction.code = code_from_masks(after);
-      prediction.geometry = labels.geometry;
-      prediction.encoding = info.model.encoding;
-      prediction.channel_names = info.model.channel_names;
-      const ExportResult written = export_prediction(prediction, output, info.model, export_options);
-      const torch::Tensor removed = (before.ne(0) & after.eq(0)).flatten(1).sum(1);
-      std::lock_guard<std::mutex> lock(mutex);
-      for (std::size_t c = 0; c < result.voxels_removed.size(); ++c) result.voxels_removed[c] += removed[static_cast<std::int64_t>(c)].item<std::int64_t>();
-      result.files.insert(result.files.end(), written.files.begin(), written.files.end());
-    } catch (const Error& error) {
-      failures[i] = error.located({cases[i].path.string(), cases[i].case_id, ""});
-    }
-    progress.advance();
-  });
-  progress.finish();
-  for (const auto& failure : failures) {
-    if (failure) throw *failure;
-  }
+  const CaseLoopOptions loop{"postprocess", "cases", options.threads, options.show_progress};
+  for_each_case(
+      cases.size(), loop,
+      [&](std::size_t i) {
+        const CaseLabels labels = read_prediction_case(info, cases[i]);
+        const torch::Tensor before = decode_channels(labels.code);
+        const torch::Tensor after = apply_postprocessing(plan, before);
+        PredictedCase prediction;
+        prediction.case_id = cases[i].case_id;
+        prediction.code = code_from_masks(after);
+        prediction.geometry = labels.geometry;
+        prediction.encoding = info.model.encoding;
+        prediction.channel_names = info.model.channel_names;
+        const ExportResult written = export_prediction(prediction, output, info.model, export_options);
+        const torch::Tensor removed = (before.ne(0) & after.eq(0)).flatten(1).sum(1);
+        std::lock_guard<std::mutex> lock(mutex);
+        for (std::size_t c = 0; c < result.voxels_removed.size(); ++c)
+          result.voxels_removed[c] += removed[static_cast<std::int64_t>(c)].item<std::int64_t>();
+        result.files.insert(result.files.end(), written.files.begin(), written.files.end());
+      },
+      [&](std::size_t i) {
+        return ErrorLocation{cases[i].path.string(), cases[i].case_id, ""};
+      });
   return result;
 }
 

@@ -45,9 +45,11 @@ void add_model_selection_section(const ReportInputs& inputs, HtmlDocument& doc) 
       std::vector<HtmlCell> row = {text_cell(name == chosen ? name + " (best)" : name, name == chosen ? "ok" : ""),
                                    value_cell(find_key(candidate, "cases"))};
       const Json* reason = find_key(candidate, "foreground_dice_reason");
-      row.push_back(value_cell(find_key(candidate, "foreground_dice"), reason != nullptr && reason->is_string() ? reason->get<std::string>() : ""));
+      row.push_back(
+          value_cell(find_key(candidate, "foreground_dice"), reason != nullptr && reason->is_string() ? reason->get<std::string>() : ""));
       const Json* dice = find_key(candidate, "dice");
-      for (const auto& channel : channels) row.push_back(value_cell(dice != nullptr ? find_key(*dice, channel) : nullptr, "no defined case"));
+      for (const auto& channel : channels)
+        row.push_back(value_cell(dice != nullptr ? find_key(*dice, channel) : nullptr, "no defined case"));
       rows.push_back(row);
     }
     doc.subheading("Configurations and ensembles (cross-validation Dice)");
@@ -67,12 +69,14 @@ void add_model_selection_section(const ReportInputs& inputs, HtmlDocument& doc) 
         const Json* why = find_key(trial, "why");
         const bool is_kept = kept != nullptr && kept->is_boolean() && kept->get<bool>();
         rows.push_back({text_cell(step != nullptr && step->is_string() ? step->get<std::string>() : "?"),
-                        value_cell(find_key(trial, "dice_before"), "no defined case"), value_cell(find_key(trial, "dice_after"), "no defined case"),
+                        value_cell(find_key(trial, "dice_before"), "no defined case"),
+                        value_cell(find_key(trial, "dice_after"), "no defined case"),
                         text_cell(is_kept ? "kept" : "dropped", is_kept ? "ok" : ""),
                         text_cell(why != nullptr && why->is_string() ? why->get<std::string>() : "")});
       }
     }
-    doc.subheading("Postprocessing of " + (chosen.empty() ? std::string("the best candidate") : chosen) + " (each step kept only if it raises the Dice)");
+    doc.subheading("Postprocessing of " + (chosen.empty() ? std::string("the best candidate") : chosen) +
+                   " (each step kept only if it raises the Dice)");
     doc.table({"step", "Dice before", "Dice after", "decision", "why"}, rows);
   }
   if (const Json* instructions = find_key(*info, "instructions"); instructions != nullptr && instructions->is_string()) {
