@@ -28,6 +28,7 @@
 #include "mlseg/planning/plans_file.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/training/loss_deep_supervision.h"
+#include "mlseg/training/run_setup.h"
 #include "mlseg/training/train_log.h"
 
 namespace mlseg {
@@ -37,97 +38,13 @@ using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-constexpr int kDefaultNumFolds = 5;  // nnU-Net's 5-fold cross-validation
-constexpr const char* kLogFile = "log.jsonl";
+constexpr const char* kLogFile = kTrainLogFile;
 constexpr const char* kProgressPlot = "progress.svg";
 constexpr const char* kLatest = "checkpoint_latest.pt";
 constexpr const char* kBest = "checkpoint_best.pt";
 constexpr const char* kFinal = "checkpoint_final.pt";
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-struct FoldCases {
-  std::string name;  // "fold 0" / "fold all"
-  std::vector<std::size_t> train, val;
-};
-
-std::vector<std::size_t> store_indices(const PreprocessedStore& store, const std::vector<std::string>& ids,
-                                       const fs::path& splits_path) {
-  std::vector<std::size_t> out;
-  for (const std::string& id : ids) {
-    try {
-      out.push_back(store.case_index(id));
-    } catch (const Error&) {
-      throw Error("splits name case '" + id + "', which the preprocessed store does not have",
-                  "rerun `mlseg analyze` to rewrite the splits, or `mlseg preprocess` if cases were added",
-                  {splits_path.string(), id, ""});
-    }
-  }
-  return out;
-}
-
-FoldCases fold_cases(const PreprocessedStore& store, const fs::path& dataset_work, const TrainOptions& options) {
-  FoldCases fold;
-  fold.name = "fold " + options.fold;
-  if (options.fold == "all") {
-    for (std::size_t i = 0; i < store.num_cases(); ++i) fold.train.push_back(i);
-    fold.val = fold.train;  // nnU-Net: fold "all" validates on its training cases
-    return fold;
-  }
-  int k = -1;
-  try {
-    std::size_t used = 0;
-    k = std::stoi(options.fold, &used);
-    if (used != options.fold.size()) k = -1;
-  } catch (const std::exception&) {
-    k = -1;
-  }
-  if (k < 0) throw Error("-f " + options.fold + " is not a fold", "pass a fold number (0-4) or all");
-  const fs::path splits_path = dataset_work / "splits_final.json";
-  std::vector<Fold> folds;
-  if (fs::exists(splits_path)) {
-    folds = folds_from_json(read_json_file(splits_path), splits_path.string());
-  } else {
-    const int n = static_cast<int>(std::min<std::size_t>(kDefaultNumFolds, store.num_cases()));
-    if (n < 2) throw Error("only " + std::to_string(store.num_cases()) + " case: no cross-validation fold possible", "train with -f all");
-    std::vector<std::vector<int>> labels;
-    for (std::size_t i = 0; i < store.num_cases(); ++i) {
-      std::vector<int> present;
-      const auto& voxels = store.stored_case(i).properties().channel_voxels;
-      for (int c = 0; c < store.num_channels() && c < static_cast<int>(voxels.size()); ++c) {
-        if (voxels[static_cast<std::size_t>(c)] > 0) present.push_back(c);
-      }
-      labels.push_back(present);
-    }
-    folds = stratified_folds(store.case_ids(), labels, n, kNnUNetSplitSeed);
-    write_json_file(splits_path, folds_to_json(folds));
-    std::cout << "no splits_final.json: wrote " << n << " stratified folds to " << splits_path.string() << "\n";
-  }
-  if (k >= static_cast<int>(folds.size())) {
-    throw Error("fold " + options.fold + " does not exist: splits_final.json has " + std::to_string(folds.size()) + " folds",
-                "pass -f 0.." + std::to_string(folds.size() - 1) + " or -f all", {splits_path.string(), "", ""});
-  }
-  fold.train = store_indices(store, folds[static_cast<std::size_t>(k)].train, splits_path);
-  fold.val = store_indices(store, folds[static_cast<std::size_t>(k)].val, splits_path);
-  if (fold.train.empty()) throw Error("fold " + options.fold + " has no training case", "check splits_final.json", {splits_path.string(), "", ""});
-  return fold;
-}
-
-ModelDescription describe_model(const PlansFile& plans, const std::string& configuration, const PreprocessedStore& store,
-                                const Dataset& dataset, int dimension) {
-  ModelDescription model;
-  model.plans = plans;
-  model.configuration = configuration;
-  model.input_channels = store.info().num_image_channels;
-  model.channel_names = store.info().channel_names;
-  if (model.channel_names.empty()) throw Error("the preprocessed store lists no label channels", "rerun `mlseg preprocess`");
-  model.encoding = plans.encoding;
-  model.num_outputs = model.encoding.num_outputs();
-  model.image_channel_names = store.info().image_channels;
-  model.dataset_json = dataset.json;
-  model.mirror_axes = dimension == 2 ? std::vector<int>{1, 2} : std::vector<int>{0, 1, 2};
-  return model;
-}
 
 /// What a checkpoint records about the run, so --resume continues exactly.
 struct RunState {
@@ -187,107 +104,6 @@ std::string shape_text(const PatchShapeZyx& shape, int dimension) {
   return out.str();
 }
 
-
-// Runs `mlseg preprocess` for the configuration when its store is missing or was written for
-// another label encoding (labels resample differently per encoding).
-void ensure_preprocessed(const fs::path& dataset_dir, const fs::path& store_dir, const std::string& plans_encoding,
-                         const TrainOptions& options) {
-  std::string reason = "no preprocessed store for " + options.configuration;
-  if (fs::exists(store_dir / kStoreFile)) {
-    const std::string stored = read_json_file(store_dir / kStoreFile).value("label_encoding", std::string("sigmoid"));
-    if (stored == plans_encoding) return;
-    reason = "the preprocessed store was written for the " + stored + " encoding, plans.json now says " + plans_encoding;
-  }
-  if (options.show_progress) std::cout << reason << ": running mlseg preprocess\n";
-  PreprocessOptions preprocess;
-  preprocess.work_dir = options.work_dir;
-  preprocess.configurations = {options.configuration};
-  preprocess.threads = options.threads;
-  preprocess.show_progress = options.show_progress;
-  const PreprocessRun run = preprocess_dataset(dataset_dir, preprocess);
-  if (!run.ok()) {
-    std::cout << format_preprocess_report(run);
-    throw Error("preprocessing failed for some cases", "fix the cases listed above (see `mlseg verify`) and rerun");
-  }
-}
-
-/// What a run sets up once from the dataset, plans.json and the store.
-struct RunSetup {
-  Dataset dataset;
-  fs::path dataset_work, fold_dir, log_path;
-  PlansFile plans;
-  std::unique_ptr<PreprocessedStore> store;
-  FoldCases fold;
-  ModelDescription model;
-  /// Built from plans.json's network_class_name (prepare_run); initialised by start_or_resume.
-  SegmentationNetwork network;
-  PatchShapeZyx patch{};
-  int dimension = 3;
-  std::int64_t batch_size = 2;
-  Remedies remedies;
-  LossOptions loss_options;
-  std::vector<std::array<double, 3>> scales;  // deep-supervision target scales
-  torch::Device device = torch::kCPU;
-  int threads = 1;
-  RankShare share;  ///< this rank's samples of each global batch
-};
-
-RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options, const RunContext& context) {
-  if (options.epochs < 1 || options.iterations_per_epoch < 1) {
-    throw Error("--epochs and --iters-per-epoch must be at least 1", "pass positive numbers");
-  }
-  if (options.loader_workers < 0) {
-    throw Error("--loader-workers is " + std::to_string(options.loader_workers), "pass auto (cores - 1) or a number >= 1");
-  }
-  if (options.configuration == "3d_cascade_fullres") {
-    throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
-  }
-  RunSetup run;
-  // Before any work: a wrong --device fails at once. Ranks on one machine take one GPU each.
-  run.device = resolve_device_for_rank(options.device, context.local_rank());
-  run.dataset = load_dataset(dataset_dir);
-  run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
-  const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
-  const fs::path plans_path = run.dataset_work / "plans.json";
-  const std::string planned_encoding =
-      fs::exists(plans_path) ? read_json_file(plans_path).value("label_encoding", std::string("sigmoid")) : std::string("sigmoid");
-  // Rank 0 alone preprocesses and writes splits_final.json; the others then read both.
-  context.main_first("preprocessing and the splits", [&] {
-    ensure_preprocessed(dataset_dir, store_dir, planned_encoding, options);
-    if (context.distributed()) fold_cases(PreprocessedStore(store_dir), run.dataset_work, options);
-  });
-  run.plans = read_plans(plans_path);
-  run.store = std::make_unique<PreprocessedStore>(store_dir);
-  run.fold = fold_cases(*run.store, run.dataset_work, options);
-  run.fold_dir = run.dataset_work / "results" / options.configuration / fold_folder_name(options.fold);
-  run.log_path = run.fold_dir / kLogFile;
-
-  // The network and what it is trained on.
-  const PlannedConfiguration& configuration = run.plans.configuration(options.configuration);
-  if (!run.plans.channel_names.empty() && run.plans.channel_names != run.store->info().channel_names) {
-    throw Error("plans.json and the preprocessed store list different label channels",
-                "rerun `mlseg preprocess --overwrite` after changing the plans", {plans_path.string(), "", ""});
-  }
-  run.dimension = configuration.dimension();
-  run.model = describe_model(run.plans, options.configuration, *run.store, run.dataset, run.dimension);
-  run.network = network_from_plans(run.plans, options.configuration, static_cast<int>(run.model.input_channels),
-                                   static_cast<int>(run.model.num_outputs), /*deep_supervision=*/true);
-  run.patch = configuration.patch_zyx();
-  run.batch_size = configuration.batch_size;
-  const LabelEncoding& encoding = run.model.encoding;
-  run.remedies = resolve_remedies(run.plans.json, encoding, run.model.channel_names, options.remedies, plans_path.string());
-  run.loss_options.kind(encoding.loss_kind()).batch_dice(configuration.batch_dice);
-  if (encoding.kind() == EncodingKind::powerset) run.loss_options.powerset_membership(encoding.membership());
-  run.loss_options.pos_weight(run.remedies.bce_pos_weight).channel_weights(run.remedies.loss_channel_weights);
-  if (context.distributed() && configuration.batch_dice) {
-    run.loss_options.batch_sum_across_ranks([&context](const torch::Tensor& t) { return context.sum_across_ranks_with_grad(t); });
-  }
-  run.share = rank_batch_share(run.batch_size, context.world_size(), context.rank());
-  run.scales = network_deep_supervision_scales(run.network->strides(), run.dimension);
-  // Ranks on one machine share its cores.
-  run.threads = options.threads > 0 ? options.threads : std::max(1, default_thread_count() / context.local_world_size());
-  return run;
-}
 
 /// The trained state: network, optimizer, run progress and the epochs logged so far.
 struct ModelState {
