@@ -30,6 +30,34 @@ TEST(Augment, AllProbabilitiesZeroIsTheExactCentreCrop) {
   EXPECT_EQ(sample.codes.num_channels, 10);
 }
 
+TEST(Augment, MaskedChannelsStayZeroOutsideTheNonzeroMaskLikeNnUNetsMaskImageTransform) {
+  // Two channels, zero outside a "brain" sphere (as the store holds a use_mask_for_norm image);
+  // channel 0 is masked, channel 1 not. Every intensity transform on: contrast, gamma and noise
+  // move the zeros of channel 1, never those of channel 0.
+  const Shape input{32, 32, 32}, patch{24, 24, 24};
+  torch::Tensor image = random_image(2, input, 21) + 2.0;
+  const auto grid = torch::meshgrid({torch::arange(32), torch::arange(32), torch::arange(32)}, "ij");
+  const torch::Tensor brain = ((grid[0] - 16).pow(2) + (grid[1] - 16).pow(2) + (grid[2] - 16).pow(2)).lt(10 * 10);
+  image.mul_(brain.unsqueeze(0));
+  const CodeVolume codes = empty_code_volume(input, 1);
+  AugmentationOptions options;
+  options.intensity().noise_probability(1.0).contrast_probability(1.0).gamma_probability(1.0).brightness_probability(1.0);
+  options.spatial().rotation_probability(1.0);
+  options.masked_channels({0});
+  // The same spatial draws without intensity transforms: where channel 0 is 0 after them.
+  AugmentationOptions spatial_only = options;
+  spatial_only.intensity(AugmentationOptions::none().intensity());
+  std::int64_t outside_checked = 0;
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    const auto sample = augment_sample(image, codes, patch, options, seed);
+    const torch::Tensor outside = augment_sample(image, codes, patch, spatial_only, seed).image[0].eq(0);
+    outside_checked += outside.sum().item<std::int64_t>();
+    EXPECT_EQ(sample.image[0].masked_select(outside).abs().max().item<float>(), 0.0f) << seed;
+    EXPECT_GT(sample.image[1].masked_select(outside).abs().max().item<float>(), 0.0f) << "channel 1 is not masked";
+  }
+  EXPECT_GT(outside_checked, 0);
+}
+
 TEST(Augment, SameSeedSameOutputOtherSeedOtherOutput) {
   const Shape input{40, 40, 40}, patch{24, 24, 24};
   const torch::Tensor image = random_image(1, input, 5);

@@ -36,7 +36,19 @@ AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& cod
   sample.image = std::move(spatial.image);
   sample.codes = std::move(spatial.codes);
 
+  // MaskImageTransform: outside the nonzero mask before the intensity transforms, 0 after them.
+  torch::Tensor outside;
+  for (const std::int64_t c : options.masked_channels()) {
+    if (c < 0 || c >= sample.image.size(0)) continue;
+    const torch::Tensor zero = sample.image[c].eq(0);
+    outside = outside.defined() ? outside.logical_and_(zero) : zero;
+  }
   apply_intensity_transforms(sample.image, options.intensity(), geometry.mode, rng, &sample.record.intensity);
+  if (outside.defined()) {
+    for (const std::int64_t c : options.masked_channels()) {
+      if (c >= 0 && c < sample.image.size(0)) sample.image[c].masked_fill_(outside, 0.0);
+    }
+  }
   return sample;
 }
 

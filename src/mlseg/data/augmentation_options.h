@@ -5,6 +5,9 @@
 // e.g. AugmentationOptions().spatial(SpatialTransformOptions().rotation_probability(1.0)).
 #include <torch/arg.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace mlseg {
 
 /// How labels are resampled by the spatial transform.
@@ -102,6 +105,13 @@ struct AugmentationOptions {
   TORCH_ARG(IntensityTransformOptions, intensity) = {};
   /// Each allowed axis is flipped independently with this probability (image and labels).
   TORCH_ARG(double, mirror_probability_per_axis) = 0.5;
+  /// nnU-Net's MaskImageTransform: image channels normalised inside the nonzero mask (plans.json
+  /// use_mask_for_norm; BraTS-like MRI). Their voxels outside the mask are 0 in the store, as at
+  /// prediction; after the intensity transforms (which move those zeros: contrast, gamma, noise)
+  /// they are set back to 0. Outside = where every listed channel is exactly 0 after the spatial
+  /// transform, which includes its zero padding (nnU-Net marks the same voxels -1 in its stored
+  /// segmentation and pads the segmentation with -1). Empty: no channel is masked.
+  TORCH_ARG(std::vector<std::int64_t>, masked_channels) = {};
 
  public:
   /// Every probability 0: the pipeline only centre-crops (validation-style, and for tests).

@@ -389,6 +389,13 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
                                            .seed(options.seed)
                                            .first_sample(run.share.begin)
                                            .end_sample(run.share.end);
+  // nnU-Net's MaskImageTransform for channels normalised inside the nonzero mask.
+  std::vector<std::int64_t> masked_channels;
+  const auto& normalization = run.plans.configuration(options.configuration).normalization;
+  for (std::size_t c = 0; c < normalization.size(); ++c) {
+    if (normalization[c].use_mask) masked_channels.push_back(static_cast<std::int64_t>(c));
+  }
+  batch_options.augmentation().masked_channels(masked_channels);
   // Labels resample in augmentation as in preprocessing: the encoding says how.
   if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
     batch_options.augmentation().spatial().label_interpolation(LabelInterpolation::classes);
