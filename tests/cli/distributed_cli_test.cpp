@@ -239,7 +239,7 @@ TEST(DistributedPrediction, TwoRanksWriteEveryCaseExactlyOnce) {
   for (const auto& e : fs::directory_iterator(out_one)) one.insert(e.path().filename().string());
   for (const auto& e : fs::directory_iterator(out_two)) two.insert(e.path().filename().string());
   EXPECT_EQ(two, one);
-  EXPECT_EQ(one.size(), 9u);  // 8 cases + dataset.json
+  EXPECT_EQ(one.size(), 10u);  // 8 cases + dataset.json + prediction.json
   for (const std::string& name : one) {
     if (name == "dataset.json") continue;
     EXPECT_EQ(read_text(out_one / name), read_text(out_two / name)) << name;
