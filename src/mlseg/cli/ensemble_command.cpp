@@ -32,10 +32,7 @@ void add_ensemble_command(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [state] {
     EnsembleOptions options = state->options;
-    if (!state->format.empty()) {
-      options.format = parse_prediction_format(state->format);
-      if (!options.format) throw Error("unknown --format '" + state->format + "'", "use bitmask, multihot4d, per-channel or labelmap");
-    }
+    if (!state->format.empty()) options.format = prediction_format_flag(state->format);
     options.threads = state->common.threads;
     options.show_progress = !state->common.quiet && !state->common.json;
     std::vector<std::filesystem::path> inputs(state->inputs.begin(), state->inputs.end());

@@ -34,10 +34,7 @@ void add_postprocess_command(CLI::App& app, CommandRegistry& registry) {
   registry.add(command, [state] {
     const PostprocessingPlan plan = postprocessing_plan_from_json(read_json_file(state->plan), state->plan);
     PostprocessFolderOptions options;
-    if (!state->format.empty()) {
-      options.format = parse_prediction_format(state->format);
-      if (!options.format) throw Error("unknown --format '" + state->format + "'", "use bitmask, multihot4d, per-channel or labelmap");
-    }
+    if (!state->format.empty()) options.format = prediction_format_flag(state->format);
     options.threads = state->common.threads;
     options.show_progress = !state->common.quiet && !state->common.json;
     const PostprocessFolderResult result = postprocess_folder(state->input, state->output, plan, options);

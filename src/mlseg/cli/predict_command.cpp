@@ -63,10 +63,7 @@ void add_predict_command(CLI::App& app, CommandRegistry& registry) {
     PredictFolderOptions options = state->options;
     if (state->tta && state->disable_tta) throw Error("--tta and --disable-tta both given", "choose one");
     options.predict.use_mirroring = !state->disable_tta;
-    if (!state->format.empty()) {
-      options.format = parse_prediction_format(state->format);
-      if (!options.format) throw Error("unknown --format '" + state->format + "'", "use bitmask, multihot4d, per-channel or labelmap");
-    }
+    if (!state->format.empty()) options.format = prediction_format_flag(state->format);
     if (state->probabilities_format == "npy") {
       options.probabilities_format = ProbabilitiesFormat::npy;
     } else if (state->probabilities_format == "nifti") {

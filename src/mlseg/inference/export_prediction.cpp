@@ -89,6 +89,12 @@ std::optional<PredictionFormat> parse_prediction_format(const std::string& text)
   return std::nullopt;
 }
 
+PredictionFormat prediction_format_flag(const std::string& text) {
+  const auto format = parse_prediction_format(text);
+  if (!format) throw Error("unknown --format '" + text + "'", "use bitmask, multihot4d, per-channel or labelmap");
+  return *format;
+}
+
 PredictionFormat default_prediction_format(const LabelEncoding& encoding) {
   if (encoding.default_export() == DefaultExport::label_map) return PredictionFormat::labelmap;
   return encoding.num_channels() <= kMaxBitmaskChannels ? PredictionFormat::bitmask : PredictionFormat::multihot4d;

@@ -26,6 +26,8 @@ enum class PredictionFormat { bitmask, multihot4d, per_channel, labelmap };
 /// "bitmask" | "multihot4d" | "per-channel" | "labelmap".
 std::string to_string(PredictionFormat format);
 std::optional<PredictionFormat> parse_prediction_format(const std::string& text);
+/// The value of a --format flag; throws mlseg::Error naming the formats for anything else.
+PredictionFormat prediction_format_flag(const std::string& text);
 
 /// The most channels the bitmask format holds (one 64-bit integer per voxel).
 inline constexpr int kMaxBitmaskChannels = 64;
