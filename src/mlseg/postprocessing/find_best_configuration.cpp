@@ -147,78 +147,54 @@ std::string instructions_text(const ModelSelection& selection, const fs::path& p
   return out.str();
 }
 
-}  // namespace
+using ConfigurationFolds = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
-ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBestConfigOptions& options) {
-  const Dataset dataset = load_dataset(dataset_dir);
-  ModelSelection selection;
-  selection.dataset_dir = dataset_dir;
-  const fs::path dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), dataset.name);
-  selection.results_dir = fs::absolute(dataset_work / "results");
-  selection.output_dir = dataset_work / kModelSelectionFolder;
-  const std::string train_fix = "train the configurations first (mlseg train DATASET -c CONFIG -f FOLD, which runs the final validation)";
-  if (!fs::is_directory(selection.results_dir))
-    throw Error("no results folder: nothing is trained", train_fix, {selection.results_dir.string(), "", ""});
-
-  // Configurations and their validated folds.
-  std::vector<std::pair<std::string, std::vector<std::string>>> configurations;
-  std::vector<std::string> names = options.configurations;
+// The configurations asked for (all under results/ when none) with their validated folds; a
+// configuration asked for by name must have one.
+ConfigurationFolds trained_configurations(const fs::path& results_dir, const std::vector<std::string>& requested,
+                                          const std::string& train_fix) {
+  ConfigurationFolds configurations;
+  std::vector<std::string> names = requested;
   if (names.empty()) {
-    for (const auto& entry : fs::directory_iterator(selection.results_dir)) {
+    for (const auto& entry : fs::directory_iterator(results_dir)) {
       if (entry.is_directory()) names.push_back(entry.path().filename().string());
     }
     std::sort(names.begin(), names.end());
   }
   for (const std::string& name : names) {
-    const std::vector<std::string> folds = validated_folds(selection.results_dir / name);
+    const std::vector<std::string> folds = validated_folds(results_dir / name);
     if (folds.empty()) {
-      if (!options.configurations.empty()) {
-        throw Error("configuration " + name + " has no fold with a final validation", train_fix,
-                    {(selection.results_dir / name).string(), "", ""});
+      if (!requested.empty()) {
+        throw Error("configuration " + name + " has no fold with a final validation", train_fix, {(results_dir / name).string(), "", ""});
       }
       continue;
     }
     configurations.emplace_back(name, folds);
   }
-  if (configurations.empty())
-    throw Error("no configuration has a fold with a final validation", train_fix, {selection.results_dir.string(), "", ""});
-  selection.folds = options.folds;
-  if (selection.folds.empty()) {
-    selection.folds = configurations.front().second;
-    for (const auto& [name, folds] : configurations) {
-      std::vector<std::string> common;
-      std::set_intersection(selection.folds.begin(), selection.folds.end(), folds.begin(), folds.end(), std::back_inserter(common));
-      selection.folds = common;
-    }
-    if (selection.folds.empty()) {
-      std::string listed;
-      for (const auto& [name, folds] : configurations) listed += (listed.empty() ? "" : "; ") + name + ": " + join(folds, " ");
-      throw Error("the configurations share no validated fold (" + listed + ")", "train the same folds of each, or choose with -c / -f");
-    }
-  }
-  fs::create_directories(selection.output_dir);
+  if (configurations.empty()) throw Error("no configuration has a fold with a final validation", train_fix, {results_dir.string(), "", ""});
+  return configurations;
+}
+
+// The folds every configuration has validated.
+std::vector<std::string> shared_folds(const ConfigurationFolds& configurations) {
+  std::vector<std::string> shared = configurations.front().second;
   for (const auto& [name, folds] : configurations) {
-    std::vector<std::string> missing;
-    for (const auto& fold : selection.folds) {
-      if (std::find(folds.begin(), folds.end(), fold) == folds.end()) missing.push_back(fold);
-    }
-    if (!missing.empty()) {
-      selection.notes.push_back(name + ": left out, no final validation of fold " + join(missing, ", "));
-      continue;
-    }
-    ModelCandidate candidate =
-        merge_cross_validation(selection.results_dir / name, name, selection.folds, selection.output_dir / name / "crossval");
-    candidate.score =
-        score_cross_validation(read_prediction_folder(candidate.predictions), dataset, options.threads, options.show_progress);
-    selection.candidates.push_back(std::move(candidate));
+    std::vector<std::string> common;
+    std::set_intersection(shared.begin(), shared.end(), folds.begin(), folds.end(), std::back_inserter(common));
+    shared = common;
   }
-  if (selection.candidates.empty()) {
-    throw Error("no configuration has final validations of folds " + join(selection.folds, ", "), train_fix,
-                {selection.results_dir.string(), "", ""});
+  if (shared.empty()) {
+    std::string listed;
+    for (const auto& [name, folds] : configurations) listed += (listed.empty() ? "" : "; ") + name + ": " + join(folds, " ");
+    throw Error("the configurations share no validated fold (" + listed + ")", "train the same folds of each, or choose with -c / -f");
   }
-  // Every pair of configurations, on the same cases.
+  return shared;
+}
+
+// Every pair of the selection's single configurations, ensembled and scored on the same cases.
+void add_pair_ensembles(ModelSelection& selection, const Dataset& dataset, const FindBestConfigOptions& options) {
   const std::size_t singles = selection.candidates.size();
-  for (std::size_t a = 0; options.ensembles && a < singles; ++a) {
+  for (std::size_t a = 0; a < singles; ++a) {
     for (std::size_t b = a + 1; b < singles; ++b) {
       const ModelCandidate first = selection.candidates[a], second = selection.candidates[b];
       const std::string name = "ensemble " + first.name + " + " + second.name;
@@ -246,19 +222,10 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
       selection.candidates.push_back(std::move(ensemble));
     }
   }
-  // The best by foreground Dice (the first of equals: single configurations before ensembles).
-  for (std::size_t i = 0; i < selection.candidates.size(); ++i) {
-    const MetricValue& value = selection.candidates[i].score.foreground;
-    const MetricValue& best = selection.candidates[selection.best].score.foreground;
-    if (value.defined() && (!best.defined() || value.value() > best.value())) selection.best = i;
-  }
-  DeterminePostprocessingOptions postprocessing;
-  postprocessing.allow_remove_small = !options.nnunet_defaults;
-  postprocessing.threads = options.threads;
-  postprocessing.show_progress = options.show_progress;
-  selection.postprocessing =
-      determine_postprocessing(read_prediction_folder(selection.candidates[selection.best].predictions), dataset, postprocessing);
+}
 
+// postprocessing.json, inference_instructions.txt and inference_information.json.
+void write_selection_files(ModelSelection& selection, const Dataset& dataset) {
   const fs::path postprocessing_file = fs::absolute(selection.output_dir / kPostprocessingFileName);
   write_text_file_atomically(postprocessing_file, postprocessing_decision_json(selection.postprocessing).dump(2) + "\n");
   selection.instructions = instructions_text(selection, postprocessing_file);
@@ -278,6 +245,58 @@ ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBe
   info["notes"] = selection.notes;
   info["instructions"] = selection.instructions;
   write_text_file_atomically(selection.output_dir / kInferenceInformationFile, info.dump(2) + "\n");
+}
+
+}  // namespace
+
+ModelSelection find_best_configuration(const fs::path& dataset_dir, const FindBestConfigOptions& options) {
+  const Dataset dataset = load_dataset(dataset_dir);
+  ModelSelection selection;
+  selection.dataset_dir = dataset_dir;
+  const fs::path dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), dataset.name);
+  selection.results_dir = fs::absolute(dataset_work / "results");
+  selection.output_dir = dataset_work / kModelSelectionFolder;
+  const std::string train_fix = "train the configurations first (mlseg train DATASET -c CONFIG -f FOLD, which runs the final validation)";
+  if (!fs::is_directory(selection.results_dir))
+    throw Error("no results folder: nothing is trained", train_fix, {selection.results_dir.string(), "", ""});
+
+  const ConfigurationFolds configurations = trained_configurations(selection.results_dir, options.configurations, train_fix);
+  selection.folds = options.folds.empty() ? shared_folds(configurations) : options.folds;
+  fs::create_directories(selection.output_dir);
+  for (const auto& [name, folds] : configurations) {
+    std::vector<std::string> missing;
+    for (const auto& fold : selection.folds) {
+      if (std::find(folds.begin(), folds.end(), fold) == folds.end()) missing.push_back(fold);
+    }
+    if (!missing.empty()) {
+      selection.notes.push_back(name + ": left out, no final validation of fold " + join(missing, ", "));
+      continue;
+    }
+    ModelCandidate candidate =
+        merge_cross_validation(selection.results_dir / name, name, selection.folds, selection.output_dir / name / "crossval");
+    candidate.score =
+        score_cross_validation(read_prediction_folder(candidate.predictions), dataset, options.threads, options.show_progress);
+    selection.candidates.push_back(std::move(candidate));
+  }
+  if (selection.candidates.empty()) {
+    throw Error("no configuration has final validations of folds " + join(selection.folds, ", "), train_fix,
+                {selection.results_dir.string(), "", ""});
+  }
+  if (options.ensembles) add_pair_ensembles(selection, dataset, options);
+  // The best by foreground Dice (the first of equals: single configurations before ensembles).
+  for (std::size_t i = 0; i < selection.candidates.size(); ++i) {
+    const MetricValue& value = selection.candidates[i].score.foreground;
+    const MetricValue& best = selection.candidates[selection.best].score.foreground;
+    if (value.defined() && (!best.defined() || value.value() > best.value())) selection.best = i;
+  }
+  DeterminePostprocessingOptions postprocessing;
+  postprocessing.allow_remove_small = !options.nnunet_defaults;
+  postprocessing.threads = options.threads;
+  postprocessing.show_progress = options.show_progress;
+  selection.postprocessing =
+      determine_postprocessing(read_prediction_folder(selection.candidates[selection.best].predictions), dataset, postprocessing);
+
+  write_selection_files(selection, dataset);
   return selection;
 }
 
