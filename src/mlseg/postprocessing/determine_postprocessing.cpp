@@ -141,6 +141,60 @@ class CasePairs {
   std::vector<PredictionFolderCase> cases_;
 };
 
+// Channel `channel`'s alternatives scored on its components of every case: keeping the largest
+// component (`keep_largest`), and the best removal of small components among the candidate sizes
+// below the channel's smallest reference volume (`remove_small`).
+std::vector<PostprocessingTrial> channel_trials(int channel, const std::vector<ChannelComponents>& cases, bool keep_largest,
+                                                bool remove_small) {
+  auto score = [&cases](const KeepRule& keep) {
+    std::vector<ConfusionCounts> per_case;
+    for (const auto& components : cases) per_case.push_back(counts_kept(components, keep));
+    return mean_dice(per_case);
+  };
+  std::vector<PostprocessingTrial> tried;
+  if (keep_largest) {
+    PostprocessingTrial largest;
+    largest.step = {PostprocessingKind::keep_largest, channel, 0};
+    largest.dice_after = score([](const ChannelComponents& ch, std::size_t k) { return static_cast<std::int64_t>(k) == ch.largest; });
+    tried.push_back(largest);
+  }
+  if (!remove_small) return tried;
+  std::int64_t smallest_reference = -1;
+  for (const auto& components : cases) {
+    if (components.reference > 0 && (smallest_reference < 0 || components.reference < smallest_reference))
+      smallest_reference = components.reference;
+  }
+  std::optional<PostprocessingTrial> best_small;
+  for (const std::int64_t size : kRemoveSmallCandidates) {
+    if (smallest_reference < 0 || size >= smallest_reference) break;
+    PostprocessingTrial small;
+    small.step = {PostprocessingKind::remove_small, channel, size};
+    small.dice_after = score([size](const ChannelComponents& ch, std::size_t k) { return ch.size[k] >= size; });
+    if (!best_small || higher(small.dice_after, best_small->dice_after)) best_small = small;
+  }
+  if (best_small) tried.push_back(*best_small);
+  return tried;
+}
+
+// The better alternative (the earlier among equals) is kept if it raises the channel's Dice
+// `current`; every trial gets its Dice before and why it was kept or dropped.
+void choose_channel_step(std::vector<PostprocessingTrial>& tried, const MetricValue& current, const std::string& name) {
+  int best = -1;
+  for (std::size_t t = 0; t < tried.size(); ++t) {
+    tried[t].dice_before = current;
+    if (best < 0 || higher(tried[t].dice_after, tried[static_cast<std::size_t>(best)].dice_after)) best = static_cast<int>(t);
+  }
+  for (std::size_t t = 0; t < tried.size(); ++t) {
+    const bool up = higher(tried[t].dice_after, current);
+    tried[t].kept = up && static_cast<int>(t) == best;
+    const bool tie = best >= 0 && !higher(tried[static_cast<std::size_t>(best)].dice_after, tried[t].dice_after);
+    tried[t].why = !up             ? name + " Dice not up"
+                   : tried[t].kept ? name + " Dice up"
+                   : tie           ? name + " Dice up as much: the earlier step is kept"
+                                   : name + " Dice up, the other step more";
+  }
+}
+
 }  // namespace
 
 CrossValidationScore score_cross_validation(const PredictionFolderInfo& predictions, const Dataset& reference, int threads,
@@ -224,50 +278,10 @@ PostprocessingDecision determine_postprocessing(const PredictionFolderInfo& pred
       components[c][i] = channel_components(pair.prediction[ci], valid, pair.ignored);
     }
   });
-  auto score = [&](std::size_t c, const KeepRule& keep) {
-    std::vector<ConfusionCounts> per_case;
-    for (const auto& channel : components[c]) per_case.push_back(counts_kept(channel, keep));
-    return mean_dice(per_case);
-  };
   for (std::size_t c = 0; c < channels; ++c) {
-    std::vector<PostprocessingTrial> tried;
-    if (channels > 1) {
-      PostprocessingTrial largest;
-      largest.step = {PostprocessingKind::keep_largest, static_cast<int>(c), 0};
-      largest.dice_after = score(c, [](const ChannelComponents& ch, std::size_t k) { return static_cast<std::int64_t>(k) == ch.largest; });
-      tried.push_back(largest);
-    }
-    if (options.allow_remove_small) {
-      std::int64_t smallest_reference = -1;
-      for (const auto& channel : components[c]) {
-        if (channel.reference > 0 && (smallest_reference < 0 || channel.reference < smallest_reference))
-          smallest_reference = channel.reference;
-      }
-      std::optional<PostprocessingTrial> best_small;
-      for (const std::int64_t size : kRemoveSmallCandidates) {
-        if (smallest_reference < 0 || size >= smallest_reference) break;
-        PostprocessingTrial small;
-        small.step = {PostprocessingKind::remove_small, static_cast<int>(c), size};
-        small.dice_after = score(c, [size](const ChannelComponents& ch, std::size_t k) { return ch.size[k] >= size; });
-        if (!best_small || higher(small.dice_after, best_small->dice_after)) best_small = small;
-      }
-      if (best_small) tried.push_back(*best_small);
-    }
-    // The better alternative (keep_largest first among equals) is kept if it raises the channel's Dice.
-    int best = -1;
-    for (std::size_t t = 0; t < tried.size(); ++t) {
-      tried[t].dice_before = current[c];
-      if (best < 0 || higher(tried[t].dice_after, tried[static_cast<std::size_t>(best)].dice_after)) best = static_cast<int>(t);
-    }
-    for (std::size_t t = 0; t < tried.size(); ++t) {
-      const bool up = higher(tried[t].dice_after, current[c]);
-      tried[t].kept = up && static_cast<int>(t) == best;
-      const bool tie = best >= 0 && !higher(tried[static_cast<std::size_t>(best)].dice_after, tried[t].dice_after);
-      tried[t].why = !up             ? names[c] + " Dice not up"
-                     : tried[t].kept ? names[c] + " Dice up"
-                     : tie           ? names[c] + " Dice up as much: the earlier step is kept"
-                                     : names[c] + " Dice up, the other step more";
-    }
+    std::vector<PostprocessingTrial> tried =
+        channel_trials(static_cast<int>(c), components[c], /*keep_largest=*/channels > 1, options.allow_remove_small);
+    choose_channel_step(tried, current[c], names[c]);
     for (const auto& trial : tried) {
       if (trial.kept) {
         decision.plan.steps.push_back(trial.step);
