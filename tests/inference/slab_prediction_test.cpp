@@ -304,13 +304,19 @@ TEST(PerChannelExport, WritesEachChannelOfAWideCodeOneAtATime) {
   }
 }
 
+// A case neither cropped nor resampled (the plan's spacing is the image's).
+CaseProperties uncropped_case(const std::string& id, const std::array<std::int64_t, 3>& shape_zyx) {
+  CaseProperties p;
+  p.case_id = id;
+  p.original_shape_zyx = shape_zyx;
+  p.shape_after_crop = shape_zyx;
+  p.shape_after_resample = shape_zyx;
+  return p;
+}
+
 TEST(CaseMemoryPlan, ChoosesSlabsForAWholeBodyCtWith117ChannelsAndFitsTwelveGb) {
   // 512 x 512 x 600 at the plan's spacing, 117 sigmoid channels, tiles 32 x 128 x 128.
-  CaseProperties p;
-  p.case_id = "ct";
-  p.original_shape_zyx = {600, 512, 512};
-  p.shape_after_crop = p.original_shape_zyx;
-  p.shape_after_resample = p.original_shape_zyx;
+  const CaseProperties p = uncropped_case("ct", {600, 512, 512});
   ModelDescription model;
   model.encoding = LabelEncoding::sigmoid(117);
   model.input_channels = 1;
@@ -343,22 +349,14 @@ TEST(CaseMemoryPlan, KeepsTheWholeVolumeForASmallCaseAndTakesSlabsForAThinWideCt
   ModelDescription model;
   model.input_channels = 1;
   ExportOptions export_options;
-  CaseProperties small;  // a Hippocampus case: both estimates are the process itself
-  small.case_id = "hippocampus";
-  small.original_shape_zyx = {36, 50, 35};
-  small.shape_after_crop = small.original_shape_zyx;
-  small.shape_after_resample = small.original_shape_zyx;
+  const CaseProperties small = uncropped_case("hippocampus", {36, 50, 35});  // both estimates are the process itself
   model.encoding = LabelEncoding::softmax(2);
   const CaseMemoryPlan kept = plan_case_memory(small, model, {40, 56, 40}, export_options, 8.0);
   EXPECT_EQ(kept.strategy, PredictStrategy::whole_volume) << kept.describe();
   EXPECT_NE(kept.describe().find("fits the budget"), std::string::npos) << kept.describe();
   // bench/memory's 512 x 512 x 32 CT with 117 channels fits 16 GB whole (about 12 GB), but the
   // slabs need about 5 GB and were faster there (13 s against 21 s).
-  CaseProperties ct = small;
-  ct.case_id = "ct32";
-  ct.original_shape_zyx = {32, 512, 512};
-  ct.shape_after_crop = ct.original_shape_zyx;
-  ct.shape_after_resample = ct.original_shape_zyx;
+  const CaseProperties ct = uncropped_case("ct32", {32, 512, 512});
   model.encoding = LabelEncoding::sigmoid(117);
   const CaseMemoryPlan thin = plan_case_memory(ct, model, {32, 128, 128}, export_options, 16.0);
   EXPECT_LE(thin.whole_volume_gb, 16.0);
