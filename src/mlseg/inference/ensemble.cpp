@@ -20,9 +20,9 @@ namespace {
 // Softmax folders hold class probabilities (background first); the others per-channel ones.
 bool holds_classes(const PredictionFolderInfo& info) { return info.model.encoding.kind() == EncodingKind::softmax; }
 
-}  // namespace
-
-EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::path& output, const EnsembleOptions& options) {
+// The folders' prediction.json, checked: two or more, each with probabilities, the same
+// channels and the same kind of probabilities, none of them the output.
+std::vector<PredictionFolderInfo> read_ensemble_inputs(const std::vector<fs::path>& inputs, const fs::path& output) {
   if (inputs.size() < 2) throw Error("an ensemble needs two or more prediction folders", "pass several -i folders");
   std::vector<PredictionFolderInfo> infos;
   for (const auto& input : inputs) {
@@ -45,13 +45,16 @@ EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::p
       throw Error("the output folder is one of the inputs", "write the ensemble to another folder (-o)", {output.string(), "", ""});
     }
   }
-  // Every folder must hold every case.
+  return infos;
+}
+
+// Each folder's cases by id; every folder must hold every case.
+std::vector<std::map<std::string, PredictionFolderCase>> cases_in_every_folder(const std::vector<fs::path>& inputs,
+                                                                               const std::vector<PredictionFolderInfo>& infos) {
   std::vector<std::map<std::string, PredictionFolderCase>> cases_of(infos.size());
   for (std::size_t f = 0; f < infos.size(); ++f) {
     for (auto& c : list_prediction_cases(infos[f])) cases_of[f][c.case_id] = c;
   }
-  std::vector<std::string> case_ids;
-  for (const auto& [id, c] : cases_of.front()) case_ids.push_back(id);
   for (std::size_t f = 0; f < infos.size(); ++f) {
     for (const auto& [id, c] : cases_of[f]) {
       for (std::size_t g = 0; g < infos.size(); ++g) {
@@ -62,6 +65,16 @@ EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::p
       }
     }
   }
+  return cases_of;
+}
+
+}  // namespace
+
+EnsembleResult ensemble_folders(const std::vector<fs::path>& inputs, const fs::path& output, const EnsembleOptions& options) {
+  const std::vector<PredictionFolderInfo> infos = read_ensemble_inputs(inputs, output);
+  const std::vector<std::map<std::string, PredictionFolderCase>> cases_of = cases_in_every_folder(inputs, infos);
+  std::vector<std::string> case_ids;
+  for (const auto& [id, c] : cases_of.front()) case_ids.push_back(id);
   const PredictionFolderInfo& first = infos.front();
   ModelDescription model = first.model;
   ExportOptions export_options = first.export_options;
