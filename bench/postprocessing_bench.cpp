@@ -22,8 +22,8 @@
 
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/random.h"
+#include "mlseg/data/connected_components.h"
 #include "mlseg/io/npy.h"
-#include "mlseg/postprocessing/connected_components.h"
 
 namespace {
 
@@ -139,7 +139,7 @@ BENCHMARK(BM_ConnectedComponentsLabelsOnly512x512x400x16)->Unit(benchmark::kMill
 
 // For comparison: a fresh zeroed volume of the output type (bool, int32) per channel as
 // torch::zeros makes it, on 4 KiB pages; most of it is first-touch page faults. The labelling's
-// outputs are advised onto huge pages (postprocessing/connected_components.cpp), which is why
+// outputs are advised onto huge pages (data/connected_components.cpp), which is why
 // both benchmarks above can take less than this.
 void BM_ConnectedComponentsTorchZeros512x512x400x16(benchmark::State& state, torch::ScalarType dtype) {
   for (auto _ : state) {

@@ -10,7 +10,7 @@
 
 #include "mlseg/core/error.h"
 #include "mlseg/core/random.h"
-#include "mlseg/postprocessing/connected_components.h"
+#include "mlseg/data/connected_components.h"
 
 namespace mlseg {
 namespace {

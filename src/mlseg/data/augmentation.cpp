@@ -1,6 +1,24 @@
 #include "mlseg/data/augmentation.h"
 
+#include <string>
+
+#include "mlseg/core/error.h"
+
 namespace mlseg {
+namespace {
+
+/// The number of leading channels that are image intensities (the rest are the cascade's priors).
+std::int64_t intensity_channel_count(std::int64_t channels, std::int64_t prior_channels) {
+  if (prior_channels < 0 || (prior_channels > 0 && prior_channels >= channels)) {
+    throw Error("augment_sample: cascade prior_channels is " + std::to_string(prior_channels) + " for an image of " +
+                    std::to_string(channels) + " channels; at least one image channel must precede the priors",
+                "set AugmentationOptions::cascade().prior_channels to the number of previous-stage channels appended "
+                "to the image (0 when not training a cascade)");
+  }
+  return channels - prior_channels;
+}
+
+}  // namespace
 
 AugmentationOptions AugmentationOptions::none() {
   AugmentationOptions options;
@@ -13,6 +31,7 @@ AugmentationOptions AugmentationOptions::none() {
       .low_resolution_probability(0.0)
       .inverted_gamma_probability(0.0)
       .gamma_probability(0.0);
+  options.cascade().binary_operator_probability(0.0).remove_component_probability(0.0);
   options.mirror_probability_per_axis(0.0);
   return options;
 }
@@ -35,20 +54,29 @@ AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& cod
                                                   options.spatial(), sample.record.mirrored_zyx);
   sample.image = std::move(spatial.image);
   sample.codes = std::move(spatial.codes);
+  const std::int64_t prior_channels = options.cascade().prior_channels();
+  const std::int64_t image_channels = intensity_channel_count(sample.image.size(0), prior_channels);
+  torch::Tensor priors = sample.image.narrow(0, image_channels, prior_channels);
+  // The priors were interpolated linearly; from here on they are masks again.
+  if (prior_channels > 0) priors.copy_(priors.ge(0.5));
 
   // MaskImageTransform: outside the nonzero mask before the intensity transforms, 0 after them.
   torch::Tensor outside;
   for (const std::int64_t c : options.masked_channels()) {
-    if (c < 0 || c >= sample.image.size(0)) continue;
+    if (c < 0 || c >= image_channels) continue;
     const torch::Tensor zero = sample.image[c].eq(0);
     outside = outside.defined() ? outside.logical_and_(zero) : zero;
   }
-  apply_intensity_transforms(sample.image, options.intensity(), geometry.mode, rng, &sample.record.intensity);
+  // The intensity transforms work in place; on this contiguous view of the leading channels they
+  // never touch the priors (nnU-Net appends them to the image only after these transforms).
+  torch::Tensor intensity_channels = sample.image.narrow(0, 0, image_channels);
+  apply_intensity_transforms(intensity_channels, options.intensity(), geometry.mode, rng, &sample.record.intensity);
   if (outside.defined()) {
     for (const std::int64_t c : options.masked_channels()) {
-      if (c >= 0 && c < sample.image.size(0)) sample.image[c].masked_fill_(outside, 0.0);
+      if (c >= 0 && c < image_channels) sample.image[c].masked_fill_(outside, 0.0);
     }
   }
+  if (prior_channels > 0) apply_cascade_transforms(priors, options.cascade(), rng, &sample.record.cascade);
   return sample;
 }
 

@@ -10,6 +10,7 @@
 
 #include "mlseg/core/random.h"
 #include "mlseg/data/augmentation_options.h"
+#include "mlseg/data/cascade_transforms.h"
 #include "mlseg/data/intensity_transforms.h"
 #include "mlseg/data/spatial_transform.h"
 #include "mlseg/labels/label_code.h"
@@ -22,6 +23,7 @@ struct AugmentationRecord {
   SpatialParameters spatial;
   IntensityRecord intensity;
   std::array<bool, 3> mirrored_zyx{false, false, false};
+  CascadeRecord cascade;  ///< empty unless options.cascade().prior_channels() > 0
 };
 
 struct AugmentedSample {
@@ -33,6 +35,9 @@ struct AugmentedSample {
 /// Augments one sample: `image` float32 [C, Z, Y, X] and `codes` of the same Z, Y, X, normally
 /// cut at initial_patch_size(patch_size_zyx, options.spatial()) around the chosen centre.
 /// Inputs are not modified. 2D samples are [C, 1, Y, X] with patch_size_zyx[0] == 1.
+/// With options.cascade().prior_channels() = K > 0 the last K channels are the previous stage's
+/// binary prediction: moved by the spatial transform and made binary again (>= 0.5), left alone by
+/// the intensity transforms and masked_channels, then augmented by apply_cascade_transforms.
 AugmentedSample augment_sample(const torch::Tensor& image, const CodeVolume& codes,
                                const std::array<std::int64_t, 3>& patch_size_zyx, const AugmentationOptions& options,
                                SplitMix64& rng);

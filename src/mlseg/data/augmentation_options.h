@@ -100,9 +100,37 @@ struct IntensityTransformOptions {
   TORCH_ARG(bool, gamma_retain_stats) = true;
 };
 
+/// The cascade's augmentation of the previous stage's prediction (nnUNetTrainer's is_cascaded
+/// transforms): the last prior_channels image channels are binary masks of the 3d_lowres
+/// prediction, moved by the spatial transform, spared by the intensity transforms, and then
+/// dilated / eroded / opened / closed and stripped of a random component.
+struct CascadeAugmentationOptions {
+  /// The last K image channels are the previous stage's binary prediction; 0: not a cascade.
+  TORCH_ARG(std::int64_t, prior_channels) = 0;
+  /// The priors are exclusive (softmax one-hot, as nnU-Net's): voxels an operator adds to one
+  /// channel are cleared in the others. false: overlapping sigmoid channels, each on its own.
+  TORCH_ARG(bool, exclusive_priors) = false;
+  /// ApplyRandomBinaryOperatorTransform's apply_probability per sample.
+  TORCH_ARG(double, binary_operator_probability) = 0.4;
+  /// Its p_per_label: each prior channel, in random order, gets an operator with this probability.
+  TORCH_ARG(double, binary_operator_probability_per_channel) = 0.5;
+  /// Its strel_size (1, 8): the ball's radius in voxels, drawn uniformly per channel.
+  TORCH_ARG(double, min_structure_radius) = 1.0;
+  TORCH_ARG(double, max_structure_radius) = 8.0;
+  /// RemoveRandomConnectedComponentFromOneHotEncodingTransform's apply_probability per sample.
+  TORCH_ARG(double, remove_component_probability) = 0.2;
+  /// Its p_per_label: each prior channel, in random order, loses a component with this probability.
+  TORCH_ARG(double, remove_component_probability_per_channel) = 0.5;
+  /// Its dont_do_if_covers_more_than_x_percent: only components of fewer voxels than this
+  /// fraction of the patch are removed (full connectivity).
+  TORCH_ARG(double, remove_component_max_fraction) = 0.15;
+};
+
 struct AugmentationOptions {
   TORCH_ARG(SpatialTransformOptions, spatial) = {};
   TORCH_ARG(IntensityTransformOptions, intensity) = {};
+  /// 3d_cascade_fullres: the previous stage's prediction among the image channels (off by default).
+  TORCH_ARG(CascadeAugmentationOptions, cascade) = {};
   /// Each allowed axis is flipped independently with this probability (image and labels).
   TORCH_ARG(double, mirror_probability_per_axis) = 0.5;
   /// nnU-Net's MaskImageTransform: image channels normalised inside the nonzero mask (plans.json

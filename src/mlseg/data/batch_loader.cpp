@@ -192,7 +192,7 @@ Batch cut_patch_batch(const PreprocessedStore& store, const PatchSampler& sample
   const auto& size = sampler.options().patch_size_zyx();
   const CodeLayout layout = code_layout(store.num_channels());
   const auto batch_size = static_cast<std::int64_t>(draws.size());
-  torch::Tensor images = torch::empty({batch_size, store.info().num_image_channels, size[0], size[1], size[2]}, torch::kFloat);
+  torch::Tensor images = torch::empty({batch_size, store.num_input_channels(), size[0], size[1], size[2]}, torch::kFloat);
   torch::Tensor codes = torch::empty({batch_size, layout.num_words, size[0], size[1], size[2]}, layout.dtype);
   for (std::int64_t b = 0; b < batch_size; ++b) {
     torch::Tensor image = images[b];

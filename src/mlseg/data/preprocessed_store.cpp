@@ -73,6 +73,22 @@ void copy_box(const char* source, const std::array<std::int64_t, 3>& shape, std:
   }
 }
 
+/// Channels [0, channels) of `count` code words (item_size bytes each, `words` planes of `count`
+/// voxels) as float32 0/1 planes into `target` [channels, count].
+void unpack_code_channels(const char* codes, std::size_t item_size, std::int64_t count, int channels, float* target) {
+  const int bits_per_word = static_cast<int>(item_size * 8);
+  for (int c = 0; c < channels; ++c) {
+    const char* word = codes + static_cast<std::size_t>(c / bits_per_word) * static_cast<std::size_t>(count) * item_size;
+    const int bit = c % bits_per_word;
+    float* out = target + static_cast<std::size_t>(c) * static_cast<std::size_t>(count);
+    for (std::int64_t i = 0; i < count; ++i) {
+      std::uint64_t value = 0;
+      std::memcpy(&value, word + static_cast<std::size_t>(i) * item_size, item_size);
+      out[i] = static_cast<float>((value >> bit) & 1u);
+    }
+  }
+}
+
 }  // namespace
 
 std::array<std::int64_t, 3> StoredCase::location(std::int64_t row) const {
@@ -83,6 +99,14 @@ std::array<std::int64_t, 3> StoredCase::location(std::int64_t row) const {
 torch::Tensor StoredCase::image() const { return image_->tensor(); }
 
 CodeVolume StoredCase::codes() const { return CodeVolume{codes_->tensor(), num_channels_}; }
+
+torch::Tensor StoredCase::network_input() const {
+  if (!prior_) return image();
+  torch::Tensor input = torch::empty({num_image_channels_ + prior_channels_, shape_zyx_[0], shape_zyx_[1], shape_zyx_[2]}, torch::kFloat);
+  input.narrow(0, 0, num_image_channels_).copy_(image());
+  input.narrow(0, num_image_channels_, prior_channels_).copy_(decode_channels(CodeVolume{prior_->tensor(), prior_channels_}));
+  return input;
+}
 
 std::uint64_t StoredCase::code_word_at(int word, const std::array<std::int64_t, 3>& zyx) const {
   const std::int64_t index =
@@ -122,6 +146,14 @@ PreprocessedStore::PreprocessedStore(std::filesystem::path store_dir) : dir_(std
 }
 
 PreprocessedStore::~PreprocessedStore() = default;
+
+void PreprocessedStore::attach_previous_stage(std::filesystem::path prior_dir, int prior_channels) {
+  if (prior_channels < 1) throw Error("a cascade needs at least one previous-stage channel", "this is a bug in the caller; report it");
+  prior_dir_ = std::move(prior_dir);
+  prior_channels_ = prior_channels;
+  // Cases opened before are opened again, with their previous-stage prediction.
+  for (auto& slot : slots_) slot = std::make_unique<Slot>();
+}
 
 std::size_t PreprocessedStore::case_index(const std::string& case_id) const {
   const auto found = std::find(info_.cases.begin(), info_.cases.end(), case_id);
@@ -193,6 +225,26 @@ std::unique_ptr<StoredCase> PreprocessedStore::open_case(std::size_t index) cons
   }
   c.code_item_size_ = codes.item_size;
 
+  if (prior_channels_ > 0) {
+    const auto prior_file = store_prior_file(prior_dir_, id);
+    if (!std::filesystem::exists(prior_file)) {
+      throw Error("the previous stage's prediction of this case is missing", "rerun `mlseg train -c 3d_cascade_fullres`, which writes it")
+          .located({prior_file.string(), id, ""});
+    }
+    c.prior_ = map_case_file(prior_file, id);
+    const CodeLayout prior_layout = code_layout(prior_channels_);
+    const NpyHeader& prior = c.prior_->header();
+    const std::vector<std::int64_t> expected_prior{prior_layout.num_words, c.shape_zyx_[0], c.shape_zyx_[1], c.shape_zyx_[2]};
+    if (prior.descr != npy_descr(prior_layout.dtype, /*as_unsigned=*/true) || prior.shape != expected_prior) {
+      throw Error("the previous stage's prediction is \"" + prior.descr + "\" " + shape_text(prior.shape) + ", the case needs \"" +
+                      npy_descr(prior_layout.dtype, true) + "\" " + shape_text(expected_prior),
+                  "delete it; `mlseg train -c 3d_cascade_fullres` predicts it again")
+          .located({prior_file.string(), id, ""});
+    }
+    c.prior_channels_ = prior_channels_;
+    c.prior_item_size_ = prior.item_size;
+  }
+
   const auto locations_file = store_locations_file(dir_, id);
   if (!std::filesystem::exists(locations_file)) throw case_error("the file is missing", locations_file, id);
   torch::Tensor locations;
@@ -253,7 +305,7 @@ void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::
   if (!patch.codes.words.defined() || patch.codes.words.scalar_type() != layout.dtype) {
     patch.codes.words = torch::empty({0}, layout.dtype);
   }
-  patch.image.resize_({info_.num_image_channels, size_zyx[0], size_zyx[1], size_zyx[2]});
+  patch.image.resize_({num_input_channels(), size_zyx[0], size_zyx[1], size_zyx[2]});
   patch.codes.words.resize_({layout.num_words, size_zyx[0], size_zyx[1], size_zyx[2]});
   patch.codes.num_channels = num_channels();
   cut_patch_into(index, begin_zyx, patch.image, patch.codes.words);
@@ -263,12 +315,13 @@ void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::
                                        torch::Tensor& image, torch::Tensor& codes) const {
   const StoredCase& c = stored_case(index);
   const CodeLayout layout = code_layout(num_channels());
-  const bool image_ok = image.dim() == 4 && image.size(0) == c.num_image_channels_ && image.scalar_type() == torch::kFloat &&
+  const int input_channels = c.num_image_channels_ + c.prior_channels_;
+  const bool image_ok = image.dim() == 4 && image.size(0) == input_channels && image.scalar_type() == torch::kFloat &&
                         image.is_contiguous() && image.device().is_cpu();
   const bool codes_ok = codes.dim() == 4 && codes.size(0) == c.num_code_words_ && codes.scalar_type() == layout.dtype &&
                         codes.is_contiguous() && codes.device().is_cpu() && codes.sizes().slice(1) == image.sizes().slice(1);
   if (!image_ok || !codes_ok) {
-    throw Error("cut_patch_into needs contiguous CPU tensors: image [" + std::to_string(c.num_image_channels_) +
+    throw Error("cut_patch_into needs contiguous CPU tensors: image [" + std::to_string(input_channels) +
                     ", z, y, x] float32 and codes [" + std::to_string(c.num_code_words_) + ", z, y, x] of " +
                     c10::toString(layout.dtype) + " with the same spatial size",
                 "allocate the outputs as cut_patch does");
@@ -278,6 +331,16 @@ void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::
            size_zyx, static_cast<char*>(image.data_ptr()));
   copy_box(static_cast<const char*>(c.codes_->data()), c.shape_zyx_, c.num_code_words_, c.code_item_size_, begin_zyx,
            size_zyx, static_cast<char*>(codes.data_ptr()));
+  if (c.prior_) {
+    // The previous stage's codes cut like the labels (outside: 0), then unpacked into the
+    // image's last channels.
+    const std::int64_t count = size_zyx[0] * size_zyx[1] * size_zyx[2];
+    const std::int64_t words = c.prior_->header().shape[0];
+    std::vector<char> cut(static_cast<std::size_t>(words * count) * c.prior_item_size_);
+    copy_box(static_cast<const char*>(c.prior_->data()), c.shape_zyx_, words, c.prior_item_size_, begin_zyx, size_zyx, cut.data());
+    unpack_code_channels(cut.data(), c.prior_item_size_, count, c.prior_channels_,
+                         image.data_ptr<float>() + static_cast<std::size_t>(c.num_image_channels_) * static_cast<std::size_t>(count));
+  }
 }
 
 }  // namespace mlseg

@@ -37,6 +37,9 @@ class StoredCase {
   torch::Tensor image() const;
   /// [W, Z, Y, X] view of the mapped codes (no copy; read-only pages).
   CodeVolume codes() const;
+  /// What the network takes: image() with, in a cascade store, the previous stage's channels
+  /// appended as float32 0/1 ([C + K, Z, Y, X]; a copy then, else the view).
+  torch::Tensor network_input() const;
   /// Code word `word` of voxel (z, y, x); the voxel must be inside the case.
   std::uint64_t code_word_at(int word, const std::array<std::int64_t, 3>& zyx) const;
   /// Whether the voxel carries the ignore flag (bit num_channels).
@@ -49,13 +52,16 @@ class StoredCase {
   std::vector<std::int32_t> locations_;  ///< N x 3, row-major
   std::shared_ptr<NpyMapping> image_;
   std::shared_ptr<NpyMapping> codes_;
+  std::shared_ptr<NpyMapping> prior_;  ///< cascade: the previous stage's codes
+  int prior_channels_ = 0;
+  std::size_t prior_item_size_ = 1;
   int num_image_channels_ = 0;
   int num_channels_ = 0;
   int num_code_words_ = 1;
   std::size_t code_item_size_ = 1;
 };
 
-/// A patch cut from a case: image [C, z, y, x] float32 and codes [W, z, y, x]. Voxels outside
+/// A patch cut from a case: image [C, z, y, x] float32 (C = num_input_channels()) and codes [W, z, y, x]. Voxels outside
 /// the case are image 0 and code 0 (background), as nnU-Net pads.
 struct CutPatch {
   torch::Tensor image;
@@ -76,6 +82,17 @@ class PreprocessedStore {
   std::size_t num_cases() const { return info_.cases.size(); }
   const std::vector<std::string>& case_ids() const { return info_.cases; }
   int num_channels() const { return static_cast<int>(info_.channel_names.size()); }
+  /// The network's input channels: the image's, plus the previous stage's in a cascade.
+  int num_input_channels() const { return info_.num_image_channels + prior_channels_; }
+  int prior_channels() const { return prior_channels_; }
+
+  /// The cascade: every case's previous-stage prediction (store_prior_file(prior_dir, case):
+  /// codes of `prior_channels` channels on the case's grid) is appended to the image as
+  /// `prior_channels` float32 0/1 channels by every cut and by StoredCase::network_input(), so that
+  /// sampling, augmentation and validation see the cascade's input. Not thread-safe: call before
+  /// the store is shared (cases opened so far are dropped and reopened on next use); a missing or
+  /// mismatched file is reported when its case opens.
+  void attach_previous_stage(std::filesystem::path prior_dir, int prior_channels);
   /// Index of `case_id` in case_ids(); throws mlseg::Error when the store has no such case.
   std::size_t case_index(const std::string& case_id) const;
 
@@ -105,6 +122,8 @@ class PreprocessedStore {
   std::unique_ptr<StoredCase> open_case(std::size_t case_index) const;
 
   std::filesystem::path dir_;
+  std::filesystem::path prior_dir_;
+  int prior_channels_ = 0;
   StoreInfo info_;
   std::vector<std::unique_ptr<Slot>> slots_;
 };

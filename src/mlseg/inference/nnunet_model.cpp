@@ -19,35 +19,9 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-/// nnU-Net resolves `inherits_from` recursively; a chain longer than this is a loop.
-constexpr int kMaxInheritanceDepth = 16;
 constexpr const char* kModelFolderFix =
     "pass nnU-Net's trained-model folder DatasetXXX_Name/Trainer__Plans__configuration as it was written (plans.json, "
     "dataset.json, fold_N/checkpoint_final.pth)";
-
-Json resolve_configuration(const Json& configurations, const std::string& name, const std::string& source, int depth) {
-  if (depth > kMaxInheritanceDepth) {
-    throw Error("configuration '" + name + "' inherits in a loop", kModelFolderFix, {source, "", ""});
-  }
-  if (!configurations.contains(name) || !configurations[name].is_object()) {
-    std::string names;
-    for (const auto& [n, c] : configurations.items()) names += (names.empty() ? "" : ", ") + n;
-    throw Error("plans.json has no configuration '" + name + "' (it has " + names + ")",
-                "name the model folder Trainer__Plans__configuration with one of them", {source, "", ""});
-  }
-  const Json& own = configurations[name];
-  Json merged = Json::object();
-  if (own.contains("inherits_from")) {
-    if (!own["inherits_from"].is_string()) {
-      throw Error("configurations." + name + ".inherits_from is not a configuration name", kModelFolderFix, {source, "", ""});
-    }
-    merged = resolve_configuration(configurations, own["inherits_from"].get<std::string>(), source, depth + 1);
-  }
-  // nnU-Net's ConfigurationManager: a shallow update of the parent with the child's keys.
-  for (const auto& [key, value] : own.items()) merged[key] = value;
-  merged.erase("inherits_from");
-  return merged;
-}
 
 /// The architecture of plans written before nnU-Net 2.2 (TotalSegmentator's v2 weights use them):
 /// UNet_class_name, UNet_base_num_features, unet_max_num_features, conv_kernel_sizes,
@@ -165,7 +139,7 @@ Json adapted_plans(const Json& nnunet_plans, const Json& dataset_json, const std
   if (!nnunet_plans.contains("configurations") || !nnunet_plans["configurations"].is_object()) {
     throw Error("plans.json has no configurations", kModelFolderFix, {source, "", ""});
   }
-  Json resolved = resolve_configuration(nnunet_plans["configurations"], configuration, source, 0);
+  Json resolved = resolve_inherited_configuration(nnunet_plans["configurations"], configuration, source, kModelFolderFix);
   const std::string at = "configurations." + configuration;
   if (resolved.contains("previous_stage") && !resolved["previous_stage"].is_null()) {
     throw Error(at + " is a cascade stage: it takes the predictions of " + resolved["previous_stage"].dump() +

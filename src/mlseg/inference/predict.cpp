@@ -17,6 +17,7 @@
 #include "mlseg/core/fault_injection.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/progress.h"
+#include "mlseg/inference/cascade.h"
 #include "mlseg/inference/nnunet_model.h"
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/inference/slab_prediction.h"
@@ -199,6 +200,16 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = 1;
   const SlidingWindowOptions window = sliding_window_options(model, plan, predict);
+  // A cascade predicts through both stages: the previous stage's folds first, on every case.
+  std::optional<PreviousStage> previous;
+  if (!model.previous_stage.empty()) {
+    previous = load_previous_stage(model_dir, model, options.folds, options.checkpoint, predict);
+    run.checkpoints.insert(run.checkpoints.begin(), previous->checkpoints.begin(), previous->checkpoints.end());
+    if (options.show_progress) {
+      std::cerr << "mlseg predict: cascade: " << previous->checkpoints.size() << " " << model.previous_stage << " model(s), then "
+                << models.size() << " " << model.configuration << " model(s)\n";
+    }
+  }
   std::vector<SegmentationNetwork> networks;
   for (auto& loaded : models) {
     loaded.network->module().eval();
@@ -207,7 +218,7 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     networks.push_back(loaded.network);
   }
 
-  std::vector<InputCase> cases = list_input_cases(input, model.input_channels);
+  std::vector<InputCase> cases = list_input_cases(input, model.image_input_channels());
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   write_text_file_atomically(output_dir / "dataset.json", prediction_dataset_json(model, export_options).dump(2) + "\n");
@@ -252,12 +263,16 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
   Progress progress("predict", static_cast<std::int64_t>(cases.size()), "cases", ProgressOptions{options.show_progress && !cases.empty()});
   struct Prepared {
     std::optional<PreprocessedImage> image;
+    std::optional<Image> raw;  ///< a cascade's first stage preprocesses it again
     std::string error;
   };
-  auto prepare = [&plan](const InputCase& c) {
+  const bool cascade = previous.has_value();
+  auto prepare = [&plan, cascade](const InputCase& c) {
     Prepared prepared;
     try {
-      prepared.image = preprocess_image(c.case_id, read_input_case(c), plan);
+      Image raw = read_input_case(c);
+      prepared.image = preprocess_image(c.case_id, raw, plan);
+      if (cascade) prepared.raw = std::move(raw);
     } catch (const std::exception& e) {
       prepared.error = error_message(e);
     }
@@ -328,6 +343,10 @@ PredictRun predict_folder(const fs::path& input, const fs::path& output_dir, con
     CaseMemoryPlan memory;
     torch::Tensor logits;
     try {
+      if (previous) {
+        prepared.image->image = cascade_input(*previous, *prepared.raw, *prepared.image, cases[i].case_id, threads);
+        prepared.raw.reset();
+      }
       memory = plan_case_memory(prepared.image->properties, model, plan.patch_size, export_options, options.memory_budget_gb);
       if (memory.strategy == PredictStrategy::slabs) {
         collect_written();  // the last case's memory first

@@ -19,6 +19,11 @@ SlidingWindowOptions sliding_window_options(const ModelDescription& model, const
 
 PredictedCase predict_case(const std::vector<SegmentationNetwork>& networks, const ModelDescription& model, const Image& raw_image,
                            const PredictOptions& options, const std::string& case_id) {
+  if (!model.previous_stage.empty()) {
+    throw Error("the model is the cascade stage " + model.configuration + ": it needs " + model.previous_stage + "'s prediction first",
+                "predict with predict_folder / `mlseg predict -m` on the cascade's model folder, which runs both stages",
+                {"", case_id, ""});
+  }
   InferencePlan plan = inference_plan_from_plans(model.plans, model.configuration);
   plan.resample.threads = options.threads;
   if (raw_image.num_channels() != model.input_channels) {

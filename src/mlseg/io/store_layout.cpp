@@ -49,6 +49,9 @@ std::filesystem::path store_image_file(const std::filesystem::path& store_dir, c
 std::filesystem::path store_codes_file(const std::filesystem::path& store_dir, const std::string& case_id) {
   return store_dir / (case_id + kCodesSuffix);
 }
+std::filesystem::path store_prior_file(const std::filesystem::path& prior_dir, const std::string& case_id) {
+  return prior_dir / (case_id + kPriorSuffix);
+}
 std::filesystem::path store_locations_file(const std::filesystem::path& store_dir, const std::string& case_id) {
   return store_dir / (case_id + kLocationsSuffix);
 }

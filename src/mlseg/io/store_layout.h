@@ -26,11 +26,15 @@ inline constexpr const char* kImageSuffix = "_img.npy";
 inline constexpr const char* kCodesSuffix = "_seg.npy";
 inline constexpr const char* kLocationsSuffix = "_locations.npy";
 inline constexpr const char* kStoreFormatVersion = "mlseg-store-1";
+/// The cascade: a case's previous-stage prediction on the next stage's grid, as codes of the
+/// previous stage's channels (`mlseg train -c 3d_cascade_fullres` writes them).
+inline constexpr const char* kPriorSuffix = "_prior.npy";
 
 std::filesystem::path store_image_file(const std::filesystem::path& store_dir, const std::string& case_id);
 std::filesystem::path store_codes_file(const std::filesystem::path& store_dir, const std::string& case_id);
 std::filesystem::path store_locations_file(const std::filesystem::path& store_dir, const std::string& case_id);
 std::filesystem::path store_properties_file(const std::filesystem::path& store_dir, const std::string& case_id);
+std::filesystem::path store_prior_file(const std::filesystem::path& prior_dir, const std::string& case_id);
 
 /// WORK/<dataset>/preprocessed/<config>.
 std::filesystem::path store_dir_for(const std::filesystem::path& dataset_work_dir, const std::string& configuration);

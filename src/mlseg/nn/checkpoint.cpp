@@ -161,6 +161,10 @@ Json model_description_to_json(const ModelDescription& model) {
   json["mirror_axes"] = model.mirror_axes;
   json["dataset_json"] = model.dataset_json;
   json["plans"] = model.plans.json;
+  if (!model.previous_stage.empty()) {
+    json["previous_stage"] = model.previous_stage;
+    json["prior_channels"] = model.prior_channels;
+  }
   return json;
 }
 
@@ -175,6 +179,13 @@ ModelDescription model_description_from_json(const Json& json) {
   model.image_channel_names = json.value("image_channel_names", std::vector<std::string>{});
   model.mirror_axes = json.value("mirror_axes", std::vector<int>{});
   model.dataset_json = json.value("dataset_json", Json::object());
+  model.previous_stage = json.value("previous_stage", std::string());
+  model.prior_channels = json.value("prior_channels", std::int64_t{0});
+  if (model.prior_channels < 0 || model.prior_channels >= model.input_channels || model.previous_stage.empty() != (model.prior_channels == 0)) {
+    throw Error("checkpoint metadata has previous_stage '" + model.previous_stage + "' with " + std::to_string(model.prior_channels) +
+                    " prior channel(s) of " + std::to_string(model.input_channels) + " inputs",
+                kRetrainFix);
+  }
   if (!json.contains("plans") || !json["plans"].is_object()) throw Error("checkpoint metadata has no model.plans", kRetrainFix);
   // No source here: the caller locates errors at the checkpoint's path (load_checkpoint).
   model.plans = plans_from_json(json["plans"], "");

@@ -35,6 +35,13 @@ struct ModelDescription {
   /// Spatial axes mirrored during training (tensor axes of the patch: 0 = z, 1 = y, 2 = x); the
   /// test-time augmentation mirrors over the same ones.
   std::vector<int> mirror_axes;
+  /// A cascade stage: the configuration (a sibling model folder) whose prediction is appended to
+  /// the image as `prior_channels` binary input channels (one per label channel of that model:
+  /// thresholded sigmoid, softmax one-hot or the powerset's channels); empty otherwise.
+  std::string previous_stage;
+  std::int64_t prior_channels = 0;
+  /// Channels read from image files: input_channels - prior_channels.
+  std::int64_t image_input_channels() const { return input_channels - prior_channels; }
 };
 
 nlohmann::ordered_json model_description_to_json(const ModelDescription& model);

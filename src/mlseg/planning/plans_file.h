@@ -38,6 +38,12 @@ struct PlannedConfiguration {
   ImageInterpolation image_interpolation() const {
     return image_resampling_order == 1 ? ImageInterpolation::linear : ImageInterpolation::cubic;
   }
+  /// A cascade stage (nnU-Net's 3d_cascade_fullres): the configuration whose prediction it takes
+  /// as extra input channels (plans.json previous_stage); empty otherwise.
+  std::string previous_stage;
+  /// The configuration whose preprocessed store holds this one's data: itself, or, for an entry
+  /// that only inherits (nnU-Net's data_identifier is inherited), its parent's.
+  std::string data_configuration;
   int dimension() const { return static_cast<int>(patch_size.size()); }
   /// The patch as zyx; 2d configurations get z = 1.
   std::array<std::int64_t, 3> patch_zyx() const;
@@ -51,12 +57,21 @@ struct PlansFile {
   std::vector<std::string> image_channel_names;  ///< modalities, input order
   LabelEncoding encoding;                        ///< sigmoid when the key is missing (plans before mlseg 0.2)
   std::array<int, 3> transpose_forward{0, 1, 2}, transpose_backward{0, 1, 2};
-  std::vector<PlannedConfiguration> configurations;  ///< cascade entries ("inherits_from") left out
+  /// Every configuration; an entry with "inherits_from" (nnU-Net's 3d_cascade_fullres) is resolved
+  /// into its parent's keys updated with its own, in `json` as well.
+  std::vector<PlannedConfiguration> configurations;
 
   /// Throws mlseg::Error naming the file, the configuration and the ones there are.
   const PlannedConfiguration& configuration(const std::string& name) const;
   bool has_configuration(const std::string& name) const;
 };
+
+/// nnU-Net's ConfigurationManager inheritance: configuration `name` of `configurations` with its
+/// "inherits_from" chain resolved (the parent's keys, shallowly updated with the child's;
+/// "inherits_from" itself removed). Throws mlseg::Error naming `source` and `fix` for an unknown
+/// name or a loop.
+nlohmann::ordered_json resolve_inherited_configuration(const nlohmann::ordered_json& configurations, const std::string& name,
+                                                       const std::string& source, const std::string& fix);
 
 /// Parses `json` after check_plans: every problem is listed in one mlseg::Error naming `source`.
 PlansFile plans_from_json(const nlohmann::ordered_json& json, const std::string& source);

@@ -10,13 +10,13 @@
 
 #include "mlseg/core/case_loop.h"
 #include "mlseg/core/error.h"
+#include "mlseg/data/connected_components.h"
 #include "mlseg/io/case_reader.h"
 #include "mlseg/io/label_folder.h"
 #include "mlseg/labels/label_code.h"
 #include "mlseg/metrics/aggregation.h"
 #include "mlseg/metrics/overlap_metrics.h"
 #include "mlseg/metrics/tensor_metrics.h"
-#include "mlseg/postprocessing/connected_components.h"
 
 namespace mlseg {
 using Json = nlohmann::ordered_json;

@@ -7,9 +7,9 @@
 #include "mlseg/core/atomic_file.h"
 #include "mlseg/core/case_loop.h"
 #include "mlseg/core/error.h"
+#include "mlseg/data/connected_components.h"
 #include "mlseg/inference/prediction_folder.h"
 #include "mlseg/labels/label_code.h"
-#include "mlseg/postprocessing/connected_components.h"
 
 namespace mlseg {
 namespace fs = std::filesystem;

@@ -167,12 +167,9 @@ PreprocessRun preprocess_dataset(const fs::path& dataset_dir, const PreprocessOp
   // A configuration that only inherits (nnU-Net's 3d_cascade_fullres) uses its parent's data.
   {
     std::vector<std::string> resolved;
-    const auto& available = plans.json["configurations"];
     for (auto name : configurations) {
-      for (int depth = 0; depth < 4 && available.contains(name) && available[name].contains("inherits_from") &&
-                          !available[name].contains("spacing");
-           ++depth) {
-        const std::string parent = available[name]["inherits_from"].get<std::string>();
+      if (plans.has_configuration(name) && plans.configuration(name).data_configuration != name) {
+        const std::string parent = plans.configuration(name).data_configuration;
         if (options.show_progress) std::cerr << "mlseg preprocess: " << name << " uses " << parent << "'s preprocessed data\n";
         name = parent;
       }

@@ -10,6 +10,8 @@
 #include "mlseg/nn/device.h"
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/preprocessing/preprocess.h"
+#include "mlseg/inference/cascade.h"
+#include "mlseg/training/cascade_priors.h"
 #include "mlseg/training/training_step.h"
 
 namespace mlseg {
@@ -22,7 +24,11 @@ ModelDescription describe_model(const PlansFile& plans, const std::string& confi
   ModelDescription model;
   model.plans = plans;
   model.configuration = configuration;
-  model.input_channels = store.info().num_image_channels;
+  model.input_channels = store.num_input_channels();
+  if (store.prior_channels() > 0) {
+    model.previous_stage = plans.configuration(configuration).previous_stage;
+    model.prior_channels = store.prior_channels();
+  }
   model.channel_names = store.info().channel_names;
   if (model.channel_names.empty()) throw Error("the preprocessed store lists no label channels", "rerun `mlseg preprocess`");
   model.encoding = plans.encoding;
@@ -65,16 +71,19 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options, c
   if (options.loader_workers < 0) {
     throw Error("--loader-workers is " + std::to_string(options.loader_workers), "pass auto (cores - 1) or a number >= 1");
   }
-  if (options.configuration == "3d_cascade_fullres") {
-    throw Error("training the cascade's second stage is not supported yet", "train 3d_fullres or 3d_lowres");
-  }
   RunSetup run;
   // Before any work: a wrong --device fails at once. Ranks on one machine take one GPU each.
   run.device = resolve_device_for_rank(options.device, context.local_rank());
   run.dataset = load_dataset(dataset_dir);
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
-  const fs::path store_dir = store_dir_for(run.dataset_work, options.configuration);
   const fs::path plans_path = run.dataset_work / "plans.json";
+  // A cascade stage trains on its parent's preprocessed data (nnU-Net's inherited data_identifier).
+  std::string data_configuration = options.configuration;
+  if (fs::exists(plans_path)) {
+    const PlansFile plans = read_plans(plans_path);
+    if (plans.has_configuration(options.configuration)) data_configuration = plans.configuration(options.configuration).data_configuration;
+  }
+  const fs::path store_dir = store_dir_for(run.dataset_work, data_configuration);
   const std::string planned_encoding =
       fs::exists(plans_path) ? read_json_file(plans_path).value("label_encoding", std::string("sigmoid")) : std::string("sigmoid");
   // Rank 0 alone preprocesses and writes splits_final.json; the others then read both.
@@ -90,6 +99,19 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options, c
 
   // The network and what it is trained on.
   const PlannedConfiguration& configuration = run.plans.configuration(options.configuration);
+  if (!configuration.previous_stage.empty()) {
+    // The cascade: the previous stage's cross-validation predictions as extra input channels.
+    if (configuration.dimension() != 3) throw Error("a cascade stage must be 3D", "rerun `mlseg plan`", {plans_path.string(), "", ""});
+    const fs::path prior_dir = next_stage_prior_dir(run.dataset_work, configuration.previous_stage, options.configuration);
+    context.main_first("the previous stage's predictions", [&] {
+      CascadePriorOptions priors;
+      priors.device = run.device;
+      priors.show_progress = options.show_progress && context.is_main();
+      priors.threads = options.threads;
+      ensure_previous_stage_predictions(run.dataset_work, run.plans, options.configuration, *run.store, priors);
+    });
+    run.store->attach_previous_stage(prior_dir, run.store->num_channels());
+  }
   if (!run.plans.channel_names.empty() && run.plans.channel_names != run.store->info().channel_names) {
     throw Error("plans.json and the preprocessed store list different label channels",
                 "rerun `mlseg preprocess --overwrite` after changing the plans", {plans_path.string(), "", ""});

@@ -396,6 +396,12 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
     if (normalization[c].use_mask) masked_channels.push_back(static_cast<std::int64_t>(c));
   }
   batch_options.augmentation().masked_channels(masked_channels);
+  // The cascade: the previous stage's channels follow the image spatially, skip the intensity
+  // transforms and get nnU-Net's cascade augmentations; one-hot (softmax) channels stay exclusive.
+  if (store.prior_channels() > 0) {
+    batch_options.augmentation().cascade().prior_channels(store.prior_channels()).exclusive_priors(run.model.encoding.kind() ==
+                                                                                                   EncodingKind::softmax);
+  }
   // Labels resample in augmentation as in preprocessing: the encoding says how.
   if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
     batch_options.augmentation().spatial().label_interpolation(LabelInterpolation::classes);

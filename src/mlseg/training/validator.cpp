@@ -162,7 +162,7 @@ ValidationResult run_full_case_validation(const SegmentationNetwork& network, co
     torch::Tensor logits;
     {
       AutocastScope autocast(options.precision, options.device);
-      logits = sliding_window_logits(std::vector<SegmentationNetwork>{network}, stored.image(), window);
+      logits = sliding_window_logits(std::vector<SegmentationNetwork>{network}, stored.network_input(), window);
     }
     const torch::Tensor predicted = options.encoding.channel_masks_from_logits(logits.to(torch::kFloat).unsqueeze(0))[0];
     const CodeVolume reference = stored.codes();

@@ -1,4 +1,4 @@
-#include "mlseg/postprocessing/connected_components.h"
+#include "mlseg/data/connected_components.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,6 +1,7 @@
 #pragma once
 // Connected components of a binary mask (issue #24): labelling, the largest component, and the
-// removal of small ones — the usual clean-ups of a predicted segmentation.
+// removal of small ones — the usual clean-ups of a predicted segmentation. In data/ (below
+// postprocessing/) because the cascade augmentation also removes components (cascade_transforms.h).
 //
 // A scan over x-runs: each row (z, y) is cut into runs of foreground voxels, a run is joined
 // (union-find) with the runs it touches in the rows already scanned — (z, y-1) and (z-1, y-1..y+1);

@@ -1,0 +1,87 @@
+#include "mlseg/inference/cascade.h"
+
+#include <torch/torch.h>
+
+#include "mlseg/core/error.h"
+#include "mlseg/inference/predict.h"
+#include "mlseg/inference/sliding_window.h"
+#include "mlseg/preprocessing/resample.h"
+
+namespace mlseg {
+namespace fs = std::filesystem;
+
+fs::path next_stage_prior_dir(const fs::path& dataset_work_dir, const std::string& previous_stage, const std::string& configuration) {
+  return dataset_work_dir / "results" / previous_stage / kNextStageFolder / configuration;
+}
+
+torch::Tensor previous_stage_masks(const torch::Tensor& logits, const LabelEncoding& encoding, const std::array<double, 3>& from_spacing_mm,
+                                   const std::array<std::int64_t, 3>& target_shape_zyx, const std::array<double, 3>& to_spacing_mm,
+                                   double anisotropy_threshold, int threads) {
+  torch::Tensor data = logits.to(torch::kCPU, torch::kFloat);
+  const std::array<std::int64_t, 3> shape{data.size(1), data.size(2), data.size(3)};
+  if (shape != target_shape_zyx) {
+    ResampleOptions options;
+    options.image_interpolation = ImageInterpolation::linear;  // nnU-Net's resampling_fn_probabilities
+    options.threads = threads;
+    data = resample_image(data, target_shape_zyx, separate_axis_for(from_spacing_mm, to_spacing_mm, anisotropy_threshold), options);
+  }
+  return encoding.channel_masks_from_logits(data.unsqueeze(0))[0].contiguous();
+}
+
+torch::Tensor append_previous_stage(const torch::Tensor& image, const torch::Tensor& masks, const std::string& case_id) {
+  if (image.dim() != 4 || masks.dim() != 4 || image.sizes().slice(1) != masks.sizes().slice(1)) {
+    throw Error("the previous stage's prediction has another grid than the image it joins",
+                "predict the previous stage on the same case's preprocessed grid", {"", case_id, ""});
+  }
+  return torch::cat({image.to(torch::kFloat), masks.to(image.device(), torch::kFloat)}, 0);
+}
+
+PreviousStage load_previous_stage(const fs::path& cascade_model_dir, const ModelDescription& cascade, const std::vector<std::string>& folds,
+                                  const std::string& checkpoint_name, const PredictOptions& options) {
+  PreviousStage previous;
+  previous.model_dir = cascade_model_dir.parent_path() / cascade.previous_stage;
+  std::error_code ec;
+  if (!fs::is_directory(previous.model_dir, ec)) {
+    throw Error("the cascade " + cascade.configuration + " needs its first stage " + cascade.previous_stage + ", and " +
+                    previous.model_dir.string() + " does not exist",
+                "train `mlseg train DATASET -c " + cascade.previous_stage + " -f 0..4` beside it (the same work folder)",
+                {previous.model_dir.string(), "", ""});
+  }
+  previous.checkpoints = find_checkpoints(previous.model_dir, folds, checkpoint_name);
+  std::vector<LoadedCheckpoint> loaded;
+  for (const fs::path& path : previous.checkpoints) loaded.push_back(load_checkpoint(path));
+  previous.model = shared_model_description(loaded);
+  if (previous.model.channel_names != cascade.channel_names ||
+      static_cast<std::int64_t>(previous.model.channel_names.size()) != cascade.prior_channels) {
+    throw Error(previous.model_dir.string() + " predicts other channels than the cascade was trained with",
+                "retrain " + cascade.previous_stage + " and the cascade on the same plans", {previous.model_dir.string(), "", ""});
+  }
+  previous.plan = inference_plan_from_plans(previous.model.plans, previous.model.configuration);
+  previous.plan.resample.threads = 1;
+  previous.window = sliding_window_options(previous.model, previous.plan, options);
+  previous.window.show_progress(false);
+  for (LoadedCheckpoint& model : loaded) {
+    model.network->module().eval();
+    model.network->set_deep_supervision(false);
+    if (options.device != torch::Device(torch::kCPU)) model.network->module().to(options.device);
+    previous.networks.push_back(model.network);
+  }
+  return previous;
+}
+
+torch::Tensor cascade_input(const PreviousStage& previous, const Image& raw_image, const PreprocessedImage& next, const std::string& case_id,
+                            int threads) {
+  const PreprocessedImage first = preprocess_image(case_id, raw_image, previous.plan);
+  const CaseProperties& a = first.properties;
+  const CaseProperties& b = next.properties;
+  if (a.crop_begin != b.crop_begin || a.crop_end != b.crop_end || a.transpose_forward != b.transpose_forward) {
+    throw Error("the two stages of the cascade cropped or transposed the image differently",
+                "train both stages on the same plans.json", {"", case_id, ""});
+  }
+  const torch::Tensor logits = sliding_window_logits(previous.networks, first.image, previous.window);
+  const torch::Tensor masks = previous_stage_masks(logits, previous.model.encoding, a.spacing_mm, b.shape_after_resample, b.spacing_mm,
+                                                   previous.plan.anisotropy_threshold, threads);
+  return append_previous_stage(next.image, masks, case_id);
+}
+
+}  // namespace mlseg
