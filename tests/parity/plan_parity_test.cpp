@@ -85,9 +85,8 @@ void compare_configurations(const std::string& what, const Json& theirs, const J
   }
 }
 
-void compare_plans(const std::string& dataset_name) {
-  const fs::path source = testing::shared_data_dir() / dataset_name;
-  testing::TempDir tmp;
+void compare_plans(const fs::path& source, const testing::TempDir& tmp) {
+  const std::string dataset_name = source.filename().string();
   const auto peer = parity::run_peer("plan.py", {source.string(), (tmp / "peer").string()}, tmp / "peer");
   const fs::path work = tmp / "work";
   const auto r = testing::run_mlseg("plan '" + source.string() + "' --work-dir '" + work.string() + "' -q");
@@ -130,13 +129,34 @@ void compare_plans(const std::string& dataset_name) {
 TEST(ParityPlan, HippocampusFingerprintAndPlansMatchNnUNetExperimentPlanner) {
   MLSEG_REQUIRE_SHARED_DATA();
   MLSEG_REQUIRE_PEER();
-  compare_plans("Dataset004_Hippocampus");
+  testing::TempDir tmp;
+  compare_plans(testing::shared_data_dir() / "Dataset004_Hippocampus", tmp);
 }
 
 TEST(ParityPlan, BratsFingerprintAndPlansMatchNnUNetExperimentPlanner) {
   MLSEG_REQUIRE_SHARED_DATA();
   MLSEG_REQUIRE_PEER();
-  compare_plans("Dataset001_BraTS2015");
+  testing::TempDir tmp;
+  compare_plans(testing::shared_data_dir() / "Dataset001_BraTS2015", tmp);
+}
+
+// Images 8x the fullres patch: both planners add 3d_lowres (spacing grown in 1.03x steps until
+// the patch covers a quarter of the median image) and the 3d_cascade_fullres entry.
+TEST(ParityPlan, LargeImagesGetTheSame3dLowresAndCascadeAsNnUNet) {
+  MLSEG_REQUIRE_PEER();
+  testing::TempDir tmp;
+  const fs::path source = tmp / "raw" / "Dataset905_LowresPhantom";
+  const auto synth = testing::run_mlseg("synth '" + source.string() +
+                                        "' --name Dataset905_LowresPhantom --cases 2 --shape 256 320 320 --spacing 1 1 1 "
+                                        "--channels 3 --format label_map --threads 2 -q");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  compare_plans(source, tmp);
+  // The comparison covered the cascade: nnU-Net's default plans have both entries (and mlseg's
+  // had them, or compare_configurations failed above).
+  const Json theirs = read_json_file(tmp / "peer" / "nnUNetPlans.json");
+  ASSERT_TRUE(theirs["configurations"].contains("3d_lowres"));
+  EXPECT_EQ(theirs["configurations"]["3d_cascade_fullres"]["previous_stage"], "3d_lowres");
+  EXPECT_EQ(theirs["configurations"]["3d_lowres"]["next_stage"], "3d_cascade_fullres");
 }
 
 }  // namespace
