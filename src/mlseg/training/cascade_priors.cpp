@@ -49,6 +49,9 @@ fs::path ensure_previous_stage_predictions(const fs::path& dataset_work_dir, con
   const fs::path splits_path = dataset_work_dir / "splits_final.json";
   const std::vector<Fold> folds = folds_from_json(read_json_file(splits_path), splits_path.string());
   const fs::path sources_path = prior_dir / kSourcesFile;
+  auto fold_checkpoint = [&](std::size_t fold) {
+    return dataset_work_dir / "results" / previous / ("fold_" + std::to_string(fold)) / "checkpoint_final.pt";
+  };
   Json sources = fs::exists(sources_path) ? read_json_file(sources_path) : Json::object();
 
   // Per fold: the cases it validated that need a (new) prediction.
@@ -66,7 +69,7 @@ fs::path ensure_previous_stage_predictions(const fs::path& dataset_work_dir, con
       throw Error("case '" + id + "' is in no fold's validation set, so " + previous + " has no cross-validation prediction of it",
                   "rerun `mlseg analyze` to rewrite splits_final.json", {splits_path.string(), id, ""});
     }
-    const fs::path checkpoint = dataset_work_dir / "results" / previous / ("fold_" + std::to_string(fold)) / "checkpoint_final.pt";
+    const fs::path checkpoint = fold_checkpoint(fold);
     if (!fs::exists(checkpoint)) {
       missing_folds.insert(std::to_string(fold));
       continue;
@@ -95,7 +98,7 @@ fs::path ensure_previous_stage_predictions(const fs::path& dataset_work_dir, con
                     ProgressOptions{options.show_progress});
   torch::NoGradGuard no_grad;
   for (const auto& [fold, ids] : todo) {
-    const fs::path checkpoint = dataset_work_dir / "results" / previous / ("fold_" + std::to_string(fold)) / "checkpoint_final.pt";
+    const fs::path checkpoint = fold_checkpoint(fold);
     LoadedCheckpoint loaded = load_checkpoint(checkpoint);
     if (loaded.model.channel_names != store.info().channel_names) {
       throw Error(previous + " was trained on other label channels than " + configuration + "'s data",
