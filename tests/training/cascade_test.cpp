@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "mlseg/core/error.h"
 #include "mlseg/data/preprocessed_store.h"
 #include "mlseg/inference/predict.h"
@@ -13,6 +15,7 @@
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/npy.h"
 #include "mlseg/io/store_layout.h"
+#include "mlseg/training/cascade_priors.h"
 #include "mlseg/planning/plans_file.h"
 #include "mlseg/postprocessing/find_best_configuration.h"
 #include "test_support.h"
@@ -132,6 +135,27 @@ TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) {
     EXPECT_EQ(header.shape, (std::vector<std::int64_t>{1, shape[0], shape[1], shape[2]})) << id;
   }
   EXPECT_FALSE(fs::exists(data.dataset_work / "preprocessed" / "3d_cascade_fullres")) << "the cascade reuses 3d_fullres's store";
+
+  // A fold whose checkpoint changed (sources.json no longer matches) has its cases predicted
+  // again; the other fold's files are left as they are.
+  {
+    Json sources = read_json_file(prior_dir / "sources.json");
+    ASSERT_TRUE(sources.contains("0") && sources.contains("1")) << sources.dump();
+    const std::string first_fold_identity = sources["1"];
+    sources["1"] = "another checkpoint";
+    write_json_file(prior_dir / "sources.json", sources);
+    const Json folds = read_json_file(data.dataset_work / "splits_final.json");
+    const fs::path kept = store_prior_file(prior_dir, folds[0]["val"][0].get<std::string>());
+    const fs::path redone = store_prior_file(prior_dir, folds[1]["val"][0].get<std::string>());
+    const auto kept_time = fs::last_write_time(kept);
+    std::ofstream(redone, std::ios::binary | std::ios::trunc) << "stale";
+    CascadePriorOptions options;
+    options.show_progress = false;
+    ensure_previous_stage_predictions(data.dataset_work, read_plans(data.dataset_work / "plans.json"), "3d_cascade_fullres", store, options);
+    EXPECT_EQ(read_npy_header(redone).shape.size(), 4u) << "fold 1's case predicted again";
+    EXPECT_EQ(read_json_file(prior_dir / "sources.json")["1"], first_fold_identity);
+    EXPECT_EQ(fs::last_write_time(kept), kept_time) << "fold 0's predictions were current";
+  }
 
   // The checkpoint: image + 3 previous-stage channels in, the first stage named.
   const LoadedCheckpoint model = load_checkpoint(results / "3d_cascade_fullres" / "fold_0" / "checkpoint_final.pt");
