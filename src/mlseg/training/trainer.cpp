@@ -203,6 +203,10 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
               << run.batch_size << " split " << rank_batch_share(run.batch_size, context.world_size(), 0).size() << " on rank 0"
               << "; gradients averaged before clipping; validation shared, counts summed\n";
   }
+  if (run.model.prior_channels > 0) {
+    std::cout << "cascade: input = " << run.model.image_input_channels() << " image channel(s) + " << run.model.prior_channels << " "
+              << run.model.previous_stage << " channel(s) (its cross-validation predictions, one per label channel)\n";
+  }
   if (run.remedies.any()) {
     std::cout << "remedies for rare channels (--nnunet-defaults turns them off):\n";
     for (const std::string& line : run.remedies.active) std::cout << "  " << line << "\n";
