@@ -80,8 +80,7 @@ Json resolve_inherited_configuration(const Json& configurations, const std::stri
   return resolve_inherited(configurations, name, source, fix, 0);
 }
 
-PlansFile plans_from_json(const Json& raw_json, const std::string& source) {
-  const Json& json = raw_json;
+PlansFile plans_from_json(const Json& json, const std::string& source) {
   const std::vector<PlansProblem> problems = check_plans(json);
   if (!problems.empty()) {
     std::string listed;

@@ -5,12 +5,12 @@
 #include "mlseg/core/error.h"
 #include "mlseg/core/parallel.h"
 #include "mlseg/core/work_dir.h"
+#include "mlseg/inference/cascade.h"
 #include "mlseg/io/json_file.h"
 #include "mlseg/io/store_layout.h"
 #include "mlseg/nn/device.h"
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/preprocessing/preprocess.h"
-#include "mlseg/inference/cascade.h"
 #include "mlseg/training/cascade_priors.h"
 #include "mlseg/training/training_step.h"
 
