@@ -16,6 +16,7 @@
 #include "mlseg/io/npy.h"
 #include "mlseg/io/store_layout.h"
 #include "mlseg/training/cascade_priors.h"
+#include "mlseg/planning/planner.h"
 #include "mlseg/planning/plans_file.h"
 #include "mlseg/postprocessing/find_best_configuration.h"
 #include "test_support.h"
@@ -104,9 +105,20 @@ TEST(CascadeMasks, PreviousStageChannelsAreResampledLogitsThresholdedPerChannel)
   EXPECT_THROW(append_previous_stage(image, masks), Error);
 }
 
-TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) {
+// `encoding`: the plans' label encoding ("" keeps the planner's: sigmoid for these overlapping channels).
+void train_and_predict_cascade(const std::string& encoding) {
   mlseg::testing::TempDir dir;
   const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 3, PhantomLabelFormat::bitmask, 6);
+  if (!encoding.empty()) {
+    PlanOptions plan;
+    plan.work_dir = data.work.string();
+    plan.encoding = encoding;
+    plan.show_progress = false;
+    plan.threads = 1;
+    plan_dataset(data.raw, plan);
+    mlseg::testing::shrink_plans_network(data.dataset_work / "plans.json");
+    ASSERT_EQ(read_json_file(data.dataset_work / "plans.json")["label_encoding"], encoding);
+  }
   add_cascade_plans(data);
 
   // The cascade refuses to start before its first stage's folds are trained, naming them.
@@ -159,6 +171,7 @@ TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) {
 
   // The checkpoint: image + 3 previous-stage channels in, the first stage named.
   const LoadedCheckpoint model = load_checkpoint(results / "3d_cascade_fullres" / "fold_0" / "checkpoint_final.pt");
+  EXPECT_EQ(model.model.encoding.name(), encoding.empty() ? "sigmoid" : encoding);
   EXPECT_EQ(model.model.previous_stage, "3d_lowres");
   EXPECT_EQ(model.model.prior_channels, 3);
   EXPECT_EQ(model.model.input_channels, 4);
@@ -209,5 +222,10 @@ TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) {
   EXPECT_NE(std::find(names.begin(), names.end(), "3d_cascade_fullres"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "3d_lowres"), names.end());
 }
+
+TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) { train_and_predict_cascade(""); }
+
+// Powerset: the first stage's channels are its argmax combination's, the cascade's output a combination.
+TEST(Cascade, PowersetTrainsAndPredictsThroughBothStages) { train_and_predict_cascade("powerset"); }
 
 }  // namespace
