@@ -105,11 +105,11 @@ TEST(CascadeMasks, PreviousStageChannelsAreResampledLogitsThresholdedPerChannel)
   EXPECT_THROW(append_previous_stage(image, masks), Error);
 }
 
-// `encoding`: the plans' label encoding ("" keeps the planner's: sigmoid for these overlapping channels).
-void train_and_predict_cascade(const std::string& encoding) {
+// Three phantom channels in `format`, planned with `encoding`.
+void train_and_predict_cascade(PhantomLabelFormat format, const std::string& encoding) {
   mlseg::testing::TempDir dir;
-  const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 3, PhantomLabelFormat::bitmask, 6);
-  if (!encoding.empty()) {
+  const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 3, format, 6);
+  {
     PlanOptions plan;
     plan.work_dir = data.work.string();
     plan.encoding = encoding;
@@ -171,7 +171,7 @@ void train_and_predict_cascade(const std::string& encoding) {
 
   // The checkpoint: image + 3 previous-stage channels in, the first stage named.
   const LoadedCheckpoint model = load_checkpoint(results / "3d_cascade_fullres" / "fold_0" / "checkpoint_final.pt");
-  EXPECT_EQ(model.model.encoding.name(), encoding.empty() ? "sigmoid" : encoding);
+  EXPECT_EQ(model.model.encoding.name(), encoding);
   EXPECT_EQ(model.model.previous_stage, "3d_lowres");
   EXPECT_EQ(model.model.prior_channels, 3);
   EXPECT_EQ(model.model.input_channels, 4);
@@ -223,9 +223,15 @@ void train_and_predict_cascade(const std::string& encoding) {
   EXPECT_NE(std::find(names.begin(), names.end(), "3d_lowres"), names.end());
 }
 
-TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) { train_and_predict_cascade(""); }
+// Overlapping channels as independent sigmoids: each first-stage channel thresholded on its own.
+TEST(Cascade, TrainsOnCrossValidationPredictionsAndPredictsThroughBothStages) {
+  train_and_predict_cascade(PhantomLabelFormat::bitmask, "sigmoid");
+}
 
-// Powerset: the first stage's channels are its argmax combination's, the cascade's output a combination.
-TEST(Cascade, PowersetTrainsAndPredictsThroughBothStages) { train_and_predict_cascade("powerset"); }
+// Powerset: the first stage's channels are its argmax combination's.
+TEST(Cascade, PowersetTrainsAndPredictsThroughBothStages) { train_and_predict_cascade(PhantomLabelFormat::bitmask, "powerset"); }
+
+// Softmax (disjoint labels): the first stage's one-hot foreground classes, as nnU-Net's cascade.
+TEST(Cascade, SoftmaxTrainsAndPredictsThroughBothStages) { train_and_predict_cascade(PhantomLabelFormat::label_map, "softmax"); }
 
 }  // namespace
