@@ -16,7 +16,6 @@
 #include "mlseg/io/npy.h"
 #include "mlseg/io/store_layout.h"
 #include "mlseg/training/cascade_priors.h"
-#include "mlseg/planning/planner.h"
 #include "mlseg/planning/plans_file.h"
 #include "mlseg/postprocessing/find_best_configuration.h"
 #include "test_support.h"
@@ -109,16 +108,8 @@ TEST(CascadeMasks, PreviousStageChannelsAreResampledLogitsThresholdedPerChannel)
 void train_and_predict_cascade(PhantomLabelFormat format, const std::string& encoding) {
   mlseg::testing::TempDir dir;
   const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 3, format, 6);
-  {
-    PlanOptions plan;
-    plan.work_dir = data.work.string();
-    plan.encoding = encoding;
-    plan.show_progress = false;
-    plan.threads = 1;
-    plan_dataset(data.raw, plan);
-    mlseg::testing::shrink_plans_network(data.dataset_work / "plans.json");
-    ASSERT_EQ(read_json_file(data.dataset_work / "plans.json")["label_encoding"], encoding);
-  }
+  mlseg::testing::replan_tiny_dataset(data, encoding);
+  ASSERT_EQ(read_json_file(data.dataset_work / "plans.json")["label_encoding"], encoding);
   add_cascade_plans(data);
 
   // The cascade refuses to start before its first stage's folds are trained, naming them.

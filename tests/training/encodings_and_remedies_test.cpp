@@ -36,21 +36,10 @@ TrainOptions tiny_options(const mlseg::testing::TinyTrainingDataset& data, std::
   return options;
 }
 
-// Re-plans the tiny dataset with `encoding` (the store is rebuilt by train, whose encoding differs).
-void replan(const mlseg::testing::TinyTrainingDataset& data, const std::string& encoding) {
-  PlanOptions plan;
-  plan.work_dir = data.work.string();
-  plan.encoding = encoding;
-  plan.show_progress = false;
-  plan.threads = 1;
-  plan_dataset(data.raw, plan);
-  mlseg::testing::shrink_plans_network(data.dataset_work / "plans.json");
-}
-
 TEST(PowersetEncoding, TrainsTwoEpochsThenPredictsTheSameCodesInEveryFormat) {
   mlseg::testing::TempDir dir;
   const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 6, PhantomLabelFormat::bitmask);
-  replan(data, "powerset");
+  mlseg::testing::replan_tiny_dataset(data, "powerset");
   const Json plans = read_json_file(data.dataset_work / "plans.json");
   ASSERT_EQ(plans["label_encoding"], "powerset");
   const auto classes = plans["powerset_combinations"].size();
@@ -147,7 +136,7 @@ TEST(FinalValidation, OverlappingRegionsAreScoredPerChannelNotAsTheCollapsedLabe
   mlseg::testing::TempDir dir;
   // nnU-Net regions from the phantom: vessel overlaps organ and body without nesting.
   const auto data = mlseg::testing::make_tiny_training_dataset(dir.path(), 6, PhantomLabelFormat::regions);
-  replan(data, "sigmoid");
+  mlseg::testing::replan_tiny_dataset(data, "sigmoid");
   const TrainResult result = train(data.raw, tiny_options(data, 1));
   const std::vector<std::string> cases = fold_validation_cases(data.dataset_work, "0");
   FinalValidationOptions options;

@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <string>
 
 #include "mlseg/io/json_file.h"
 #include "mlseg/nn/checkpoint.h"
+#include "mlseg/planning/planner.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
 #include "test_support.h"
@@ -58,6 +60,18 @@ inline TinyTrainingDataset make_tiny_training_dataset(const std::filesystem::pat
   if (!preprocess_dataset(out.raw, preprocess).ok()) throw std::runtime_error("tiny dataset: preprocessing failed");
   shrink_plans_network(out.dataset_work / "plans.json");
   return out;
+}
+
+/// Re-plans the tiny dataset with `encoding` (train rebuilds a store of another encoding) and
+/// shrinks the network again.
+inline void replan_tiny_dataset(const TinyTrainingDataset& data, const std::string& encoding) {
+  PlanOptions plan;
+  plan.work_dir = data.work.string();
+  plan.encoding = encoding;
+  plan.show_progress = false;
+  plan.threads = 1;
+  plan_dataset(data.raw, plan);
+  shrink_plans_network(data.dataset_work / "plans.json");
 }
 
 /// Largest absolute difference between two checkpoints' parameters (same network, same names).
