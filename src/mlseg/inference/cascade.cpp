@@ -19,13 +19,23 @@ torch::Tensor previous_stage_masks(const torch::Tensor& logits, const LabelEncod
                                    double anisotropy_threshold, int threads) {
   torch::Tensor data = logits.to(torch::kCPU, torch::kFloat);
   const std::array<std::int64_t, 3> shape{data.size(1), data.size(2), data.size(3)};
-  if (shape != target_shape_zyx) {
-    ResampleOptions options;
-    options.image_interpolation = ImageInterpolation::linear;  // nnU-Net's resampling_fn_probabilities
-    options.threads = threads;
-    data = resample_image(data, target_shape_zyx, separate_axis_for(from_spacing_mm, to_spacing_mm, anisotropy_threshold), options);
+  if (shape == target_shape_zyx) return encoding.channel_masks_from_logits(data.unsqueeze(0))[0].contiguous();
+  ResampleOptions options;
+  options.image_interpolation = ImageInterpolation::linear;  // nnU-Net's resampling_fn_probabilities
+  options.threads = threads;
+  const int axis = separate_axis_for(from_spacing_mm, to_spacing_mm, anisotropy_threshold);
+  if (encoding.outputs_are_classes()) {
+    // The argmax needs every class at a voxel: all outputs resampled together.
+    return encoding.channel_masks_from_logits(resample_image(data, target_shape_zyx, axis, options).unsqueeze(0))[0].contiguous();
   }
-  return encoding.channel_masks_from_logits(data.unsqueeze(0))[0].contiguous();
+  // Independent sigmoids: one channel at a time, so only one float32 channel exists on the
+  // next stage's (larger) grid at once, beside the uint8 masks.
+  torch::Tensor masks = torch::empty({data.size(0), target_shape_zyx[0], target_shape_zyx[1], target_shape_zyx[2]}, torch::kUInt8);
+  for (std::int64_t c = 0; c < data.size(0); ++c) {
+    const torch::Tensor channel = resample_image(data.narrow(0, c, 1), target_shape_zyx, axis, options);
+    masks[c].copy_(encoding.channel_masks_from_logits(channel.unsqueeze(0))[0][0]);
+  }
+  return masks;
 }
 
 torch::Tensor append_previous_stage(const torch::Tensor& image, const torch::Tensor& masks, const std::string& case_id) {
