@@ -102,7 +102,9 @@ PlansFile plans_from_json(const Json& json, const std::string& source) {
       if (!c.contains("inherits_from")) continue;
       plans.json["configurations"][name] = resolve_inherited_configuration(json["configurations"], name, source, "rerun `mlseg plan`");
       std::string data = name;
-      for (Json own = c; only_links_stages(own) && own.contains("inherits_from");) {
+      // (resolve_inherited_configuration above has already refused loops and unknown names.)
+      Json own = c;
+      for (int depth = 0; depth <= kMaxInheritanceDepth && only_links_stages(own) && own.contains("inherits_from"); ++depth) {
         data = own["inherits_from"].get<std::string>();
         own = json["configurations"].value(data, Json::object());
       }
