@@ -73,22 +73,6 @@ void copy_box(const char* source, const std::array<std::int64_t, 3>& shape, std:
   }
 }
 
-/// Channels [0, channels) of `count` code words (item_size bytes each, `words` planes of `count`
-/// voxels) as float32 0/1 planes into `target` [channels, count].
-void unpack_code_channels(const char* codes, std::size_t item_size, std::int64_t count, int channels, float* target) {
-  const int bits_per_word = static_cast<int>(item_size * 8);
-  for (int c = 0; c < channels; ++c) {
-    const char* word = codes + static_cast<std::size_t>(c / bits_per_word) * static_cast<std::size_t>(count) * item_size;
-    const int bit = c % bits_per_word;
-    float* out = target + static_cast<std::size_t>(c) * static_cast<std::size_t>(count);
-    for (std::int64_t i = 0; i < count; ++i) {
-      std::uint64_t value = 0;
-      std::memcpy(&value, word + static_cast<std::size_t>(i) * item_size, item_size);
-      out[i] = static_cast<float>((value >> bit) & 1u);
-    }
-  }
-}
-
 }  // namespace
 
 std::array<std::int64_t, 3> StoredCase::location(std::int64_t row) const {
@@ -242,7 +226,6 @@ std::unique_ptr<StoredCase> PreprocessedStore::open_case(std::size_t index) cons
           .located({prior_file.string(), id, ""});
     }
     c.prior_channels_ = prior_channels_;
-    c.prior_item_size_ = prior.item_size;
   }
 
   const auto locations_file = store_locations_file(dir_, id);
@@ -332,14 +315,13 @@ void PreprocessedStore::cut_patch_into(std::size_t index, const std::array<std::
   copy_box(static_cast<const char*>(c.codes_->data()), c.shape_zyx_, c.num_code_words_, c.code_item_size_, begin_zyx,
            size_zyx, static_cast<char*>(codes.data_ptr()));
   if (c.prior_) {
-    // The previous stage's codes cut like the labels (outside: 0), then unpacked into the
-    // image's last channels.
-    const std::int64_t count = size_zyx[0] * size_zyx[1] * size_zyx[2];
+    // The previous stage's codes cut like the labels (outside: 0), decoded into the image's last
+    // channels.
     const std::int64_t words = c.prior_->header().shape[0];
-    std::vector<char> cut(static_cast<std::size_t>(words * count) * c.prior_item_size_);
-    copy_box(static_cast<const char*>(c.prior_->data()), c.shape_zyx_, words, c.prior_item_size_, begin_zyx, size_zyx, cut.data());
-    unpack_code_channels(cut.data(), c.prior_item_size_, count, c.prior_channels_,
-                         image.data_ptr<float>() + static_cast<std::size_t>(c.num_image_channels_) * static_cast<std::size_t>(count));
+    torch::Tensor cut = torch::empty({words, size_zyx[0], size_zyx[1], size_zyx[2]}, code_layout(c.prior_channels_).dtype);
+    copy_box(static_cast<const char*>(c.prior_->data()), c.shape_zyx_, words, cut.element_size(), begin_zyx, size_zyx,
+             static_cast<char*>(cut.data_ptr()));
+    image.narrow(0, c.num_image_channels_, c.prior_channels_).copy_(decode_channels(CodeVolume{cut, c.prior_channels_}));
   }
 }
 

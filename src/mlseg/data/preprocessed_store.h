@@ -54,7 +54,6 @@ class StoredCase {
   std::shared_ptr<NpyMapping> codes_;
   std::shared_ptr<NpyMapping> prior_;  ///< cascade: the previous stage's codes
   int prior_channels_ = 0;
-  std::size_t prior_item_size_ = 1;
   int num_image_channels_ = 0;
   int num_channels_ = 0;
   int num_code_words_ = 1;

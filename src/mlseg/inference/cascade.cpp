@@ -46,26 +46,12 @@ torch::Tensor append_previous_stage(const torch::Tensor& image, const torch::Ten
   return torch::cat({image.to(torch::kFloat), masks.to(image.device(), torch::kFloat)}, 0);
 }
 
-PreviousStage load_previous_stage(const fs::path& cascade_model_dir, const ModelDescription& cascade, const std::vector<std::string>& folds,
-                                  const std::string& checkpoint_name, const PredictOptions& options) {
+PreviousStage load_stage_checkpoints(const std::vector<fs::path>& checkpoints, const PredictOptions& options) {
   PreviousStage previous;
-  previous.model_dir = cascade_model_dir.parent_path() / cascade.previous_stage;
-  std::error_code ec;
-  if (!fs::is_directory(previous.model_dir, ec)) {
-    throw Error("the cascade " + cascade.configuration + " needs its first stage " + cascade.previous_stage + ", and " +
-                    previous.model_dir.string() + " does not exist",
-                "train `mlseg train DATASET -c " + cascade.previous_stage + " -f 0..4` beside it (the same work folder)",
-                {previous.model_dir.string(), "", ""});
-  }
-  previous.checkpoints = find_checkpoints(previous.model_dir, folds, checkpoint_name);
+  previous.checkpoints = checkpoints;
   std::vector<LoadedCheckpoint> loaded;
-  for (const fs::path& path : previous.checkpoints) loaded.push_back(load_checkpoint(path));
+  for (const fs::path& path : checkpoints) loaded.push_back(load_checkpoint(path));
   previous.model = shared_model_description(loaded);
-  if (previous.model.channel_names != cascade.channel_names ||
-      static_cast<std::int64_t>(previous.model.channel_names.size()) != cascade.prior_channels) {
-    throw Error(previous.model_dir.string() + " predicts other channels than the cascade was trained with",
-                "retrain " + cascade.previous_stage + " and the cascade on the same plans", {previous.model_dir.string(), "", ""});
-  }
   previous.plan = inference_plan_from_plans(previous.model.plans, previous.model.configuration);
   previous.plan.resample.threads = 1;
   previous.window = sliding_window_options(previous.model, previous.plan, options);
@@ -79,19 +65,41 @@ PreviousStage load_previous_stage(const fs::path& cascade_model_dir, const Model
   return previous;
 }
 
+PreviousStage load_previous_stage(const fs::path& cascade_model_dir, const ModelDescription& cascade, const std::vector<std::string>& folds,
+                                  const std::string& checkpoint_name, const PredictOptions& options) {
+  const fs::path model_dir = cascade_model_dir.parent_path() / cascade.previous_stage;
+  std::error_code ec;
+  if (!fs::is_directory(model_dir, ec)) {
+    throw Error("the cascade " + cascade.configuration + " needs its first stage " + cascade.previous_stage + ", and " +
+                    model_dir.string() + " does not exist",
+                "train `mlseg train DATASET -c " + cascade.previous_stage + " -f 0..4` beside it (the same work folder)",
+                {model_dir.string(), "", ""});
+  }
+  PreviousStage previous = load_stage_checkpoints(find_checkpoints(model_dir, folds, checkpoint_name), options);
+  previous.model_dir = model_dir;
+  if (previous.model.channel_names != cascade.channel_names ||
+      static_cast<std::int64_t>(previous.model.channel_names.size()) != cascade.prior_channels) {
+    throw Error(model_dir.string() + " predicts other channels than the cascade was trained with",
+                "retrain " + cascade.previous_stage + " and the cascade on the same plans", {model_dir.string(), "", ""});
+  }
+  return previous;
+}
+
+torch::Tensor predict_previous_stage(const PreviousStage& previous, const torch::Tensor& first_image, const CaseProperties& first,
+                                     const CaseProperties& next, int threads) {
+  if (first.crop_begin != next.crop_begin || first.crop_end != next.crop_end || first.transpose_forward != next.transpose_forward) {
+    throw Error("the two stages of the cascade cropped or transposed the image differently",
+                "train both stages on the same plans.json (and rerun `mlseg preprocess --overwrite` for both)", {"", next.case_id, ""});
+  }
+  const torch::Tensor logits = sliding_window_logits(previous.networks, first_image, previous.window);
+  return previous_stage_masks(logits, previous.model.encoding, first.spacing_mm, next.shape_after_resample, next.spacing_mm,
+                              previous.plan.anisotropy_threshold, threads);
+}
+
 torch::Tensor cascade_input(const PreviousStage& previous, const Image& raw_image, const PreprocessedImage& next, const std::string& case_id,
                             int threads) {
   const PreprocessedImage first = preprocess_image(case_id, raw_image, previous.plan);
-  const CaseProperties& a = first.properties;
-  const CaseProperties& b = next.properties;
-  if (a.crop_begin != b.crop_begin || a.crop_end != b.crop_end || a.transpose_forward != b.transpose_forward) {
-    throw Error("the two stages of the cascade cropped or transposed the image differently",
-                "train both stages on the same plans.json", {"", case_id, ""});
-  }
-  const torch::Tensor logits = sliding_window_logits(previous.networks, first.image, previous.window);
-  const torch::Tensor masks = previous_stage_masks(logits, previous.model.encoding, a.spacing_mm, b.shape_after_resample, b.spacing_mm,
-                                                   previous.plan.anisotropy_threshold, threads);
-  return append_previous_stage(next.image, masks, case_id);
+  return append_previous_stage(next.image, predict_previous_stage(previous, first.image, first.properties, next.properties, threads), case_id);
 }
 
 }  // namespace mlseg

@@ -53,11 +53,21 @@ struct PreviousStage {
   SlidingWindowOptions window{std::vector<std::int64_t>{1, 1, 1}};
 };
 
+/// The previous stage made of `checkpoints` (folds of one model, averaged), ready on
+/// `options.device`: eval mode, no deep supervision, its plan and sliding-window options.
+PreviousStage load_stage_checkpoints(const std::vector<std::filesystem::path>& checkpoints, const PredictOptions& options);
+
 /// The sibling model folder `cascade_model_dir`/../<cascade.previous_stage> with the same folds
 /// (`folds` empty: every fold it has) and checkpoint, ready on `options.device`. Throws
 /// mlseg::Error naming the folder and the fix when it is missing or was trained on other channels.
 PreviousStage load_previous_stage(const std::filesystem::path& cascade_model_dir, const ModelDescription& cascade,
                                   const std::vector<std::string>& folds, const std::string& checkpoint_name, const PredictOptions& options);
+
+/// The previous stage's prediction of `first_image` (preprocessed for it, with `first`'s
+/// properties) on the next stage's grid (`next`'s properties): uint8 [C, next shape] channel masks.
+/// Throws mlseg::Error naming the case when the two preprocessings cropped or transposed differently.
+torch::Tensor predict_previous_stage(const PreviousStage& previous, const torch::Tensor& first_image, const CaseProperties& first,
+                                     const CaseProperties& next, int threads = 0);
 
 /// The cascade's full input for `raw_image`: `next` (the raw image preprocessed for the cascade's
 /// configuration) with the previous stage's prediction appended (its folds averaged). Throws

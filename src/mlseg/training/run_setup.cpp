@@ -77,15 +77,16 @@ RunSetup prepare_run(const fs::path& dataset_dir, const TrainOptions& options, c
   run.dataset = load_dataset(dataset_dir);
   run.dataset_work = dataset_work_dir(resolve_work_dir(options.work_dir), run.dataset.name);
   const fs::path plans_path = run.dataset_work / "plans.json";
-  // A cascade stage trains on its parent's preprocessed data (nnU-Net's inherited data_identifier).
+  // Before preprocessing (which plans when plans.json is missing): the encoding the store must
+  // have, and where a cascade stage's data is (its parent's: nnU-Net's inherited data_identifier).
   std::string data_configuration = options.configuration;
+  std::string planned_encoding = "sigmoid";
   if (fs::exists(plans_path)) {
     const PlansFile plans = read_plans(plans_path);
+    planned_encoding = plans.json.value("label_encoding", planned_encoding);
     if (plans.has_configuration(options.configuration)) data_configuration = plans.configuration(options.configuration).data_configuration;
   }
   const fs::path store_dir = store_dir_for(run.dataset_work, data_configuration);
-  const std::string planned_encoding =
-      fs::exists(plans_path) ? read_json_file(plans_path).value("label_encoding", std::string("sigmoid")) : std::string("sigmoid");
   // Rank 0 alone preprocesses and writes splits_final.json; the others then read both.
   context.main_first("preprocessing and the splits", [&] {
     ensure_preprocessed(dataset_dir, store_dir, planned_encoding, options);
