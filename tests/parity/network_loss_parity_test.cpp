@@ -15,10 +15,10 @@
 #include <set>
 
 #include "mlseg/data/deep_supervision.h"
+#include "mlseg/io/json_file.h"
 #include "mlseg/nn/network_from_plans.h"
 #include "mlseg/training/loss_deep_supervision.h"
 #include "mlseg/training/optimizer.h"
-#include "mlseg/io/json_file.h"
 #include "parity/parity_support.h"
 #include "test_support.h"
 
@@ -31,6 +31,41 @@ using parity::relative_error;
 constexpr double kOutputTolerance = 1e-4;
 constexpr double kLossTolerance = 1e-5;
 constexpr double kGradientTolerance = 1e-4;
+// Initial weights are random on both sides: per tensor, the means and standard deviations must agree
+// within this many standard errors (a tensor of n values: the ratio of the two standard deviations
+// has a standard error of about 1/sqrt(n)).
+constexpr double kInitialisationZ = 5.0;
+
+// mlseg's fresh initialisation (InitWeights_He(1e-2) on every conv and transposed conv, zero biases,
+// InstanceNorm weight 1 and bias 0) against nnU-Net's initial weights, tensor by tensor: equal
+// distributions, not equal values (each side draws its own).
+void check_initialisation(PlainConvUNet& net, const parity::PeerOutput& peer, const std::string& mode) {
+  auto params = net->named_parameters(true);
+  double worst_z = 0;
+  std::size_t compared = 0;
+  for (const auto& name_json : peer.meta["params"]) {
+    const std::string name = name_json.get<std::string>();
+    const auto* p = params.find(name);
+    ASSERT_NE(p, nullptr) << name;
+    const torch::Tensor ours = p->detach().to(torch::kFloat64).flatten(), theirs = peer.array("init/" + name).to(torch::kFloat64).flatten();
+    if (p->dim() <= 1) {  // biases (0) and InstanceNorm affine parameters (1): constants
+      EXPECT_TRUE(torch::equal(ours, theirs)) << mode << ": initial " << name << " (nnUNetTrainer.initialize)";
+      continue;
+    }
+    const double n = static_cast<double>(ours.numel());
+    const double std_ours = ours.std().item<double>(), std_theirs = theirs.std().item<double>();
+    const double std_z = std::abs(std_ours / std_theirs - 1.0) * std::sqrt(n);
+    const double mean_z = std::abs(ours.mean().item<double>() - theirs.mean().item<double>()) /
+                          std::sqrt((std_ours * std_ours + std_theirs * std_theirs) / n);
+    worst_z = std::max({worst_z, std_z, mean_z});
+    ++compared;
+    EXPECT_LE(std_z, kInitialisationZ) << mode << ": initial " << name << " std " << std_ours << " vs nnU-Net " << std_theirs
+                                       << " (InitWeights_He(1e-2), kaiming_normal_ fan_in)";
+    EXPECT_LE(mean_z, kInitialisationZ) << mode << ": initial " << name << " mean";
+  }
+  std::cout << "[parity] " << mode << ": initial weights of " << compared << " conv tensors distributed as nnU-Net's (largest z " << worst_z
+            << "); biases and norms equal\n";
+}
 
 void check_train_step(const std::string& mode, bool fp64) {
   testing::TempDir tmp;
@@ -41,6 +76,7 @@ void check_train_step(const std::string& mode, bool fp64) {
 
   // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
   PlainConvUNet net(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true));
+  if (!fp64) check_initialisation(net, peer, mode);
   auto params = net->named_parameters(true);
   const auto& names = peer.meta["params"];
   ASSERT_EQ(params.size(), names.size()) << "mlseg's PlainConvUNet has another parameter count than nnU-Net's";
@@ -67,8 +103,7 @@ void check_train_step(const std::string& mode, bool fp64) {
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const double e = relative_error(outputs[k], peer.array("output_" + std::to_string(k)));
     worst_output = std::max(worst_output, e);
-    EXPECT_LE(e, kOutputTolerance)
-        << "PlainConvUNet.forward (dynamic_network_architectures unet.py) deep-supervision output " << k;
+    EXPECT_LE(e, kOutputTolerance) << "PlainConvUNet.forward (dynamic_network_architectures unet.py) deep-supervision output " << k;
     auto target = peer.array("target_" + std::to_string(k));
     targets.push_back(target.is_floating_point() ? target.to(dtype) : target);
   }
@@ -94,8 +129,8 @@ void check_train_step(const std::string& mode, bool fp64) {
   auto loss = deep_supervision_loss(outputs, targets, {}, loss_options);
   EXPECT_NEAR(loss.item<double>(), peer.meta["loss"].get<double>(), kLossTolerance)
       << "nnUNetTrainer.train_step loss (" << peer.meta["loss_class"].get<std::string>() << ")";
-  std::cout << "[parity] " << mode << (fp64 ? " fp64" : " fp32") << ": outputs max relative error " << worst_output
-            << ", loss " << loss.item<double>() << " vs nnU-Net " << peer.meta["loss"].get<double>() << "\n";
+  std::cout << "[parity] " << mode << (fp64 ? " fp64" : " fp32") << ": outputs max relative error " << worst_output << ", loss "
+            << loss.item<double>() << " vs nnU-Net " << peer.meta["loss"].get<double>() << "\n";
   if (!fp64) return;
 
   // Gradients after backward (before clipping), per parameter.
@@ -121,8 +156,7 @@ void check_train_step(const std::string& mode, bool fp64) {
     ASSERT_TRUE(p.grad().defined()) << name;
     const double e = relative_error(p.grad(), peer_gradients[name.get<std::string>()], gradient_floor);
     worst_gradient = std::max(worst_gradient, e);
-    EXPECT_LE(e, kGradientTolerance)
-        << "gradient of " << name << " after nnUNetTrainer.train_step's loss.backward()";
+    EXPECT_LE(e, kGradientTolerance) << "gradient of " << name << " after nnUNetTrainer.train_step's loss.backward()";
   }
 
   // clip_grad_norm_(12) and one SGD step (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5):
@@ -143,11 +177,9 @@ void check_train_step(const std::string& mode, bool fp64) {
     const auto peer_update = peer.array("after/" + n) - peer.array("init/" + n);
     const double e = relative_error(update, peer_update, 1e-3 * peer_update.abs().max().item<double>() + 1e-12);
     worst_update = std::max(worst_update, e);
-    EXPECT_LE(e, kGradientTolerance)
-        << "SGD step (nnUNetTrainer.configure_optimizers) of " << n;
+    EXPECT_LE(e, kGradientTolerance) << "SGD step (nnUNetTrainer.configure_optimizers) of " << n;
   }
-  std::cout << "[parity] " << mode << " fp64: gradients max relative error " << worst_gradient << ", SGD updates "
-            << worst_update << "\n";
+  std::cout << "[parity] " << mode << " fp64: gradients max relative error " << worst_gradient << ", SGD updates " << worst_update << "\n";
 }
 
 TEST(ParityNetworkLoss, SigmoidRegionsFloat32ForwardAndLossMatchNnUNetTrainer) {

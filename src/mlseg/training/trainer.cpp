@@ -30,6 +30,7 @@
 #include "mlseg/training/loss_deep_supervision.h"
 #include "mlseg/training/run_setup.h"
 #include "mlseg/training/train_log.h"
+#include "mlseg/training/training_pipeline.h"
 
 namespace mlseg {
 namespace {
@@ -220,24 +221,6 @@ void print_run_header(const RunSetup& run, const TrainOptions& options, const Va
   std::cout << format_coverage_table(validation_set, run.fold.name) << std::flush;
 }
 
-// The batch a loader worker makes for a step: make_training_batch's image, then per
-// deep-supervision scale (full resolution first) the loss target and annotation mask (undefined
-// when no voxel is ignored). Made on the worker threads, so the training loop only copies them to
-// the device (pinned when it is CUDA: LoaderOptions::pin_memory).
-Batch make_step_batch(const PreprocessedStore& store, const PatchSampler& sampler, const TrainingBatchOptions& options,
-                      const RunSetup& run, std::int64_t index, SamplingReportAccumulator* coverage) {
-  Batch batch = make_training_batch(store, sampler, options, index, coverage);
-  const std::vector<ScaleTargets> targets =
-      batch_targets(batch.tensors.at(1), run.model.encoding, run.scales, run.dimension, torch::kCPU);
-  batch.tensors.resize(1);
-  batch.tensors[0] = network_input(batch.tensors[0], run.dimension);
-  for (const ScaleTargets& t : targets) {
-    batch.tensors.push_back(t.target);
-    batch.tensors.push_back(t.annotated);
-  }
-  return batch;
-}
-
 // One optimisation step on a make_step_batch batch. Returns the loss when the step was taken;
 // nullopt when the loss or the gradient was not finite (the weights are then left untouched).
 // The step reads the device once: the loss and the gradient norm in one host copy, which both
@@ -388,34 +371,9 @@ TrainResult train(const fs::path& dataset_dir, const TrainOptions& options_in, c
 
   // Data: sampler + augmentation + loader over the training cases; the fixed validation set.
   const PreprocessedStore& store = *run.store;
-  TrainingBatchOptions batch_options = TrainingBatchOptions()
-                                           .patch_size_zyx(run.patch)
-                                           .seed(options.seed)
-                                           .first_sample(run.share.begin)
-                                           .end_sample(run.share.end);
-  // nnU-Net's MaskImageTransform for channels normalised inside the nonzero mask.
-  std::vector<std::int64_t> masked_channels;
-  const auto& normalization = run.plans.configuration(options.configuration).normalization;
-  for (std::size_t c = 0; c < normalization.size(); ++c) {
-    if (normalization[c].use_mask) masked_channels.push_back(static_cast<std::int64_t>(c));
-  }
-  batch_options.augmentation().masked_channels(masked_channels);
-  // The cascade: the previous stage's channels follow the image spatially, skip the intensity
-  // transforms and get nnU-Net's cascade augmentations; one-hot (softmax) channels stay exclusive.
-  if (store.prior_channels() > 0) {
-    batch_options.augmentation().cascade().prior_channels(store.prior_channels()).exclusive_priors(run.model.encoding.kind() ==
-                                                                                                   EncodingKind::softmax);
-  }
-  // Labels resample in augmentation as in preprocessing: the encoding says how.
-  if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
-    batch_options.augmentation().spatial().label_interpolation(LabelInterpolation::classes);
-  }
-  SamplerOptions sampler_options =
-      SamplerOptions(run.batch_size, training_cut_size(batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
-  if (run.remedies.sample_channels_by_weight) {
-    sampler_options.forced_channel_weights(ForcedChannelWeights::inverse_frequency).channel_weights(run.remedies.sampling_weights);
-  }
-  const PatchSampler sampler(store, sampler_options, run.fold.train);
+  const TrainingPipeline pipeline = training_pipeline(run, options);
+  const TrainingBatchOptions& batch_options = pipeline.batch_options;
+  const PatchSampler sampler(store, pipeline.sampler_options, run.fold.train);
   SamplingReportAccumulator coverage(run.model.channel_names);
   LoaderOptions loader_options;
   if (options.loader_workers != kLoaderWorkersAuto) loader_options.workers(options.loader_workers);
