@@ -180,6 +180,33 @@ void check_train_step(const std::string& mode, bool fp64) {
     EXPECT_LE(e, kGradientTolerance) << "SGD step (nnUNetTrainer.configure_optimizers) of " << n;
   }
   std::cout << "[parity] " << mode << " fp64: gradients max relative error " << worst_gradient << ", SGD updates " << worst_update << "\n";
+
+  // The steps after the first, as mlseg's train_step takes them (deep_supervision_loss, backward,
+  // clip_gradient_norm, the SGD step with its momentum buffer), against nnUNetTrainer.train_step
+  // with PolyLR stepped per epoch: the total update from the initial weights.
+  const auto steps = peer.meta["steps"].get<std::int64_t>();
+  const auto& lrs = peer.meta["lrs"];
+  for (std::int64_t step = 1; step < steps; ++step) {
+    set_learning_rate(*optimizer, poly_learning_rate(optimizer_options, step, 1000));
+    EXPECT_DOUBLE_EQ(poly_learning_rate(optimizer_options, step, 1000), lrs[static_cast<std::size_t>(step)].get<double>())
+        << "PolyLRScheduler at epoch " << step;
+    optimizer->zero_grad();
+    auto step_loss = deep_supervision_loss(net->forward(x), targets, {}, loss_options);
+    step_loss.backward();
+    clip_gradient_norm(net->parameters(), optimizer_options.gradient_clip_norm());
+    optimizer->step();
+  }
+  double worst_total = 0;
+  for (const auto& name : names) {
+    const std::string n = name.get<std::string>();
+    const auto total = params[n].detach() - peer.array("init/" + n);
+    const auto peer_total = peer.array("after_steps/" + n) - peer.array("init/" + n);
+    const double e = relative_error(total, peer_total, 1e-3 * peer_total.abs().max().item<double>() + 1e-12);
+    worst_total = std::max(worst_total, e);
+    EXPECT_LE(e, kGradientTolerance) << steps << " SGD steps (nnUNetTrainer.train_step) of " << n;
+  }
+  std::cout << "[parity] " << mode << " fp64: " << steps << " steps with momentum and PolyLR, total update max relative error "
+            << worst_total << "\n";
 }
 
 TEST(ParityNetworkLoss, SigmoidRegionsFloat32ForwardAndLossMatchNnUNetTrainer) {

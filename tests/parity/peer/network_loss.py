@@ -29,6 +29,7 @@ import torch
 
 PATCH = (32, 32, 32)
 BATCH = 2
+STEPS = 4  # fp64: SGD steps in all (the first checked on its own, then train_step three times)
 
 
 def main():
@@ -82,10 +83,22 @@ def main():
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 12)
     tr.optimizer.step()
     pc.save_state(out, 'after', params)
-    pc.write_meta(out, {'nnunet': 'nnUNetTrainer.initialize + train_step', 'mode': mode, 'precision': precision, 'params': names, 'params_without_grad': no_grad,
+    lrs = [tr.optimizer.param_groups[0]['lr']]
+    if precision == 'fp64':
+        # More steps on the same batch through nnUNetTrainer.train_step itself (zero_grad, forward,
+        # loss, backward, clip_grad_norm_(12), SGD step with the momentum buffer of the steps
+        # before), one per epoch so that PolyLR lowers the learning rate in between.
+        batch = {'data': x, 'target': targets}
+        for step in range(1, STEPS):
+            tr.current_epoch = step
+            tr.on_train_epoch_start()
+            lrs.append(tr.optimizer.param_groups[0]['lr'])
+            tr.train_step(batch)
+        pc.save_state(out, 'after_steps', params)
+    pc.write_meta(out, {'steps': STEPS if precision == 'fp64' else 1, 'lrs': lrs, 'nnunet': 'nnUNetTrainer.initialize + train_step', 'mode': mode, 'precision': precision, 'params': names, 'params_without_grad': no_grad,
                         'loss': float(loss.detach()), 'grad_norm': float(grad_norm),
                         'loss_class': type(tr.loss.loss).__name__, 'ds_weights': [float(w) for w in tr.loss.weight_factors],
-                        'lr': tr.optimizer.param_groups[0]['lr'], 'num_outputs': len(output)})
+                        'lr': lrs[0], 'num_outputs': len(output)})
 
 
 if __name__ == '__main__':
