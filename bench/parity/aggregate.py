@@ -10,12 +10,58 @@ the sample standard deviation over runs, the per-run values, and its mean wall t
 training and final validation (nnU-Net: its own clock; mlseg: the sum of its epochs' seconds from
 log.jsonl, the rest of the wall time being start-up and final validation). The goal check of the
 issue is printed per class: mlseg mean >= nnU-Net mean - 0.01, and mlseg wall time <= nnU-Net's.
+
+With two or more runs per side, each class also gets the difference of the means (mlseg - nnU-Net)
+with a 95 % bootstrap interval (10,000 resamples of each side's runs, fixed seed), the exact
+two-sided permutation p-value of that difference (every split of the pooled runs), and how many
+runs per side end with the class missing (Dice < 0.01) with Fisher's exact two-sided p: whether a
+gap is larger than the spread between runs of one side.
 """
 import argparse
+import itertools
 import json
 import math
 import os
+import random
 import statistics
+
+MISSING_DICE = 0.01  # a run "ends without the class" below this mean Dice
+
+
+def bootstrap_interval(a, b, resamples=10000, seed=0):
+    """95 % percentile interval of mean(a) - mean(b), resampling each side's runs with replacement."""
+    rng = random.Random(seed)
+    diffs = sorted(statistics.fmean(rng.choices(a, k=len(a))) - statistics.fmean(rng.choices(b, k=len(b)))
+                   for _ in range(resamples))
+    return diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
+
+
+def permutation_p(a, b, limit=200000):
+    """Exact two-sided p of |mean(a) - mean(b)| over every split of the pooled runs (None when there
+    are more than `limit` splits)."""
+    pooled, n = a + b, len(a)
+    if math.comb(len(pooled), n) > limit:
+        return None
+    observed = abs(statistics.fmean(a) - statistics.fmean(b)) - 1e-12
+    total = sum(pooled)
+    hits = count = 0
+    for chosen in itertools.combinations(range(len(pooled)), n):
+        sa = sum(pooled[i] for i in chosen)
+        d = abs(sa / n - (total - sa) / len(b))
+        hits += d >= observed
+        count += 1
+    return hits / count
+
+
+def fisher_p(k1, n1, k2, n2):
+    """Fisher's exact two-sided p for k1 of n1 against k2 of n2."""
+    k, n = k1 + k2, n1 + n2
+
+    def prob(x):
+        return math.comb(n1, x) * math.comb(n2, k - x) / math.comb(n, k)
+
+    p_obs = prob(k1)
+    return min(1.0, sum(prob(x) for x in range(max(0, k - n2), min(k, n1) + 1) if prob(x) <= p_obs * (1 + 1e-9)))
 
 
 def mlseg_train_seconds(work, dataset, fold, row):
@@ -122,6 +168,20 @@ def main():
                 speed = '; wall time %s (%.2fx nnU-Net\'s)' % ('met' if m['wall_s'] <= nn['wall_s'] else 'NOT met',
                                                               m['wall_s'] / nn['wall_s'])
             print('goal for %s: Dice >= nnU-Net - 0.01: %s%s' % (side, ', '.join(checks), speed))
+            for c in channels:
+                mv, nv = m['dice'][c]['runs'], nn['dice'][c]['runs']
+                if len(mv) < 2 or len(nv) < 2:
+                    continue
+                low, high = bootstrap_interval(mv, nv)
+                perm = permutation_p(mv, nv)
+                miss_m, miss_n = sum(v < MISSING_DICE for v in mv), sum(v < MISSING_DICE for v in nv)
+                stats = {'difference': statistics.fmean(mv) - statistics.fmean(nv), 'interval95': [low, high],
+                         'permutation_p': perm, 'runs_missing': {side: miss_m, 'nnunet': miss_n},
+                         'fisher_p_missing': fisher_p(miss_m, len(mv), miss_n, len(nv))}
+                m['dice'][c]['versus_nnunet'] = stats
+                print('  %-18s %+.3f [95%% %+.3f, %+.3f], permutation p %s; runs without it: %d of %d vs %d of %d '
+                      '(Fisher p %.2f)' % (c, stats['difference'], low, high, fmt(perm, 2), miss_m, len(mv), miss_n,
+                                           len(nv), stats['fisher_p_missing']))
         if any(v > 60 for s in summary['sides'].values() for v in s['foreign_cpu_s']):
             print('WARNING: other processes used the CPU during some timed runs (other CPU s): wall times are not clean')
         out.append(summary)
