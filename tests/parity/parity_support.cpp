@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -118,6 +119,21 @@ fs::path link_dataset_subset(const fs::path& source, const std::vector<std::stri
   json["numTraining"] = cases.size();
   write_json(to / "dataset.json", json);
   return to;
+}
+
+std::vector<std::string> raw_case_arguments(const fs::path& dataset, const std::vector<std::string>& cases) {
+  std::vector<std::string> arguments;
+  for (const auto& c : cases) {
+    std::vector<std::string> files;  // channel order: _0000, _0001, ...
+    for (const auto& entry : fs::directory_iterator(dataset / "imagesTr")) {
+      if (entry.path().filename().string().rfind(c + "_", 0) == 0) files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    std::string images;
+    for (const auto& f : files) images += (images.empty() ? "" : ",") + f;
+    arguments.push_back(c + "=" + (dataset / "labelsTr" / (c + ".nii.gz")).string() + "=" + images);
+  }
+  return arguments;
 }
 
 void write_json(const fs::path& path, const nlohmann::ordered_json& json) {

@@ -39,6 +39,10 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
 std::filesystem::path link_dataset_subset(const std::filesystem::path& source, const std::vector<std::string>& cases,
                                           const std::filesystem::path& to);
 
+/// The peer scripts' case arguments for raw cases of `dataset`: CASE=LABEL_FILE=IMAGE_FILE[,IMAGE_FILE...]
+/// per case, images in channel order (_0000, _0001, ...).
+std::vector<std::string> raw_case_arguments(const std::filesystem::path& dataset, const std::vector<std::string>& cases);
+
 /// Writes a JSON document to a file, keys in their order (dataset.json's label order is the channel order).
 void write_json(const std::filesystem::path& path, const nlohmann::ordered_json& json);
 

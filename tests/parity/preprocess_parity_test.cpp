@@ -46,16 +46,7 @@ void compare(const fs::path& source, const std::vector<std::string>& cases, cons
 
   std::vector<std::string> arguments{plans_path.string(), (dataset / "dataset.json").string(), "3d_fullres",
                                      (tmp / "peer").string()};
-  for (const auto& c : cases) {
-    std::vector<std::string> files;  // channel order: _0000, _0001, ...
-    for (const auto& entry : fs::directory_iterator(dataset / "imagesTr")) {
-      if (entry.path().filename().string().rfind(c + "_", 0) == 0) files.push_back(entry.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    std::string images;
-    for (const auto& f : files) images += (images.empty() ? "" : ",") + f;
-    arguments.push_back(c + "=" + (dataset / "labelsTr" / (c + ".nii.gz")).string() + "=" + images);
-  }
+  for (const auto& spec : parity::raw_case_arguments(dataset, cases)) arguments.push_back(spec);
   const auto peer = parity::run_peer("preprocess.py", arguments, tmp / "peer");
 
   const fs::path store = work / "ds" / "preprocessed" / "3d_fullres";

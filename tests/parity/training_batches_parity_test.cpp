@@ -74,16 +74,7 @@ PatchStatistics nnunet_batches(const fs::path& dataset, const fs::path& plans, c
                                const fs::path& out) {
   std::vector<std::string> arguments{
       plans.string(), (dataset / "dataset.json").string(), "3d_fullres", out.string(), std::to_string(batches), std::to_string(kSeed)};
-  for (const auto& c : cases) {
-    std::vector<std::string> files;  // channel order: _0000, _0001, ...
-    for (const auto& entry : fs::directory_iterator(dataset / "imagesTr")) {
-      if (entry.path().filename().string().rfind(c + "_", 0) == 0) files.push_back(entry.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    std::string images;
-    for (const auto& f : files) images += (images.empty() ? "" : ",") + f;
-    arguments.push_back(c + "=" + (dataset / "labelsTr" / (c + ".nii.gz")).string() + "=" + images);
-  }
+  for (const auto& spec : parity::raw_case_arguments(dataset, cases)) arguments.push_back(spec);
   const auto peer = parity::run_peer("training_batches.py", arguments, out);
   auto as_double = [&](const char* name) { return peer.array(name).to(torch::kFloat64); };
   return {as_double("present"), as_double("fraction"), as_double("image_mean"), as_double("image_std")};
