@@ -1,11 +1,15 @@
 // Training batches: sampler draws cut at the augmentation's initial size, augmented to the patch.
+#include "mlseg/data/training_batches.h"
+
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "mlseg/core/error.h"
+#include "mlseg/core/random.h"
 #include "mlseg/data/augmentation.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
-#include "mlseg/data/training_batches.h"
 #include "mlseg/preprocessing/preprocess.h"
 #include "mlseg/synth/phantom.h"
 #include "test_support.h"
@@ -65,16 +69,40 @@ TEST(TrainingBatches, AugmentedBatchesHaveThePatchShapeAndAreDeterministicAcross
       const auto draws = sampler.sample_batch(index);
       for (std::size_t j = 0; j < draws.size(); ++j) {
         const CutPatch whole = store.cut_patch(draws[j].case_index, draws[j].begin_zyx, cut);
-        SplitMix64 mixer(plain.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)));
-        for (std::size_t k = 0; k <= j; ++k) mixer.next();
-        SplitMix64 rng(mixer.next());
-        const AugmentedSample expected =
-            augment_sample(whole.image, whole.codes, plain.patch_size_zyx(), plain.augmentation(), rng);
+        SplitMix64 rng(augmentation_stream_seed(plain.seed(), index, static_cast<std::int64_t>(j)));
+        const AugmentedSample expected = augment_sample(whole.image, whole.codes, plain.patch_size_zyx(), plain.augmentation(), rng);
         const auto at = static_cast<std::int64_t>(j);
         EXPECT_TRUE(torch::equal(batch.tensors[0][at], expected.image)) << "batch " << index << " sample " << j;
         EXPECT_TRUE(torch::equal(batch.tensors[1][at], expected.codes.words)) << "batch " << index << " sample " << j;
       }
     }
+  }
+}
+
+// Every sample of a run gets augmentation draws of its own. The first design seeded sample j of
+// batch i with SplitMix64(seed XOR golden * (i + 1)) advanced j + 1 times: for even seeds such as 2,
+// 4, 8 and 10 sample 1 of batch i then repeated sample 0 of batch i + 1's draws (159 of 640 samples
+// of seed 2's first 320 batches).
+TEST(TrainingBatches, EverySampleOfARunHasItsOwnAugmentationStream) {
+  for (std::uint64_t seed : {1ULL, 2ULL, 4ULL, 8ULL, 10ULL, 12345ULL}) {
+    std::set<std::uint64_t> augmentation, sampler;
+    for (std::int64_t batch = 0; batch < 1000; ++batch) {
+      for (std::int64_t sample = 0; sample < 4; ++sample) {
+        EXPECT_TRUE(augmentation.insert(augmentation_stream_seed(seed, batch, sample)).second)
+            << "seed " << seed << ", batch " << batch << ", sample " << sample << " repeats another sample's augmentation stream";
+        sampler.insert(stream_seed(seed, batch, sample));
+      }
+    }
+    for (std::uint64_t s : augmentation)
+      EXPECT_EQ(sampler.count(s), 0u) << "seed " << seed << ": an augmentation stream is a sampler stream";
+    // Consecutive streams are unrelated: their first numbers agree in about half of their bits.
+    double agreeing_bits = 0;
+    for (std::int64_t batch = 0; batch < 1000; ++batch) {
+      const std::uint64_t a = SplitMix64(augmentation_stream_seed(seed, batch, 1)).next();
+      const std::uint64_t b = SplitMix64(augmentation_stream_seed(seed, batch + 1, 0)).next();
+      agreeing_bits += 64 - __builtin_popcountll(a ^ b);
+    }
+    EXPECT_NEAR(agreeing_bits / 1000, 32.0, 1.0) << "seed " << seed;
   }
 }
 

@@ -32,4 +32,15 @@ class SplitMix64 {
   std::uint64_t state_;
 };
 
+/// The seed of stream (a, b) of `seed`, e.g. (batch, sample): SplitMix64's output function applied
+/// to seed, then a, then b, so that every (a, b) gets a stream unrelated to its neighbours'.
+/// (Seeding SplitMix64 with seed + k times its increment, or seed XOR such a multiple, only shifts
+/// one stream: stream k's n-th number is then often stream 0's (n + k)-th.) Callers drawing
+/// different things for the same (a, b) pass different `seed`s (e.g. seed XOR a constant of theirs).
+inline std::uint64_t stream_seed(std::uint64_t seed, std::int64_t a, std::int64_t b) {
+  std::uint64_t h = SplitMix64(seed).next();
+  h = SplitMix64(h ^ static_cast<std::uint64_t>(a)).next();
+  return SplitMix64(h ^ (static_cast<std::uint64_t>(b) * 0xd1b54a32d192ed03ULL)).next();
+}
+
 }  // namespace mlseg

@@ -13,13 +13,6 @@ namespace {
 
 constexpr const char* kOptionsFix = "fix the sampler options (SamplerOptions / the train command's flags)";
 
-/// One independent stream per (seed, batch, sample): draws never depend on order or thread.
-std::uint64_t stream_seed(std::uint64_t seed, std::int64_t batch_index, std::int64_t sample_in_batch) {
-  std::uint64_t h = SplitMix64(seed).next();
-  h = SplitMix64(h ^ static_cast<std::uint64_t>(batch_index)).next();
-  return SplitMix64(h ^ (static_cast<std::uint64_t>(sample_in_batch) * 0xd1b54a32d192ed03ULL)).next();
-}
-
 /// Index i with probability (cumulative[i] - cumulative[i-1]) / cumulative.back().
 std::size_t draw_cumulative(const std::vector<double>& cumulative, SplitMix64& rng) {
   const double u = rng.uniform() * cumulative.back();
@@ -167,6 +160,7 @@ std::vector<PatchDraw> PatchSampler::sample_batch(std::int64_t batch_index) cons
 }
 
 PatchDraw PatchSampler::sample(std::int64_t batch_index, std::int64_t sample_in_batch) const {
+  // One independent stream per (seed, batch, sample): draws never depend on order or thread.
   SplitMix64 rng(stream_seed(options_.seed(), batch_index, sample_in_batch));
   PatchDraw draw;
   draw.forced = is_forced(sample_in_batch);

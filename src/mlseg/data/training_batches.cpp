@@ -1,12 +1,17 @@
 #include "mlseg/data/training_batches.h"
 
 #include "mlseg/core/error.h"
+#include "mlseg/core/random.h"
 #include "mlseg/data/augmentation.h"
 #include "mlseg/data/patch_sampler.h"
 #include "mlseg/data/preprocessed_store.h"
 #include "mlseg/data/spatial_transform.h"
 
 namespace mlseg {
+
+std::uint64_t augmentation_stream_seed(std::uint64_t seed, std::int64_t batch_index, std::int64_t sample_in_batch) {
+  return stream_seed(seed ^ kAugmentationStream, batch_index, sample_in_batch);
+}
 
 PatchShapeZyx training_cut_size(const TrainingBatchOptions& options) {
   return initial_patch_size(options.patch_size_zyx(), options.augmentation().spatial());
@@ -35,11 +40,8 @@ Batch make_training_batch(const PreprocessedStore& store, const PatchSampler& sa
   const PatchShapeZyx& final_size = options.patch_size_zyx();
   const AugmentationGeometry geometry = augmentation_geometry(final_size, options.augmentation().spatial());
   for (std::size_t j = 0; j < draws.size(); ++j) {
-    // One generator per (seed, batch, sample), mixed so that neighbouring indices are unrelated.
-    SplitMix64 mixer(options.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(batch_index + 1)));
     const std::int64_t sample_in_batch = options.first_sample() + static_cast<std::int64_t>(j);
-    for (std::int64_t k = 0; k <= sample_in_batch; ++k) mixer.next();
-    SplitMix64 rng(mixer.next());
+    SplitMix64 rng(augmentation_stream_seed(options.seed(), batch_index, sample_in_batch));
     // The spatial draw comes first from this generator: peeked at here, it decides the cut. A
     // draw without rotation or scaling (64 % with nnU-Net's probabilities) keeps only the centre
     // patch of the initial cut, so only that patch is cut (its lower corner moved by the centre
