@@ -83,6 +83,22 @@ def fmt(v, digits=4):
     return 'n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else '%.*f' % (digits, v)
 
 
+def versus_nnunet(side, channel, ours, theirs):
+    """Adds ours['versus_nnunet'] (difference of means, its 95 % bootstrap interval, permutation p, runs
+    without the class and Fisher's p) and prints it; nothing with fewer than two runs per side."""
+    mv, nv = ours['runs'], theirs['runs']
+    if len(mv) < 2 or len(nv) < 2:
+        return
+    low, high = bootstrap_interval(mv, nv)
+    perm = permutation_p(mv, nv)
+    miss_m, miss_n = sum(v < MISSING_DICE for v in mv), sum(v < MISSING_DICE for v in nv)
+    stats = {'difference': statistics.fmean(mv) - statistics.fmean(nv), 'interval95': [low, high], 'permutation_p': perm,
+             'runs_missing': {side: miss_m, 'nnunet': miss_n}, 'fisher_p_missing': fisher_p(miss_m, len(mv), miss_n, len(nv))}
+    ours['versus_nnunet'] = stats
+    print('  %-18s %+.3f [95%% %+.3f, %+.3f], permutation p %s; runs without it: %d of %d vs %d of %d (Fisher p %.2f)'
+          % (channel, stats['difference'], low, high, fmt(perm, 2), miss_m, len(mv), miss_n, len(nv), stats['fisher_p_missing']))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('works', nargs='+')
@@ -169,19 +185,7 @@ def main():
                                                               m['wall_s'] / nn['wall_s'])
             print('goal for %s: Dice >= nnU-Net - 0.01: %s%s' % (side, ', '.join(checks), speed))
             for c in channels:
-                mv, nv = m['dice'][c]['runs'], nn['dice'][c]['runs']
-                if len(mv) < 2 or len(nv) < 2:
-                    continue
-                low, high = bootstrap_interval(mv, nv)
-                perm = permutation_p(mv, nv)
-                miss_m, miss_n = sum(v < MISSING_DICE for v in mv), sum(v < MISSING_DICE for v in nv)
-                stats = {'difference': statistics.fmean(mv) - statistics.fmean(nv), 'interval95': [low, high],
-                         'permutation_p': perm, 'runs_missing': {side: miss_m, 'nnunet': miss_n},
-                         'fisher_p_missing': fisher_p(miss_m, len(mv), miss_n, len(nv))}
-                m['dice'][c]['versus_nnunet'] = stats
-                print('  %-18s %+.3f [95%% %+.3f, %+.3f], permutation p %s; runs without it: %d of %d vs %d of %d '
-                      '(Fisher p %.2f)' % (c, stats['difference'], low, high, fmt(perm, 2), miss_m, len(mv), miss_n,
-                                           len(nv), stats['fisher_p_missing']))
+                versus_nnunet(side, c, m['dice'][c], nn['dice'][c])
         if any(v > 60 for s in summary['sides'].values() for v in s['foreign_cpu_s']):
             print('WARNING: other processes used the CPU during some timed runs (other CPU s): wall times are not clean')
         out.append(summary)

@@ -67,72 +67,50 @@ void check_initialisation(PlainConvUNet& net, const parity::PeerOutput& peer, co
             << "); biases and norms equal\n";
 }
 
-void check_train_step(const std::string& mode, bool fp64) {
-  testing::TempDir tmp;
-  const auto peer = parity::run_peer("network_loss.py", {mode, fp64 ? "fp64" : "fp32", (tmp / "peer").string()}, tmp / "peer");
-  const auto dtype = fp64 ? torch::kFloat64 : torch::kFloat32;
-  const auto plans = read_json_file(peer.folder / "plans.json");
-  const bool regions = mode == "regions";
+// Every parameter's total update from nnU-Net's initial weights (now − init) against the peer's
+// (`prefix`/name − init/name), relative to the largest peer update of that tensor. Returns the worst.
+double worst_update_error(PlainConvUNet& net, const parity::PeerOutput& peer, const std::string& prefix, const std::string& what) {
+  auto params = net->named_parameters(true);
+  double worst = 0;
+  for (const auto& name_json : peer.meta["params"]) {
+    const std::string n = name_json.get<std::string>();
+    const auto update = params[n].detach() - peer.array("init/" + n);
+    const auto peer_update = peer.array(prefix + "/" + n) - peer.array("init/" + n);
+    const double e = relative_error(update, peer_update, 1e-3 * peer_update.abs().max().item<double>() + 1e-12);
+    worst = std::max(worst, e);
+    EXPECT_LE(e, kGradientTolerance) << what << " of " << n;
+  }
+  return worst;
+}
 
-  // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
-  PlainConvUNet net(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true));
-  if (!fp64) check_initialisation(net, peer, mode);
+// The steps after the first, as mlseg's train_step takes them (deep_supervision_loss, backward,
+// clip_gradient_norm, the SGD step with its momentum buffer), against nnUNetTrainer.train_step with
+// PolyLR stepped per epoch: the total update from the initial weights.
+void check_later_steps(PlainConvUNet& net, torch::optim::Optimizer& optimizer, const parity::PeerOutput& peer, const torch::Tensor& x,
+                       const std::vector<torch::Tensor>& targets, const LossOptions& loss_options, const std::string& mode) {
+  const OptimizerOptions optimizer_options;
+  const auto steps = peer.meta["steps"].get<std::int64_t>();
+  const auto& lrs = peer.meta["lrs"];
+  for (std::int64_t step = 1; step < steps; ++step) {
+    set_learning_rate(optimizer, poly_learning_rate(optimizer_options, step, 1000));
+    EXPECT_DOUBLE_EQ(poly_learning_rate(optimizer_options, step, 1000), lrs[static_cast<std::size_t>(step)].get<double>())
+        << "PolyLRScheduler at epoch " << step;
+    optimizer.zero_grad();
+    deep_supervision_loss(net->forward(x), targets, {}, loss_options).backward();
+    clip_gradient_norm(net->parameters(), optimizer_options.gradient_clip_norm());
+    optimizer.step();
+  }
+  const double worst = worst_update_error(net, peer, "after_steps", std::to_string(steps) + " SGD steps (nnUNetTrainer.train_step)");
+  std::cout << "[parity] " << mode << " fp64: " << steps << " steps with momentum and PolyLR, total update max relative error " << worst
+            << "\n";
+}
+
+// fp64: the gradients after backward, clip_grad_norm_ and the first SGD step, then the later steps.
+void check_backward_and_steps(PlainConvUNet& net, const parity::PeerOutput& peer, torch::Tensor& loss, const torch::Tensor& x,
+                              const std::vector<torch::Tensor>& targets, const LossOptions& loss_options, const std::string& mode) {
   auto params = net->named_parameters(true);
   const auto& names = peer.meta["params"];
-  ASSERT_EQ(params.size(), names.size()) << "mlseg's PlainConvUNet has another parameter count than nnU-Net's";
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& name : names) {
-      auto* p = params.find(name.get<std::string>());
-      ASSERT_NE(p, nullptr) << "nnU-Net's parameter " << name << " has no counterpart of that name in mlseg";
-      const auto w = peer.array("init/" + name.get<std::string>());
-      ASSERT_EQ(p->sizes(), w.sizes()) << name;
-      p->copy_(w);
-    }
-  }
-
-  net->to(dtype);
-
-  // Forward in training mode, every deep-supervision output.
-  net->train();
-  const auto x = peer.array("data").to(dtype);
-  auto outputs = net->forward(x);
-  ASSERT_EQ(outputs.size(), peer.meta["num_outputs"].get<std::size_t>());
-  std::vector<torch::Tensor> targets;
-  double worst_output = 0, worst_gradient = 0, worst_update = 0;
-  for (std::size_t k = 0; k < outputs.size(); ++k) {
-    const double e = relative_error(outputs[k], peer.array("output_" + std::to_string(k)));
-    worst_output = std::max(worst_output, e);
-    EXPECT_LE(e, kOutputTolerance) << "PlainConvUNet.forward (dynamic_network_architectures unet.py) deep-supervision output " << k;
-    auto target = peer.array("target_" + std::to_string(k));
-    targets.push_back(target.is_floating_point() ? target.to(dtype) : target);
-  }
-
-  // Deep-supervision targets: nnU-Net's DownsampleSegForDSTransform (nearest-exact) = mlseg's
-  // nearest_exact_indices on the full-resolution target.
-  for (std::size_t k = 1; k < targets.size(); ++k) {
-    auto down = targets[0];
-    for (int axis = 0; axis < 3; ++axis) {
-      const auto idx = nearest_exact_indices(targets[0].size(axis + 2), targets[k].size(axis + 2));
-      down = down.index_select(axis + 2, torch::tensor(idx, torch::kLong));
-    }
-    EXPECT_TRUE(torch::equal(down, targets[k])) << "DownsampleSegForDSTransform scale " << k;
-  }
-
-  // Loss: DeepSupervisionWrapper(DC_and_BCE_loss | DC_and_CE_loss), weights 1/2^i, last 0, normalised.
-  const auto weights = deep_supervision_weights(outputs.size());
-  for (std::size_t k = 0; k < weights.size(); ++k) {
-    EXPECT_NEAR(weights[k], peer.meta["ds_weights"][k].get<double>(), 1e-12) << "nnUNetTrainer._build_loss weights";
-  }
-  LossOptions loss_options;
-  loss_options.kind(regions ? LossKind::bce_and_dice : LossKind::ce_and_dice);
-  auto loss = deep_supervision_loss(outputs, targets, {}, loss_options);
-  EXPECT_NEAR(loss.item<double>(), peer.meta["loss"].get<double>(), kLossTolerance)
-      << "nnUNetTrainer.train_step loss (" << peer.meta["loss_class"].get<std::string>() << ")";
-  std::cout << "[parity] " << mode << (fp64 ? " fp64" : " fp32") << ": outputs max relative error " << worst_output << ", loss "
-            << loss.item<double>() << " vs nnU-Net " << peer.meta["loss"].get<double>() << "\n";
-  if (!fp64) return;
-
+  double worst_gradient = 0;
   // Gradients after backward (before clipping), per parameter.
   loss.backward();
   std::set<std::string> without_grad;
@@ -168,45 +146,80 @@ void check_train_step(const std::string& mode, bool fp64) {
   auto optimizer = make_optimizer(*net, optimizer_options);
   set_learning_rate(*optimizer, poly_learning_rate(optimizer_options, 0, 1000));
   EXPECT_DOUBLE_EQ(poly_learning_rate(optimizer_options, 0, 1000), peer.meta["lr"].get<double>());
-  std::map<std::string, torch::Tensor> before;
-  for (const auto& name : names) before[name.get<std::string>()] = params[name.get<std::string>()].detach().clone();
   optimizer->step();
-  for (const auto& name : names) {
-    const std::string n = name.get<std::string>();
-    const auto update = params[n].detach() - before[n];
-    const auto peer_update = peer.array("after/" + n) - peer.array("init/" + n);
-    const double e = relative_error(update, peer_update, 1e-3 * peer_update.abs().max().item<double>() + 1e-12);
-    worst_update = std::max(worst_update, e);
-    EXPECT_LE(e, kGradientTolerance) << "SGD step (nnUNetTrainer.configure_optimizers) of " << n;
-  }
+  const double worst_update = worst_update_error(net, peer, "after", "SGD step (nnUNetTrainer.configure_optimizers)");
   std::cout << "[parity] " << mode << " fp64: gradients max relative error " << worst_gradient << ", SGD updates " << worst_update << "\n";
 
-  // The steps after the first, as mlseg's train_step takes them (deep_supervision_loss, backward,
-  // clip_gradient_norm, the SGD step with its momentum buffer), against nnUNetTrainer.train_step
-  // with PolyLR stepped per epoch: the total update from the initial weights.
-  const auto steps = peer.meta["steps"].get<std::int64_t>();
-  const auto& lrs = peer.meta["lrs"];
-  for (std::int64_t step = 1; step < steps; ++step) {
-    set_learning_rate(*optimizer, poly_learning_rate(optimizer_options, step, 1000));
-    EXPECT_DOUBLE_EQ(poly_learning_rate(optimizer_options, step, 1000), lrs[static_cast<std::size_t>(step)].get<double>())
-        << "PolyLRScheduler at epoch " << step;
-    optimizer->zero_grad();
-    auto step_loss = deep_supervision_loss(net->forward(x), targets, {}, loss_options);
-    step_loss.backward();
-    clip_gradient_norm(net->parameters(), optimizer_options.gradient_clip_norm());
-    optimizer->step();
+  check_later_steps(net, *optimizer, peer, x, targets, loss_options, mode);
+}
+
+void check_train_step(const std::string& mode, bool fp64) {
+  testing::TempDir tmp;
+  const auto peer = parity::run_peer("network_loss.py", {mode, fp64 ? "fp64" : "fp32", (tmp / "peer").string()}, tmp / "peer");
+  const auto dtype = fp64 ? torch::kFloat64 : torch::kFloat32;
+  const auto plans = read_json_file(peer.folder / "plans.json");
+  const bool regions = mode == "regions";
+
+  // The network from nnU-Net's plans (get_network_from_plans), with nnU-Net's initial weights.
+  PlainConvUNet net(plain_conv_unet_options_from_plans(plans, "3d_fullres", 1, regions ? 3 : 4, /*deep_supervision=*/true));
+  if (!fp64) check_initialisation(net, peer, mode);
+  auto params = net->named_parameters(true);
+  const auto& names = peer.meta["params"];
+  ASSERT_EQ(params.size(), names.size()) << "mlseg's PlainConvUNet has another parameter count than nnU-Net's";
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& name : names) {
+      auto* p = params.find(name.get<std::string>());
+      ASSERT_NE(p, nullptr) << "nnU-Net's parameter " << name << " has no counterpart of that name in mlseg";
+      const auto w = peer.array("init/" + name.get<std::string>());
+      ASSERT_EQ(p->sizes(), w.sizes()) << name;
+      p->copy_(w);
+    }
   }
-  double worst_total = 0;
-  for (const auto& name : names) {
-    const std::string n = name.get<std::string>();
-    const auto total = params[n].detach() - peer.array("init/" + n);
-    const auto peer_total = peer.array("after_steps/" + n) - peer.array("init/" + n);
-    const double e = relative_error(total, peer_total, 1e-3 * peer_total.abs().max().item<double>() + 1e-12);
-    worst_total = std::max(worst_total, e);
-    EXPECT_LE(e, kGradientTolerance) << steps << " SGD steps (nnUNetTrainer.train_step) of " << n;
+
+  net->to(dtype);
+
+  // Forward in training mode, every deep-supervision output.
+  net->train();
+  const auto x = peer.array("data").to(dtype);
+  auto outputs = net->forward(x);
+  ASSERT_EQ(outputs.size(), peer.meta["num_outputs"].get<std::size_t>());
+  std::vector<torch::Tensor> targets;
+  double worst_output = 0;
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const double e = relative_error(outputs[k], peer.array("output_" + std::to_string(k)));
+    worst_output = std::max(worst_output, e);
+    EXPECT_LE(e, kOutputTolerance) << "PlainConvUNet.forward (dynamic_network_architectures unet.py) deep-supervision output " << k;
+    auto target = peer.array("target_" + std::to_string(k));
+    targets.push_back(target.is_floating_point() ? target.to(dtype) : target);
   }
-  std::cout << "[parity] " << mode << " fp64: " << steps << " steps with momentum and PolyLR, total update max relative error "
-            << worst_total << "\n";
+
+  // Deep-supervision targets: nnU-Net's DownsampleSegForDSTransform (nearest-exact) = mlseg's
+  // nearest_exact_indices on the full-resolution target.
+  for (std::size_t k = 1; k < targets.size(); ++k) {
+    auto down = targets[0];
+    for (int axis = 0; axis < 3; ++axis) {
+      const auto idx = nearest_exact_indices(targets[0].size(axis + 2), targets[k].size(axis + 2));
+      down = down.index_select(axis + 2, torch::tensor(idx, torch::kLong));
+    }
+    EXPECT_TRUE(torch::equal(down, targets[k])) << "DownsampleSegForDSTransform scale " << k;
+  }
+
+  // Loss: DeepSupervisionWrapper(DC_and_BCE_loss | DC_and_CE_loss), weights 1/2^i, last 0, normalised.
+  const auto weights = deep_supervision_weights(outputs.size());
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    EXPECT_NEAR(weights[k], peer.meta["ds_weights"][k].get<double>(), 1e-12) << "nnUNetTrainer._build_loss weights";
+  }
+  LossOptions loss_options;
+  loss_options.kind(regions ? LossKind::bce_and_dice : LossKind::ce_and_dice);
+  auto loss = deep_supervision_loss(outputs, targets, {}, loss_options);
+  EXPECT_NEAR(loss.item<double>(), peer.meta["loss"].get<double>(), kLossTolerance)
+      << "nnUNetTrainer.train_step loss (" << peer.meta["loss_class"].get<std::string>() << ")";
+  std::cout << "[parity] " << mode << (fp64 ? " fp64" : " fp32") << ": outputs max relative error " << worst_output << ", loss "
+            << loss.item<double>() << " vs nnU-Net " << peer.meta["loss"].get<double>() << "\n";
+  if (!fp64) return;
+
+  check_backward_and_steps(net, peer, loss, x, targets, loss_options, mode);
 }
 
 TEST(ParityNetworkLoss, SigmoidRegionsFloat32ForwardAndLossMatchNnUNetTrainer) {

@@ -10,10 +10,9 @@
 namespace mlseg {
 
 TrainingPipeline training_pipeline(const RunSetup& run, const TrainOptions& options) {
-  TrainingPipeline p;
-  p.batch_options =
+  TrainingBatchOptions batch_options =
       TrainingBatchOptions().patch_size_zyx(run.patch).seed(options.seed).first_sample(run.share.begin).end_sample(run.share.end);
-  AugmentationOptions& augmentation = p.batch_options.augmentation();
+  AugmentationOptions& augmentation = batch_options.augmentation();
   // nnU-Net's MaskImageTransform for channels normalised inside the nonzero mask.
   std::vector<std::int64_t> masked_channels;
   const auto& normalization = run.plans.configuration(options.configuration).normalization;
@@ -30,11 +29,12 @@ TrainingPipeline training_pipeline(const RunSetup& run, const TrainOptions& opti
   if (run.model.encoding.label_resampling() == LabelResampling::most_likely_combination) {
     augmentation.spatial().label_interpolation(LabelInterpolation::classes);
   }
-  p.sampler_options = SamplerOptions(run.batch_size, training_cut_size(p.batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
+  SamplerOptions sampler_options =
+      SamplerOptions(run.batch_size, training_cut_size(batch_options)).final_patch_size_zyx(run.patch).seed(options.seed);
   if (run.remedies.sample_channels_by_weight) {
-    p.sampler_options.forced_channel_weights(ForcedChannelWeights::inverse_frequency).channel_weights(run.remedies.sampling_weights);
+    sampler_options.forced_channel_weights(ForcedChannelWeights::inverse_frequency).channel_weights(run.remedies.sampling_weights);
   }
-  return p;
+  return {batch_options, sampler_options};
 }
 
 Batch make_step_batch(const PreprocessedStore& store, const PatchSampler& sampler, const TrainingBatchOptions& options, const RunSetup& run,

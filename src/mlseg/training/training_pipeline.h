@@ -20,7 +20,7 @@ struct TrainOptions;
 /// The options of the run's training batches and of the sampler that draws them.
 struct TrainingPipeline {
   TrainingBatchOptions batch_options;
-  SamplerOptions sampler_options{1, {0, 0, 0}};
+  SamplerOptions sampler_options;
 };
 
 /// The pipeline of `run` (options.configuration, options.seed): nnU-Net's training transforms and
