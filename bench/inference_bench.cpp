@@ -15,8 +15,10 @@
 
 #include "bench_device.h"
 #include "mlseg/inference/sliding_window.h"
+#include "mlseg/nn/inference_kernels.h"
 #include "mlseg/nn/plain_conv_unet.h"
 #include "mlseg/nn/residual_encoder_unet.h"
+#include "mlseg/nn/winograd_conv.h"
 
 namespace {
 
@@ -54,6 +56,12 @@ void run_sliding_window(benchmark::State& state, bool mirroring, mlseg::Precisio
 }
 
 void BM_SlidingWindow160(benchmark::State& state) { run_sliding_window(state, false); }
+// The default route with every convolution direct (oneDNN): Winograd off (MLSEG_WINOGRAD=0).
+void BM_SlidingWindow160_Direct(benchmark::State& state) {
+  mlseg::set_winograd_enabled(false);
+  run_sliding_window(state, false);
+  mlseg::set_winograd_enabled(true);
+}
 void BM_SlidingWindow160_TTA(benchmark::State& state) { run_sliding_window(state, true); }
 // bf16 (predict --precision bf16, the auto choice on a CPU with AVX512-BF16 or AMX-BF16).
 void BM_SlidingWindow160_Bf16(benchmark::State& state) { run_sliding_window(state, false, mlseg::Precision::bf16); }
@@ -109,15 +117,21 @@ double reference_tile_flops() {
 }
 
 // One 1x1x64^3 tile through the reference network: module forward (0), fused forward (1), fused
-// forward in bfloat16 (2), module forward under bf16 autocast (3). nnU-Net's figure for the same
-// forward is ../shared/peers/run train_step's infer_fwd_1x64cube.
+// forward in bfloat16 (2), module forward under bf16 autocast (3), fused forward with every
+// convolution direct (4: Winograd off). nnU-Net's figure for the same forward is
+// ../shared/peers/run train_step's infer_fwd_1x64cube.
 void BM_ReferenceTile64(benchmark::State& state) {
   at::set_num_threads(kThreads);
+  struct WinogradSwitch {
+    explicit WinogradSwitch(bool on) { mlseg::set_winograd_enabled(on); }
+    ~WinogradSwitch() { mlseg::set_winograd_enabled(true); }
+  } winograd(state.range(0) != 4);
   mlseg::PlainConvUNet network = reference_network();
   network->set_deep_supervision(false);
   const std::int64_t route = state.range(0);
   const mlseg::SegmentationNetwork seam = network;
-  const mlseg::TileForward forward = route == 1 || route == 2 ? mlseg::fused_network_tile_forward(seam) : mlseg::network_tile_forward(seam);
+  const bool fused = route == 1 || route == 2 || route == 4;
+  const mlseg::TileForward forward = fused ? mlseg::fused_network_tile_forward(seam) : mlseg::network_tile_forward(seam);
   torch::NoGradGuard no_grad;
   const torch::Tensor tile = torch::randn({1, 1, 64, 64, 64});
   const torch::Tensor input = route == 2 ? tile.to(torch::kBFloat16) : tile;
@@ -127,15 +141,51 @@ void BM_ReferenceTile64(benchmark::State& state) {
     benchmark::DoNotOptimize(forward(input).data_ptr());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(reference_tile_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(route == 0 ? "module fp32" : route == 1 ? "fused fp32" : route == 2 ? "fused bf16" : "module bf16 autocast");
+  state.SetLabel(route == 0   ? "module fp32"
+                 : route == 1 ? "fused fp32"
+                 : route == 2 ? "fused bf16"
+                 : route == 3 ? "module bf16 autocast"
+                              : "fused fp32, direct convolutions");
 }
-BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReferenceTile64)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Arg(4)->Iterations(3)->Repetitions(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One 3x3x3 stride-1 convolution of the reference network, [1, Cin, n^3] -> Cout, as the fused
+// forward runs it: Winograd F(4x4, 3x3) into a reused output (route 1), or oneDNN's direct kernel
+// (route 0). Arguments: Cin, Cout, n, route. GFLOP/s counts the direct convolution's multiply-adds.
+void BM_WinogradConv(benchmark::State& state) {
+  at::set_num_threads(kThreads);
+  const std::int64_t in = state.range(0), out = state.range(1), n = state.range(2);
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn({1, in, n, n, n}), weight = torch::randn({out, in, 3, 3, 3}) * 0.05, bias = torch::randn({out});
+  mlseg::WinogradWeightCache cache;
+  mlseg::ReusableBuffer output;
+  torch::NoGradGuard no_grad;
+  for (auto _ : state) {
+    const torch::Tensor y = state.range(3) == 1 ? mlseg::inference_conv(x, weight, bias, {1, 1, 1}, {1, 1, 1}, &cache, &output)
+                                                : mlseg::inference_conv(x, weight, bias, {1, 1, 1}, {1, 1, 1});
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * 27 * in * out * static_cast<double>(n * n * n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_WinogradConv)
+    ->ArgsProduct({{32}, {32}, {64}, {0, 1}})
+    ->ArgsProduct({{64}, {32}, {64}, {0, 1}})
+    ->ArgsProduct({{64}, {64}, {32}, {0, 1}})
+    ->ArgsProduct({{128}, {64}, {32}, {0, 1}})
+    ->ArgsProduct({{128}, {128}, {16}, {0, 1}})
+    ->ArgsProduct({{256}, {128}, {16}, {0, 1}})
+    ->ArgsProduct({{256}, {256}, {8}, {0, 1}})
+    ->ArgsProduct({{512}, {256}, {8}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // One run each: a run takes minutes on two cores. Arguments: tile batch, fused forward (1) or the
 // module's forward (0); the first registration is the default configuration.
 BENCHMARK(BM_SlidingWindow160)->Args({1, 1})->Args({2, 1})->Args({1, 0})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_TTA)->Args({1, 1})->Iterations(1)->Repetitions(3)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_Bf16)->Args({1, 1})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_SlidingWindow160_Direct)->Args({1, 1})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_SlidingWindow160_NnUNetLoop)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 // ---- ResEnc M (issue 19) ----

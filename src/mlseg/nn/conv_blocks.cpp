@@ -90,7 +90,7 @@ torch::Tensor ConvNormNonlinImpl::fused_forward(const torch::Tensor& x) {
   const torch::Tensor* bias = parameters.find("bias");
   torch::Tensor y = inference_conv(x, weight_cache_.get(parameters["weight"], x.scalar_type()),
                                    bias_cache_.get(bias != nullptr ? *bias : torch::Tensor(), x.scalar_type()), stride_,
-                                   same_padding(kernel_size_));
+                                   same_padding(kernel_size_), &winograd_cache_, &output_buffer_);
   if (!y.is_contiguous()) y = y.contiguous();
   const double slope = has_nonlin_ ? kLeakyReluSlope : 1.0;  // slope 1: no activation
   if (dimension_ == 3) {

@@ -45,6 +45,8 @@ class ConvNormNonlinImpl : public torch::nn::Cloneable<ConvNormNonlinImpl> {
   bool bias_, has_nonlin_;
   torch::nn::AnyModule conv_, norm_, nonlin_;
   CastParameterCache weight_cache_, bias_cache_;  ///< bf16 copies of the conv's parameters
+  WinogradWeightCache winograd_cache_;             ///< the weight in the Winograd domain (float32 3x3x3)
+  ReusableBuffer output_buffer_;                   ///< the Winograd route's output, kept for the next tile
 };
 TORCH_MODULE(ConvNormNonlin);
 

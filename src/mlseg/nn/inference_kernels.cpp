@@ -24,6 +24,14 @@ std::vector<std::int64_t> spatial_sizes(const torch::Tensor& t) {
 
 }  // namespace
 
+torch::Tensor ReusableBuffer::take(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  const bool free = buffer_.defined() && buffer_.use_count() == 1 && buffer_.storage().use_count() == 1;
+  if (!free || buffer_.sizes() != sizes || buffer_.dtype() != options.dtype() || buffer_.device() != options.device()) {
+    buffer_ = torch::empty(sizes, options);
+  }
+  return buffer_;
+}
+
 torch::Tensor CastParameterCache::get(const torch::Tensor& parameter, torch::ScalarType type) {
   if (!parameter.defined() || parameter.scalar_type() == type) return parameter;
   const auto version = static_cast<std::int64_t>(parameter._version());
@@ -36,7 +44,12 @@ torch::Tensor CastParameterCache::get(const torch::Tensor& parameter, torch::Sca
 }
 
 torch::Tensor inference_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                             c10::IntArrayRef stride, c10::IntArrayRef padding) {
+                             c10::IntArrayRef stride, c10::IntArrayRef padding, WinogradWeightCache* winograd,
+                             ReusableBuffer* output) {
+  if (winograd != nullptr && winograd_applicable(x, weight, stride, padding)) {
+    const std::vector<std::int64_t> shape{x.size(0), weight.size(0), x.size(2), x.size(3), x.size(4)};
+    return winograd_conv3d(x, winograd->get(weight), bias, output != nullptr ? output->take(shape, x.options()) : torch::Tensor());
+  }
   const std::vector<std::int64_t> dilation(stride.size(), 1);
   const c10::optional<torch::Tensor> b = bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt;
   if (onednn_usable(x)) return at::mkldnn_convolution(x.contiguous(), weight, b, padding, stride, dilation, /*groups=*/1);

@@ -99,7 +99,8 @@ torch::Tensor UNetDecoderImpl::fused_forward(const std::vector<torch::Tensor>& s
     std::vector<std::int64_t> shape(skip.sizes().begin(), skip.sizes().end());
     shape[1] = upsampled + skip.size(1);
     // The concatenation [upsampled, skip], the upsampled half written in place.
-    torch::Tensor joined = torch::empty(shape, skip.options());
+    if (joined_buffers_.size() != stages_->size()) joined_buffers_.resize(stages_->size());
+    torch::Tensor joined = joined_buffers_[d].take(shape, skip.options());
     transposed_conv_into(x, weight, parameter(transpconv_calls_[d], "bias"), joined.narrow(1, 0, upsampled));
     joined.narrow(1, upsampled, skip.size(1)).copy_(skip);
     x = stages_[d]->as<StackedConvBlocksImpl>()->fused_forward(std::move(joined));

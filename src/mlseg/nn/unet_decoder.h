@@ -67,6 +67,7 @@ class UNetDecoderImpl : public torch::nn::Cloneable<UNetDecoderImpl> {
 
   torch::nn::ModuleList stages_{nullptr}, transpconvs_{nullptr}, seg_layers_{nullptr};
   std::vector<torch::nn::AnyModule> transpconv_calls_, seg_layer_calls_;
+  std::vector<ReusableBuffer> joined_buffers_;  ///< fused_forward's concatenations, kept for the next tile
 };
 TORCH_MODULE(UNetDecoder);
 
