@@ -57,9 +57,9 @@ TEST(WinogradConv, EqualsTheDirectConvolutionOnAwkwardShapes) {
     const torch::Tensor weight = torch::randn({s.out, s.in, 3, 3, 3}) / std::sqrt(27.0 * static_cast<double>(s.in));
     const torch::Tensor bias = s.bias ? torch::randn({s.out}) : torch::Tensor();
     const Errors e = relative_errors(x, weight, bias);
-    // float32 rounding of a 27 * Cin term sum: ATen's own error is ~1e-7 relative; F(4, 3)'s
-    // transforms add a few ulps more. A wrong tap or index is an error of order 1.
-    EXPECT_LT(e.winograd, 2e-6) << "ATen float32: " << e.direct;
+    // float32 rounding: ATen's own error is ~3e-7 of the output's scale; F(4, 3)'s transforms
+    // (factors up to 8 and 1/24) give 2e-6 to 7e-6 here. A wrong tap or index is an error of order 1.
+    EXPECT_LT(e.winograd, 3e-5) << "ATen float32: " << e.direct;
   }
 }
 

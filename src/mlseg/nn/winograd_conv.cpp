@@ -283,23 +283,25 @@ std::size_t m_floats(const Job& job, int mr) {
   return static_cast<std::size_t>(kPoints * job.block_tiles * product_slices(job, mr) * job.padded_out);
 }
 
-// This thread's buffers: the whole block's V and M (allocate_blocks) and the per-task ones.
+// This thread's buffers, kept from call to call (capacity only grows): fresh ones would cost page
+// faults on every convolution. The patch is cleared: its padded channels must be zero.
 template <int MR>
-void allocate(const Job& job, Scratch& s, bool allocate_blocks) {
+Scratch& thread_scratch(const Job& job, bool allocate_blocks) {
+  thread_local Scratch s;
   s.patch.assign(static_cast<std::size_t>(kTileSide * (patch_tiles(job) * kOutSide + 2) * job.padded_in), 0.0f);
   s.rows_out.resize(static_cast<std::size_t>(kOutSide * patch_tiles(job) * kOutSide * job.padded_out));
   if (allocate_blocks) {
     s.v.resize(v_floats(job, MR));
     s.m.resize(m_floats(job, MR));
   }
+  return s;
 }
 
 // Blocks [begin, end) of the job, each on one thread with this thread's scratch.
 template <int VW, int MR, int NV>
 MLSEG_ALWAYS_INLINE void run_blocks(const Job& job, std::int64_t begin, std::int64_t end) {
   const std::int64_t m_slices = product_slices(job, MR);
-  Scratch s;
-  allocate<MR>(job, s, true);
+  Scratch& s = thread_scratch<MR>(job, true);
   for (std::int64_t block = begin; block < end; ++block) {
     std::int64_t rest = block;
     const std::int64_t bx = rest % job.blocks_x;
@@ -321,8 +323,7 @@ MLSEG_ALWAYS_INLINE void run_blocks(const Job& job, std::int64_t begin, std::int
 template <int VW, int MR, int NV>
 MLSEG_ALWAYS_INLINE void input_rows(const Job& job, std::int64_t sample, std::int64_t z0, std::int64_t slices, float* v,
                                     std::int64_t begin, std::int64_t end) {
-  Scratch s;
-  allocate<MR>(job, s, false);
+  Scratch& s = thread_scratch<MR>(job, false);
   for (std::int64_t ty = begin; ty < end; ++ty) {
     transform_input<VW>(job, sample, ty, 0, job.tiles_x, z0, slices, s.patch.data(), v, ty * job.tiles_x);
   }
@@ -337,8 +338,7 @@ MLSEG_ALWAYS_INLINE void point_products(const Job& job, std::int64_t slices, con
 template <int VW, int MR, int NV>
 MLSEG_ALWAYS_INLINE void output_rows(const Job& job, std::int64_t sample, std::int64_t z0, std::int64_t slices, const float* m,
                                      std::int64_t begin, std::int64_t end) {
-  Scratch s;
-  allocate<MR>(job, s, false);
+  Scratch& s = thread_scratch<MR>(job, false);
   for (std::int64_t ty = begin; ty < end; ++ty) {
     transform_output<VW>(job, sample, ty, 0, job.tiles_x, z0, slices, m, product_slices(job, MR), s.rows_out.data(),
                          ty * job.tiles_x);
@@ -395,16 +395,20 @@ void run_job(const Job& job, const Kernels& k) {
     at::parallel_for(0, job.block_count(), 1, [&](std::int64_t begin, std::int64_t end) { k.blocks(job, begin, end); });
     return;
   }
-  std::vector<float> v(v_floats(job, k.rows_per_product)), m(m_floats(job, k.rows_per_product));
+  thread_local std::vector<float> v, m;  // kept, as the per-thread scratch
+  v.resize(v_floats(job, k.rows_per_product));
+  m.resize(m_floats(job, k.rows_per_product));
+  float* vp = v.data();  // the worker threads see their own thread_local v and m: pass pointers
+  float* mp = m.data();
   for (std::int64_t sample = 0; sample < job.batch; ++sample) {
     for (std::int64_t z0 = 0; z0 < job.depth; z0 += job.block_slices) {
       const std::int64_t slices = std::min(job.block_slices, job.depth - z0);
       at::parallel_for(0, job.tiles_y, 1, [&](std::int64_t begin, std::int64_t end) {
-        k.input_rows(job, sample, z0, slices, v.data(), begin, end);
+        k.input_rows(job, sample, z0, slices, vp, begin, end);
       });
-      at::parallel_for(0, kPoints, 1, [&](std::int64_t begin, std::int64_t end) { k.point_products(job, slices, v.data(), m.data(), begin, end); });
+      at::parallel_for(0, kPoints, 1, [&](std::int64_t begin, std::int64_t end) { k.point_products(job, slices, vp, mp, begin, end); });
       at::parallel_for(0, job.tiles_y, 1, [&](std::int64_t begin, std::int64_t end) {
-        k.output_rows(job, sample, z0, slices, m.data(), begin, end);
+        k.output_rows(job, sample, z0, slices, mp, begin, end);
       });
     }
   }
@@ -420,7 +424,8 @@ void choose_blocks(Job& job) {
     job.whole_planes = true;
     job.block_tiles = job.tiles_y * job.tiles_x;
     job.block_slices = std::clamp<std::int64_t>(kWholePlanesBytes / (bytes_per_tile_slice * job.block_tiles) - 2, 1, job.depth);
-    if (job.block_slices > kMaxBlockSlices) job.block_slices -= job.block_slices % kMaxBlockSlices;  // whole product groups
+    // whole groups of the product kernel's 8 rows (at most 1.6x the budget)
+    if (job.block_slices > kMaxBlockSlices / 2) job.block_slices = std::min(job.depth, round_up(job.block_slices, kMaxBlockSlices));
     job.blocks_x = job.blocks_z = 1;
     return;
   }
@@ -474,27 +479,29 @@ WinogradWeights transform_winograd_weights(const torch::Tensor& weight) {
   static constexpr double kG[kTileSide][kTaps] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                                   {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-  for (std::int64_t o = 0; o < w.out_channels; ++o) {
-    for (std::int64_t c = 0; c < w.in_channels; ++c) {
-      for (int kz = 0; kz < kTaps; ++kz) {
-        const double* taps = gp + ((o * w.in_channels + c) * kTaps + kz) * kTaps * kTaps;  // [ky][kx]
-        double half[kTileSide][kTaps];                                                    // G g
-        for (int i = 0; i < kTileSide; ++i) {
-          for (int b = 0; b < kTaps; ++b) {
-            half[i][b] = kG[i][0] * taps[0 * kTaps + b] + kG[i][1] * taps[1 * kTaps + b] + kG[i][2] * taps[2 * kTaps + b];
+  float* panels = w.panels.data();
+  at::parallel_for(0, w.out_channels, 1, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t o = first; o < last; ++o) {
+      for (std::int64_t c = 0; c < w.in_channels; ++c) {
+        for (int kz = 0; kz < kTaps; ++kz) {
+          const double* taps = gp + ((o * w.in_channels + c) * kTaps + kz) * kTaps * kTaps;  // [ky][kx]
+          double half[kTileSide][kTaps];                                                    // G g
+          for (int i = 0; i < kTileSide; ++i) {
+            for (int b = 0; b < kTaps; ++b) {
+              half[i][b] = kG[i][0] * taps[0 * kTaps + b] + kG[i][1] * taps[1 * kTaps + b] + kG[i][2] * taps[2 * kTaps + b];
+            }
           }
-        }
-        for (int i = 0; i < kTileSide; ++i) {
-          for (int j = 0; j < kTileSide; ++j) {
-            const double u = half[i][0] * kG[j][0] + half[i][1] * kG[j][1] + half[i][2] * kG[j][2];
-            const std::int64_t p = i * kTileSide + j, k = kz * w.padded_in + c;
-            w.panels[static_cast<std::size_t>(((p * panel_count + o / kPanel) * depth_k + k) * kPanel + o % kPanel)] =
-                static_cast<float>(u);
+          for (int i = 0; i < kTileSide; ++i) {
+            for (int j = 0; j < kTileSide; ++j) {
+              const double u = half[i][0] * kG[j][0] + half[i][1] * kG[j][1] + half[i][2] * kG[j][2];
+              const std::int64_t p = i * kTileSide + j, k = kz * w.padded_in + c;
+              panels[((p * panel_count + o / kPanel) * depth_k + k) * kPanel + o % kPanel] = static_cast<float>(u);
+            }
           }
         }
       }
     }
-  }
+  });
   return w;
 }
 
