@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mlseg/core/error.h"
+#include "mlseg/inference/block_reuse.h"
 #include "mlseg/inference/sliding_window_tiles.h"
 #include "mlseg/nn/device.h"
 
@@ -159,6 +160,7 @@ torch::Tensor sliding_window_pass(const std::vector<TileForward>& forwards, cons
 torch::Tensor sliding_window_logits(const std::vector<TileForward>& forwards, const torch::Tensor& image_czyx,
                                     const SlidingWindowOptions& options) {
   check_window_inputs(forwards, image_czyx);
+  const BlockReuseScope reuse;  // the tiles' activations reuse each other's memory (block_reuse.h)
   const torch::Device device = options.device();
   if (!device.is_cpu() && options.perform_everything_on_device()) {
     try {
