@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "bench_device.h"
+#include "mlseg/inference/block_reuse.h"
 #include "mlseg/inference/sliding_window.h"
 #include "mlseg/nn/inference_kernels.h"
 #include "mlseg/nn/plain_conv_unet.h"
@@ -136,6 +137,7 @@ void BM_ReferenceTile64(benchmark::State& state) {
   const torch::Tensor tile = torch::randn({1, 1, 64, 64, 64});
   const torch::Tensor input = route == 2 ? tile.to(torch::kBFloat16) : tile;
   const mlseg::Precision precision = route == 3 ? mlseg::Precision::bf16 : mlseg::Precision::fp32;
+  const mlseg::BlockReuseScope reuse;  // as in every sliding window (block_reuse.h)
   {
     // One forward first, on every route: parameter casts and Winograd weights are computed once per
     // network (and amortised over a volume's tiles), oneDNN creates its kernels, buffers are mapped.
