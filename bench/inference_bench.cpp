@@ -167,6 +167,7 @@ void BM_WinogradConv(benchmark::State& state) {
   const torch::Tensor x = torch::randn({1, in, n, n, n}), weight = torch::randn({out, in, 3, 3, 3}) * 0.05, bias = torch::randn({out});
   mlseg::WinogradWeightCache cache;
   mlseg::ReusableBuffer output;
+  const mlseg::BlockReuseScope reuse;  // oneDNN's outputs reuse memory too, as in a sliding window
   torch::NoGradGuard no_grad;
   for (auto _ : state) {
     const torch::Tensor y = state.range(3) == 1 ? mlseg::inference_conv(x, weight, bias, {1, 1, 1}, {1, 1, 1}, &cache, &output)
