@@ -9,6 +9,7 @@
 #include "mlseg/nn/fused_norm.h"
 #include "mlseg/nn/plain_conv_unet.h"
 #include "mlseg/nn/residual_encoder_unet.h"
+#include "mlseg/nn/winograd_conv.h"
 
 namespace {
 
@@ -109,8 +110,8 @@ TEST(FusedUNetForward, MatchesTheModuleForward) {
 namespace {
 
 // The reference topology of the benchmarks (3D PlainConvUNet, 5 stages 32-320, kernels 3, strides
-// 1-2-2-2-2, 3 outputs) with randomised norms and biases: the fused forward (oneDNN for every conv,
-// the upsampling and the head as matrix products, the fused norm) is within 1e-4 of the module's
+// 1-2-2-2-2, 3 outputs) with randomised norms and biases: the fused forward (Winograd or oneDNN for
+// every conv, the upsampling and the head as matrix products, the fused norm) is within 1e-4 of the module's
 // logits, relative to their largest magnitude. A 32^3 tile keeps it quick; the deep stages then take
 // oneDNN where ATen's heuristic takes its own convolution, which is the route this checks.
 TEST(FusedUNetForward, ReferenceTopologyWithinOneInTenThousandOfTheModuleForward) {
@@ -141,6 +142,13 @@ TEST(FusedUNetForward, ReferenceTopologyWithinOneInTenThousandOfTheModuleForward
     const double difference = (fused - module).abs().max().item<double>();
     std::cout << "[fused] batch " << batch << ": largest difference " << difference << " of logits up to " << scale << "\n";
     EXPECT_LE(difference, 1e-4 * scale);
+    // The 32^3, 16^3 and 8^3 stages took the Winograd route (winograd_conv.h): with it off, every
+    // convolution direct, the logits differ in the last bits and are as close to the module's.
+    set_winograd_enabled(false);
+    const torch::Tensor direct = fused_network_tile_forward(network)(tiles);
+    set_winograd_enabled(true);
+    EXPECT_FALSE(torch::equal(fused, direct));
+    EXPECT_LE((direct - module).abs().max().item<double>(), 1e-4 * scale);
   }
 }
 
