@@ -5,6 +5,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -101,13 +102,22 @@ void install_once() {
 
 }  // namespace
 
-BlockReuseScope::BlockReuseScope() {
+static bool reuse_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("MLSEG_BLOCK_REUSE");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
+}
+
+BlockReuseScope::BlockReuseScope() : active_(reuse_enabled()) {
+  if (!active_) return;
   install_once();
   g_scopes.fetch_add(1);
 }
 
 BlockReuseScope::~BlockReuseScope() {
-  if (g_scopes.fetch_sub(1) == 1) release_all_kept();
+  if (active_ && g_scopes.fetch_sub(1) == 1) release_all_kept();
 }
 
 std::size_t reused_block_bytes_kept() {

@@ -26,12 +26,16 @@ struct BlockReuseOptions {
 /// RAII: freed CPU tensor blocks are reused while any scope is alive (process-wide; scopes nest and
 /// may live on several threads). The first scope installs the reusing allocator as LibTorch's CPU
 /// allocator; outside scopes it behaves as LibTorch's own (alloc_cpu / free_cpu).
+/// MLSEG_BLOCK_REUSE=0 in the environment makes every scope inert (comparisons).
 class BlockReuseScope {
  public:
   BlockReuseScope();
   ~BlockReuseScope();
   BlockReuseScope(const BlockReuseScope&) = delete;
   BlockReuseScope& operator=(const BlockReuseScope&) = delete;
+
+ private:
+  bool active_;
 };
 
 /// Bytes of freed blocks kept right now (0 outside scopes), and how many allocations a kept block
