@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <unordered_map>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace mlseg {
